@@ -1,0 +1,10 @@
+"""Pre- and post-processing operations, backed by the native core ``edgeseg._core``.
+
+Each submodule wraps one part of the core with argument checking and small dataclasses:
+
+- :mod:`edgeseg.ops.letterbox`  -- ``letterbox``, ``LetterboxInfo``, ``scale_boxes``
+- :mod:`edgeseg.ops.decode`     -- ``decode``, ``Candidates``
+- :mod:`edgeseg.ops.nms`        -- ``nms``
+- :mod:`edgeseg.ops.masks`      -- ``masks_native``, ``masks_input``, ``MaskSet``
+- :mod:`edgeseg.ops.polygons`   -- ``polygons``
+"""

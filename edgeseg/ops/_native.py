@@ -1,0 +1,10 @@
+"""Loads the compiled core with a clear message when it is missing."""
+from __future__ import annotations
+
+try:
+    from edgeseg import _core as core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - only on a broken install
+    raise ImportError(
+        "edgeseg's native core (edgeseg._core) is not built or cannot be loaded: "
+        f"{exc}. Reinstall with `pip install .` (needs a C++17 compiler and CMake)."
+    ) from exc
