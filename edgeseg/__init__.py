@@ -1,0 +1,32 @@
+"""edgeseg: YOLOv8-seg / YOLO11-seg instance segmentation for edge devices.
+
+    from edgeseg import Segmenter
+    detections = Segmenter("yolov8n-seg.onnx")("bus.jpg")
+
+Importing edgeseg is cheap: the pipeline, the native core and any inference engine load on first use.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+__all__ = ["Segmenter", "Detections", "__version__"]
+
+_LAZY = {"Segmenter": "edgeseg.segmenter", "Detections": "edgeseg.detections"}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .detections import Detections
+    from .segmenter import Segmenter
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'edgeseg' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,174 @@
+"""The contract every inference backend fulfils, and the shared check of YOLO-seg output shapes.
+
+A backend loads one model file, says what input it wants (:class:`InputSpec`), what the model is
+(:class:`~edgeseg.metadata.ModelMetadata`) and how to read its outputs (:class:`OutputLayout`), and
+runs it (:meth:`Backend.infer`). Everything else (letterbox, decode, NMS, masks) is shared.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from os import PathLike
+from typing import ClassVar, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import ModelOutputError
+from ..metadata import ModelMetadata
+
+Shape = Sequence[Optional[int]]  # None marks a dynamic dimension
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The tensor a model takes: (h, w), layout, element type and, for quantised inputs, scale/zero point."""
+
+    name: str
+    shape: Tuple[int, int]
+    layout: str = "nchw"
+    dtype: str = "float32"
+    scale: Optional[float] = None
+    zero_point: Optional[int] = None
+
+    def __post_init__(self):
+        if self.layout not in ("nchw", "nhwc"):
+            raise ValueError(f"layout must be 'nchw' or 'nhwc', got {self.layout!r}")
+        if self.dtype not in ("float32", "uint8", "int8"):
+            raise ValueError(f"dtype must be 'float32', 'uint8' or 'int8', got {self.dtype!r}")
+        h, w = self.shape
+        if h <= 0 or w <= 0:
+            raise ValueError(f"input shape must be positive, got {self.shape}")
+
+    @property
+    def blob_shape(self) -> Tuple[int, int, int, int]:
+        h, w = self.shape
+        return (1, 3, h, w) if self.layout == "nchw" else (1, h, w, 3)
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """How to read a YOLO-seg model's two outputs.
+
+    ``preds_index``/``protos_index`` locate the prediction tensor ([1, 4+nc+nm, N] or [1, N, 4+nc+nm])
+    and the prototype tensor ([1, nm, mh, mw] or [1, mh, mw, nm]) in the backend's output list.
+    ``box_scale`` multiplies decoded boxes (x, y): (1, 1) for boxes in input pixels, (w, h) for
+    exports whose boxes are normalised to 0..1.
+    """
+
+    preds_index: int
+    protos_index: int
+    preds_layout: str  # "cn": channels first, "nc": anchors first
+    protos_layout: str  # "chw" or "hwc"
+    nc: int
+    nm: int
+    box_scale: Tuple[float, float] = (1.0, 1.0)
+
+    def split(self, outputs: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+        """Check one inference's outputs and return (preds [C, N] or [N, C], protos 3-D), batch dim dropped."""
+        if len(outputs) != 2:
+            raise ModelOutputError(f"expected 2 model outputs, got {len(outputs)}")
+        preds = np.asarray(outputs[self.preds_index])
+        protos = np.asarray(outputs[self.protos_index])
+        if preds.ndim != 3 or preds.shape[0] != 1:
+            raise ModelOutputError(f"prediction output must be [1, C, N] for batch 1, got {preds.shape}")
+        if protos.ndim != 4 or protos.shape[0] != 1:
+            raise ModelOutputError(f"prototype output must be 4-D with batch 1, got {protos.shape}")
+        channels = preds.shape[1] if self.preds_layout == "cn" else preds.shape[2]
+        if channels != 4 + self.nc + self.nm:
+            raise ModelOutputError(
+                f"prediction output {preds.shape} has {channels} channels, expected 4 + {self.nc} + {self.nm}"
+            )
+        nm = protos.shape[1] if self.protos_layout == "chw" else protos.shape[3]
+        if nm != self.nm:
+            raise ModelOutputError(f"prototype output {protos.shape} has {nm} masks, expected {self.nm}")
+        return preds[0], protos[0]
+
+
+def identify_outputs(shapes: Sequence[Shape], nc_hint: Optional[int] = None,
+                     protos_layout: str = "chw", box_scale: Tuple[float, float] = (1.0, 1.0),
+                     source: str = "model") -> OutputLayout:
+    """Work out which output is which from their shapes (by rank, not order) and check them.
+
+    ``shapes`` may hold ``None`` for dynamic dimensions. ``nc_hint`` (the number of class names in the
+    metadata) decides between [1, C, N] and [1, N, C] and is checked against the channels.
+    """
+    described = ", ".join(_fmt(s) for s in shapes) or "none"
+    ranks = [len(s) for s in shapes]
+    if len(shapes) == 1 and ranks[0] == 3:
+        raise ModelOutputError(
+            f"{source} has a single output {_fmt(shapes[0])}: it looks like a detection (or pose) model. "
+            "edgeseg needs an instance segmentation model (e.g. yolov8n-seg, yolo11n-seg) with two "
+            "outputs: predictions [1, 4+nc+nm, N] and mask prototypes [1, nm, mh, mw]"
+        )
+    if len(shapes) != 2 or sorted(ranks) != [3, 4]:
+        raise ModelOutputError(
+            f"{source} has outputs {described}; a YOLO segmentation model has exactly two: "
+            "predictions [1, 4+nc+nm, N] and mask prototypes [1, nm, mh, mw]"
+        )
+    preds_index = ranks.index(3)
+    protos_index = ranks.index(4)
+    preds, protos = shapes[preds_index], shapes[protos_index]
+    for name, shape in (("prediction", preds), ("prototype", protos)):
+        if shape[0] not in (None, 1):
+            raise ModelOutputError(f"{source}: {name} output {_fmt(shape)} must have batch size 1")
+    nm = protos[1] if protos_layout == "chw" else protos[3]
+    if nm is None or nm <= 0:
+        raise ModelOutputError(f"{source}: prototype output {_fmt(protos)} has no static mask count")
+
+    candidates = []  # (layout, channels)
+    for layout, channels in (("cn", preds[1]), ("nc", preds[2])):
+        if channels is not None and channels > 4 + nm:
+            if nc_hint is None or channels == 4 + nc_hint + nm:
+                candidates.append((layout, channels))
+    if not candidates:
+        expected = f"4 + {nc_hint} + {nm} = {4 + nc_hint + nm}" if nc_hint else f"more than 4 + {nm}"
+        raise ModelOutputError(
+            f"{source}: prediction output {_fmt(preds)} has no channel axis of {expected} "
+            f"(prototypes {_fmt(protos)})"
+        )
+    if len(candidates) == 2:  # both axes could be channels: pick the smaller, as C << N in YOLO heads
+        candidates.sort(key=lambda c: c[1])
+    layout, channels = candidates[0]
+    return OutputLayout(
+        preds_index=preds_index,
+        protos_index=protos_index,
+        preds_layout=layout,
+        protos_layout=protos_layout,
+        nc=channels - 4 - nm,
+        nm=nm,
+        box_scale=box_scale,
+    )
+
+
+def _fmt(shape: Shape) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+class Backend(ABC):
+    """One loaded model on one inference engine.
+
+    Subclasses set ``name`` (the value of ``Segmenter(backend=...)``), ``package`` and ``extra`` (the pip
+    extra that installs it), and in ``__init__`` fill ``input_spec``, ``metadata`` and ``output_layout``.
+    """
+
+    name: ClassVar[str]
+    package: ClassVar[str]
+    extra: ClassVar[str]
+
+    input_spec: InputSpec
+    metadata: ModelMetadata
+    output_layout: OutputLayout
+
+    @abstractmethod
+    def __init__(self, path: Union[str, PathLike], **options):
+        """Load the model at ``path``. Every backend accepts ``imgsz`` (None, int or (h, w): the input size
+        for models with a dynamic input; a different fixed size is a ``ValueError``); unknown options
+        raise ``TypeError``."""
+
+    @abstractmethod
+    def infer(self, blob: np.ndarray) -> List[np.ndarray]:
+        """Run the model on a preprocessed blob of ``input_spec.blob_shape``; return its raw outputs."""
+
+    def describe(self) -> dict:
+        """Human-oriented facts for ``edgeseg info`` (backend specifics in subclasses)."""
+        return {"backend": self.name}

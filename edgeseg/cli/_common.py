@@ -1,0 +1,71 @@
+"""Options shared by the commands that run a model, and their value checks."""
+from __future__ import annotations
+
+import argparse
+from typing import List, Optional, Tuple, Union
+
+
+def unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got '{text}'") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def image_size(text: str) -> Union[int, Tuple[int, int]]:
+    """'640' or '480,640' (h,w)."""
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SIZE or H,W (e.g. 640 or 480,640), got '{text}'") from None
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected SIZE or H,W with positive values, got '{text}'")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def class_list(text: str) -> List[Union[int, str]]:
+    """'0,5' or 'person,bus' -> ids and names (checked against the model later)."""
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected class ids or names separated by commas")
+    return [int(p) if p.isdigit() else p for p in items]
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
+    parser.add_argument("--model", "-m", required=model_required, metavar="MODEL",
+                        help="model file (.onnx)")
+    parser.add_argument("--backend", default="auto", metavar="NAME",
+                        help="inference backend: auto (from the model file) or onnxruntime")
+    parser.add_argument("--conf", type=unit_float, default=0.25, help="minimum confidence, 0..1 (default 0.25)")
+    parser.add_argument("--iou", type=unit_float, default=0.7, help="NMS IoU threshold, 0..1 (default 0.7)")
+    parser.add_argument("--imgsz", type=image_size, default=None, metavar="SIZE",
+                        help="input size SIZE or H,W (only for models with a dynamic input)")
+    parser.add_argument("--classes", type=class_list, default=None, metavar="LIST",
+                        help="keep only these classes: ids or names, comma-separated (e.g. person,bus)")
+    parser.add_argument("--max-det", type=positive_int, default=300, help="most detections per image (default 300)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="inference threads (default: the backend's choice)")
+
+
+def make_segmenter(args: argparse.Namespace, model: Optional[str] = None):
+    from edgeseg.segmenter import Segmenter
+
+    options = {}
+    if args.threads is not None:
+        options["intra_op_threads"] = args.threads
+    return Segmenter(model or args.model, backend=args.backend, conf=args.conf, iou=args.iou,
+                     max_det=args.max_det, imgsz=args.imgsz, classes=args.classes, **options)

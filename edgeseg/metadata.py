@@ -1,0 +1,160 @@
+"""Model metadata (class names, input size, stride, task) and its parsers.
+
+Ultralytics writes the same metadata in two forms: as ONNX ``metadata_props`` whose values are Python
+literals in strings (``"{0: 'person', ...}"``, ``"[640, 640]"``), and as a ``metadata.yaml`` beside
+other exports. Both are parsed here into one :class:`ModelMetadata`. Literal strings are parsed with
+:func:`ast.literal_eval`, which evaluates no code.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, Mapping, Optional, Tuple, Union
+
+from .errors import ModelLoadError, ModelOutputError
+
+SEGMENT_TASK = "segment"
+_KNOWN_KEYS = ("names", "imgsz", "stride", "task")
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What edgeseg needs to know about a model besides its tensors.
+
+    ``names`` maps class id to name; ``imgsz`` is the (height, width) the model was exported at, or
+    ``None`` when unknown; ``task`` is Ultralytics' task name (``None`` when the model carries no
+    metadata); ``extras`` keeps every other key (author, version, license, ...) as parsed values.
+    """
+
+    names: dict = field(default_factory=dict)
+    imgsz: Optional[Tuple[int, int]] = None
+    stride: int = 32
+    task: Optional[str] = None
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        names = _normalise_names(self.names)
+        object.__setattr__(self, "names", names)
+        if self.imgsz is not None:
+            object.__setattr__(self, "imgsz", _normalise_imgsz(self.imgsz))
+        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride <= 0:
+            raise ValueError(f"stride must be a positive int, got {self.stride!r}")
+
+    @property
+    def nc(self) -> int:
+        """Number of classes named in the metadata (0 when the model carries no names)."""
+        return len(self.names)
+
+    def require_segment_task(self, source: str = "model") -> None:
+        """Raise :class:`ModelLoadError` when the metadata says the model is not a segmentation model."""
+        if self.task is not None and self.task != SEGMENT_TASK:
+            raise ModelLoadError(
+                f"{source} is a '{self.task}' model; edgeseg runs instance segmentation models "
+                f"(task '{SEGMENT_TASK}', e.g. yolov8n-seg or yolo11n-seg)"
+            )
+
+    def check_class_count(self, nc_from_outputs: int, source: str = "model") -> None:
+        """Raise :class:`ModelOutputError` when the names disagree with the class channels of the output."""
+        if self.names and len(self.names) != nc_from_outputs:
+            raise ModelOutputError(
+                f"{source}: metadata names {len(self.names)} classes but the model output has "
+                f"{nc_from_outputs} class channels"
+            )
+
+    def with_default_names(self, nc: int) -> "ModelMetadata":
+        """Return a copy whose names are '0'..'nc-1' when the model carried none."""
+        if self.names:
+            return self
+        return ModelMetadata(
+            names={i: str(i) for i in range(nc)},
+            imgsz=self.imgsz,
+            stride=self.stride,
+            task=self.task,
+            extras=dict(self.extras),
+        )
+
+
+def from_onnx_props(props: Mapping[str, str], source: str = "model") -> ModelMetadata:
+    """Parse Ultralytics ONNX ``metadata_props`` (a str -> str mapping). Missing keys are fine."""
+    parsed = {key: _literal(value) for key, value in props.items()}
+    return _from_mapping(parsed, source)
+
+
+def from_yaml(path: Union[str, PathLike], source: Optional[str] = None) -> ModelMetadata:
+    """Parse an Ultralytics ``metadata.yaml`` file. Needs PyYAML (imported only here)."""
+    path = Path(path)
+    source = source or str(path)
+    try:
+        import yaml
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"reading {path} needs PyYAML, which is not installed (pip install pyyaml)"
+        ) from exc
+    if not path.is_file():
+        raise FileNotFoundError(f"metadata file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} does not hold a metadata mapping")
+    return _from_mapping(data, source)
+
+
+def _from_mapping(data: Mapping[str, Any], source: str) -> ModelMetadata:
+    try:
+        stride = data.get("stride", 32)
+        if isinstance(stride, (list, tuple)):  # some exports store per-level strides
+            stride = max(stride)
+        return ModelMetadata(
+            names=data.get("names") or {},
+            imgsz=data.get("imgsz"),
+            stride=int(stride),
+            task=str(data["task"]) if data.get("task") is not None else None,
+            extras={k: v for k, v in data.items() if k not in _KNOWN_KEYS},
+        )
+    except (TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{source} has invalid metadata: {exc}") from exc
+
+
+def _literal(value: str) -> Any:
+    """Python literal in a string -> value; plain text stays text."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return value
+
+
+def _normalise_names(names: Any) -> dict:
+    if isinstance(names, (list, tuple)):
+        names = dict(enumerate(names))
+    if not isinstance(names, Mapping):
+        raise ValueError(f"names must be a dict or list, got {type(names).__name__}")
+    out = {}
+    for key, value in names.items():
+        try:
+            out[int(key)] = str(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"class ids in names must be integers, got {key!r}") from None
+    if out and sorted(out) != list(range(len(out))):
+        raise ValueError("class ids in names must be 0..nc-1 without gaps")
+    return dict(sorted(out.items()))
+
+
+def _normalise_imgsz(imgsz: Any) -> Tuple[int, int]:
+    if isinstance(imgsz, bool):
+        raise ValueError(f"imgsz must be an int or (h, w), got {imgsz!r}")
+    if isinstance(imgsz, int):
+        imgsz = (imgsz, imgsz)
+    if not isinstance(imgsz, (list, tuple)) or len(imgsz) not in (1, 2):
+        raise ValueError(f"imgsz must be an int or (h, w), got {imgsz!r}")
+    if len(imgsz) == 1:
+        imgsz = (imgsz[0], imgsz[0])
+    h, w = (int(v) for v in imgsz)
+    if h <= 0 or w <= 0:
+        raise ValueError(f"imgsz must be positive, got {imgsz!r}")
+    return h, w

@@ -1,0 +1,179 @@
+"""Segmenter: the end-to-end pipeline from an image to :class:`~edgeseg.detections.Detections`.
+
+image -> normalise (image_io) -> letterbox to the backend's input -> backend.infer -> decode ->
+NMS -> boxes to original pixels -> masks -> Detections (with per-stage timings in ms).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from os import PathLike
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+
+from .backends import select_backend
+from .detections import Detections, _class_id_of
+from .errors import ModelOutputError
+from .image_io import ImageLike, load_image, to_bgr
+from .ops.decode import decode
+from .ops.letterbox import letterbox, scale_boxes
+from .ops.masks import MaskSet, masks_input, masks_native
+from .ops.nms import nms
+
+_NONFINITE_POLICIES = ("raise", "drop")
+
+
+class Segmenter:
+    """Instance segmentation with a YOLOv8-seg / YOLO11-seg model.
+
+    Args:
+        model: path to the model file (``.onnx``; more formats with more backends).
+        backend: backend name, or ``None``/``"auto"`` to choose from the file name.
+        conf: minimum class score in [0, 1].
+        iou: NMS IoU threshold in [0, 1].
+        max_det: most detections kept per image.
+        imgsz: input size for models with a dynamic input (int or (h, w)).
+        classes: keep only these classes (ids or names).
+        retina_masks: masks computed at original-image resolution (True) or at input resolution and
+            resized (False: faster, coarser edges).
+        agnostic_nms: NMS across classes instead of per class.
+        on_nonfinite: ``"raise"`` (default) raises :class:`ModelOutputError` when the model outputs
+            NaN/inf; ``"drop"`` silently ignores the affected candidates.
+        **backend_options: passed to the backend (e.g. ``providers``, ``intra_op_threads``).
+
+    Call it with an image (BGR array or path) to get :class:`Detections`, or with a list of images (or a
+    [B, H, W, C] array) to get a list.
+    """
+
+    def __init__(self, model: Union[str, PathLike], backend: Optional[str] = None, conf: float = 0.25,
+                 iou: float = 0.7, max_det: int = 300, imgsz=None, classes=None,
+                 retina_masks: bool = True, agnostic_nms: bool = False, on_nonfinite: str = "raise",
+                 **backend_options):
+        self.conf = _unit_interval("conf", conf)
+        self.iou = _unit_interval("iou", iou)
+        if isinstance(max_det, bool) or not isinstance(max_det, (int, np.integer)) or max_det < 1:
+            raise ValueError(f"max_det must be a positive int, got {max_det!r}")
+        self.max_det = int(max_det)
+        if on_nonfinite not in _NONFINITE_POLICIES:
+            raise ValueError(f"on_nonfinite must be one of {_NONFINITE_POLICIES}, got {on_nonfinite!r}")
+        self.on_nonfinite = on_nonfinite
+        self.retina_masks = bool(retina_masks)
+        self.agnostic_nms = bool(agnostic_nms)
+
+        backend_cls = select_backend(model, backend)
+        self.backend = backend_cls(model, imgsz=imgsz, **backend_options)
+        self.classes = self._class_ids(classes)
+
+    # ---- public properties ---------------------------------------------------------------------
+
+    @property
+    def metadata(self):
+        """The model's :class:`~edgeseg.metadata.ModelMetadata`."""
+        return self.backend.metadata
+
+    @property
+    def names(self) -> dict:
+        """Class id -> name."""
+        return self.backend.metadata.names
+
+    @property
+    def input_spec(self):
+        return self.backend.input_spec
+
+    # ---- running -------------------------------------------------------------------------------
+
+    def __call__(self, images: Union[ImageLike, Sequence[ImageLike]]):
+        if isinstance(images, (list, tuple)):
+            return [self._predict(image) for image in images]
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            return [self._predict(image) for image in images]
+        return self._predict(images)
+
+    def warmup(self, runs: int = 1) -> None:
+        """Run the model on a blank input ``runs`` times (first runs allocate and compile)."""
+        spec = self.backend.input_spec
+        blob = np.zeros(spec.blob_shape, dtype=np.dtype(spec.dtype))
+        for _ in range(int(runs)):
+            self.backend.infer(blob)
+
+    def _predict(self, image: ImageLike) -> Detections:
+        if not isinstance(image, np.ndarray):
+            image = load_image(image)  # reading a file is not counted as preprocessing
+        t0 = time.perf_counter()
+        image = to_bgr(image)
+        spec = self.backend.input_spec
+        blob, info = letterbox(image, spec.shape, scaleup=True, auto=False, stride=self.metadata.stride,
+                               layout=spec.layout, dtype=spec.dtype, bgr_to_rgb=True)
+        t1 = time.perf_counter()
+        outputs = self.backend.infer(blob)
+        t2 = time.perf_counter()
+        detections = self._postprocess(outputs, info, image.shape[:2])
+        t3 = time.perf_counter()
+        timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
+                   "postprocess": (t3 - t2) * 1e3}
+        return dataclasses.replace(detections, timings=timings)
+
+    def _postprocess(self, outputs, info, image_shape) -> Detections:
+        layout = self.backend.output_layout
+        preds, protos = layout.split(outputs)
+        candidates = decode(preds, layout.nc, conf=self.conf, classes=self.classes,
+                            layout=layout.preds_layout, box_scale=layout.box_scale)
+        if candidates.nonfinite and self.on_nonfinite == "raise":
+            raise ModelOutputError(
+                f"the model produced {candidates.nonfinite} prediction(s) with NaN or infinity "
+                "(broken export or unsupported precision?); pass on_nonfinite='drop' to ignore them"
+            )
+        keep = nms(candidates.boxes, candidates.scores, candidates.class_ids, iou=self.iou,
+                   agnostic=self.agnostic_nms, max_det=self.max_det)
+        candidates = candidates.select(keep)
+        if len(candidates) == 0:
+            return Detections.empty(self.names, image_shape, masks=MaskSet.empty(image_shape))
+        boxes = scale_boxes(candidates.boxes, info)
+        if self.retina_masks:
+            masks = masks_native(protos, candidates.coefs, boxes, info, layout=layout.protos_layout)
+        else:
+            masks = masks_input(protos, candidates.coefs, candidates.boxes, info, layout=layout.protos_layout)
+        if masks.nonfinite and self.on_nonfinite == "raise":
+            raise ModelOutputError(
+                f"the model's mask prototypes or coefficients hold {masks.nonfinite} NaN/infinite value(s); "
+                "pass on_nonfinite='drop' to ignore them"
+            )
+        detections = Detections(xyxy=boxes, confidence=candidates.scores, class_id=candidates.class_ids,
+                                names=self.names, masks=masks, image_shape=image_shape)
+        has_mask = masks.areas() > 0
+        return detections if has_mask.all() else detections[has_mask]
+
+    def _class_ids(self, classes) -> Optional[List[int]]:
+        if classes is None:
+            return None
+        if isinstance(classes, (int, str, np.integer)):
+            classes = [classes]
+        ids = []
+        for cls in classes:
+            try:
+                cid = _class_id_of(self.names, cls)
+            except ValueError:
+                raise ValueError(f"unknown class name {cls!r}; the model's classes are "
+                                 f"{', '.join(list(self.names.values())[:10])}...") from None
+            if not 0 <= cid < len(self.names):
+                raise ValueError(f"class id {cid} out of range: the model has {len(self.names)} classes")
+            ids.append(cid)
+        return sorted(set(ids))
+
+    def __repr__(self) -> str:
+        spec = self.backend.input_spec
+        return (f"Segmenter(backend={self.backend.name!r}, input={spec.shape[0]}x{spec.shape[1]}, "
+                f"classes={len(self.names)}, conf={self.conf}, iou={self.iou})")
+
+
+def _unit_interval(name: str, value) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
