@@ -1,0 +1,151 @@
+"""A short procedural video: shape objects gliding and spinning over a slowly panning textured background.
+
+Same classes and appearance distribution as the shapes dataset, so the built-in default model has
+something to segment offline (``edgeseg run --source demo``). ``iter_clip_frames`` yields frames
+without touching the disk; ``make_clip`` collects them or writes an mp4.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Iterator, List, NamedTuple, Optional, Tuple, Union
+
+import cv2
+import numpy as np
+
+from . import textures
+from .scenes import as_rng, rasterize
+from .shapes import CLASS_NAMES, random_shape
+
+
+class _Sprite(NamedTuple):
+    local: np.ndarray      # polygon [k, 2] around (0, 0)
+    patch: np.ndarray      # fill texture, square, centred on the polygon's origin
+    pos: np.ndarray        # centre at frame 0 (x, y)
+    vel: np.ndarray        # pixels per frame
+    angle: float           # radians at frame 0
+    spin: float            # radians per frame
+
+
+def _check_size(size) -> Tuple[int, int]:
+    try:
+        w, h = size
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be (width, height), got {size!r}") from None
+    for v in (w, h):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 32:
+            raise ValueError(f"size must be two integers >= 32, got {size!r}")
+    return int(w), int(h)
+
+
+def _check_frames(n_frames, allow_none: bool) -> Optional[int]:
+    if n_frames is None and allow_none:
+        return None
+    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
+        raise ValueError(f"n_frames must be an integer >= 1{' or None' if allow_none else ''}, got {n_frames!r}")
+    return int(n_frames)
+
+
+def _sprites(rng: np.random.Generator, w: int, h: int, n: int) -> List[_Sprite]:
+    side = min(w, h)
+    classes = np.resize(rng.permutation(len(CLASS_NAMES)), n)  # every class appears when n >= 4
+    out = []
+    for cls in classes:
+        r = 0.5 * side * math.exp(rng.uniform(math.log(0.08), math.log(0.3)))
+        local = random_shape(int(cls), rng, 0.0, 0.0, r)
+        s = 2 * int(math.ceil(r)) + 3
+        patch = textures.fill(rng, s, s, textures.random_color(rng))
+        speed = rng.uniform(0.6, 2.5) * side / 360.0
+        d = rng.uniform(0, 2 * math.pi)
+        out.append(_Sprite(local, patch, np.array([rng.uniform(0, w), rng.uniform(0, h)]),
+                           np.array([speed * math.cos(d), speed * math.sin(d)]),
+                           float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(-0.04, 0.04))))
+    return out
+
+
+def _bounce(p: float, lo: float, hi: float) -> float:
+    """Free position ``p`` folded into [lo, hi] by reflection (a triangle wave: smooth bounces)."""
+    span = hi - lo
+    q = (p - lo) % (2 * span)
+    return lo + q if q <= span else hi - (q - span)
+
+
+def _draw(frame: np.ndarray, sp: _Sprite, t: int) -> None:
+    h, w = frame.shape[:2]
+    x = _bounce(sp.pos[0] + sp.vel[0] * t, 0.0, float(w))
+    y = _bounce(sp.pos[1] + sp.vel[1] * t, 0.0, float(h))
+    a = sp.angle + sp.spin * t
+    c, s = math.cos(a), math.sin(a)
+    rot = np.array([[c, -s], [s, c]])
+    poly = sp.local @ rot.T + (x, y)
+    x0, y0 = np.maximum(np.floor(poly.min(0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(poly.max(0)).astype(int) + 2, (w, h))
+    if x1 <= x0 or y1 <= y0:
+        return
+    mask = rasterize(poly, (y1 - y0, x1 - x0), (x0, y0))
+    pc = (sp.patch.shape[1] - 1) / 2.0
+    # Patch pixel q -> crop pixel: rot (q - pc) + centre - crop origin; the texture turns with the shape.
+    m = np.hstack([rot, (np.array([x - x0, y - y0]) - rot @ np.array([pc, pc]))[:, None]])
+    tex = cv2.warpAffine(sp.patch, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    crop = frame[y0:y1, x0:x1]
+    crop[mask] = tex[mask]
+
+
+def iter_clip_frames(n_frames: Optional[int] = 90, size: Tuple[int, int] = (640, 360), seed: int = 0,
+                     n_objects: Optional[int] = None) -> Iterator[np.ndarray]:
+    """Yield ``n_frames`` uint8 BGR frames of ``size`` = (width, height); ``n_frames=None`` never stops.
+
+    ``n_objects`` defaults to a seeded draw in 4..7.
+    """
+    n_frames = _check_frames(n_frames, allow_none=True)
+    w, h = _check_size(size)
+    if n_objects is not None and (isinstance(n_objects, bool) or not isinstance(n_objects, (int, np.integer))
+                                  or n_objects < 0):
+        raise ValueError(f"n_objects must be an integer >= 0 or None, got {n_objects!r}")
+    rng = as_rng(seed)
+    return _frames(rng, n_frames, w, h, n_objects)
+
+
+def _frames(rng: np.random.Generator, n_frames: Optional[int], w: int, h: int,
+            n_objects: Optional[int]) -> Iterator[np.ndarray]:
+    n = int(rng.integers(4, 8)) if n_objects is None else int(n_objects)
+    pad = max(4, min(w, h) // 12)
+    bg = textures.background(rng, h + 2 * pad, w + 2 * pad)
+    phase = rng.uniform(0, 2 * math.pi, 2)
+    sprites = _sprites(rng, w, h, n)
+    t = 0
+    while n_frames is None or t < n_frames:
+        # Slow Lissajous pan of the background (period ~10 s at 30 fps).
+        ox = int(round(pad + pad * math.sin(2 * math.pi * t / 300 + phase[0])))
+        oy = int(round(pad + pad * math.sin(2 * math.pi * t / 420 + phase[1])))
+        frame = bg[oy:oy + h, ox:ox + w].copy()
+        for sp in sprites:
+            _draw(frame, sp, t)
+        yield frame
+        t += 1
+
+
+def make_clip(path: Union[str, os.PathLike, None] = None, n_frames: int = 90, size: Tuple[int, int] = (640, 360),
+              fps: float = 30, seed: int = 0, n_objects: Optional[int] = None) -> Union[Path, List[np.ndarray]]:
+    """Render a clip: with ``path``, write an mp4 (``mp4v``) and return its Path; without, return the frames."""
+    n_frames = _check_frames(n_frames, allow_none=False)
+    w, h = _check_size(size)
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.number)) or not 0 < fps <= 1000:
+        raise ValueError(f"fps must be a number in (0, 1000], got {fps!r}")
+    frames = iter_clip_frames(n_frames, (w, h), seed, n_objects)
+    if path is None:
+        return list(frames)
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise ValueError(f"path must end in .mp4, .m4v or .mov, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+    if not writer.isOpened():
+        raise OSError(f"cv2.VideoWriter could not open {str(path)!r} with codec mp4v")
+    try:
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        writer.release()
+    return path
