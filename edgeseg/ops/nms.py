@@ -1,0 +1,53 @@
+"""Greedy non-maximum suppression (torchvision.ops.nms semantics), native."""
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+
+from edgeseg.ops._native import core
+
+__all__ = ["nms"]
+
+_I32 = np.iinfo(np.int32)
+
+
+def _floats(a, name: str) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype == np.float32:
+        return np.ascontiguousarray(arr)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)) or arr.dtype == bool:
+        raise ValueError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def nms(boxes, scores, class_ids=None, *, iou: float = 0.7, agnostic: bool = False, max_det: int = 300) -> np.ndarray:
+    """Indices (int64) of the boxes kept by greedy NMS, in score-descending order, at most ``max_det``.
+
+    Boxes are xyxy [n, 4]; order is by score descending with ties kept in input order; a box is
+    suppressed when its IoU with a kept box of the same class is > ``iou``. ``class_ids=None`` or
+    ``agnostic=True`` treats all boxes as one class. Zero-area boxes have IoU 0 and are kept.
+    """
+    b = _floats(boxes, "boxes")
+    s = _floats(scores, "scores")
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes must have shape [n, 4], got {b.shape}")
+    if s.ndim != 1 or s.shape[0] != b.shape[0]:
+        raise ValueError(f"scores must have shape ({b.shape[0]},) to match boxes, got {s.shape}")
+    if isinstance(iou, bool) or not isinstance(iou, Real) or not np.isfinite(iou):
+        raise ValueError(f"iou must be a finite number, got {iou!r}")
+    if isinstance(max_det, bool) or not isinstance(max_det, Integral) or max_det < 1:
+        raise ValueError(f"max_det must be a positive integer, got {max_det!r}")
+    c = None
+    if class_ids is not None and not agnostic:
+        c = np.asarray(class_ids)
+        if not np.issubdtype(c.dtype, np.integer):
+            raise ValueError(f"class_ids must be integers, got dtype {c.dtype}")
+        if c.shape != (b.shape[0],):
+            raise ValueError(f"class_ids must have shape ({b.shape[0]},) to match boxes, got {c.shape}")
+        if c.dtype != np.int32:
+            if c.size and (c.min() < _I32.min or c.max() > _I32.max):
+                raise ValueError("class_ids must fit in int32")
+            c = c.astype(np.int32)
+        c = np.ascontiguousarray(c)
+    return core.nms(b, s, c, float(iou), int(max_det))
