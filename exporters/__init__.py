@@ -1,0 +1,41 @@
+"""Exporters from edgeseg / Ultralytics checkpoints to deployment formats (needs torch).
+
+    from exporters import export
+    result = export("yolov8n-seg.pt", format="onnx", imgsz=640)
+
+Each format lives in its own module (``exporters.onnx``, ...) with an ``export(model, **options)``
+function returning an :class:`~exporters.common.ExportResult`; :mod:`exporters.common` holds what they
+share (output names, metadata, verification, atomic writes). Nothing heavy is imported here.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .common import ExportError, ExportResult, ExportVerificationError
+
+__all__ = ["FORMATS", "PLANNED_FORMATS", "export", "ExportError", "ExportResult", "ExportVerificationError"]
+
+# format name -> module implementing it
+FORMATS = {"onnx": "exporters.onnx"}
+# formats named in the roadmap that are not implemented yet (clear "not yet supported" errors)
+PLANNED_FORMATS = ("openvino", "ncnn", "tflite", "torchscript", "engine", "coreml")
+
+
+def check_format(fmt: Any) -> str:
+    """Normalise a format name; raise :class:`ExportError` for unsupported ones, listing the supported."""
+    if not isinstance(fmt, str):
+        raise ExportError(f"format must be a string, got {type(fmt).__name__}")
+    key = fmt.strip().lower().lstrip(".")
+    if key in FORMATS:
+        return key
+    supported = ", ".join(FORMATS)
+    if key in PLANNED_FORMATS:
+        raise ExportError(f"export format '{fmt}' is not yet supported; supported formats: {supported}")
+    raise ExportError(f"unknown export format '{fmt}'; supported formats: {supported}")
+
+
+def export(model: Any, format: str = "onnx", **options) -> ExportResult:  # noqa: A002 - Ultralytics' name
+    """Export ``model`` (checkpoint path or SegmentationModel) to ``format``; see the format module."""
+    key = check_format(format)
+    return import_module(FORMATS[key]).export(model, **options)

@@ -17,9 +17,10 @@ __all__ = ["Backend", "InputSpec", "OutputLayout", "select_backend", "backend_na
 # name -> (module, class). Later issues add openvino, ncnn, tflite and torch here.
 _REGISTRY: Dict[str, Tuple[str, str]] = {
     "onnxruntime": ("edgeseg.backends.onnxruntime", "OnnxRuntimeBackend"),
+    "torch": ("edgeseg.backends.torch_backend", "TorchBackend"),
 }
-_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime"}
-_SUFFIXES = {".onnx": "onnxruntime"}
+_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "pytorch": "torch"}
+_SUFFIXES = {".onnx": "onnxruntime", ".pt": "torch"}
 
 
 def backend_names() -> Tuple[str, ...]:

@@ -44,7 +44,13 @@ def autopad(k: int, p: int | None = None, d: int = 1) -> int:
 
 
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    """Return a new Conv2d (with bias) equal to ``bn(conv(x))`` in eval mode."""
+    """Return a new Conv2d (with bias) equal to ``bn(conv(x))`` in eval mode.
+
+    The arithmetic is Ultralytics' ``fuse_conv_and_bn`` step for step, so that fused weights (and
+    hence exported ONNX files) are bit-identical to Ultralytics' own exports of the same checkpoint:
+    ``w = diag(gamma / sqrt(eps + var)) @ w_conv`` (torch.mm on the flattened weight) and
+    ``b = diag(...) @ b_conv + (beta - gamma * mean / sqrt(var + eps))``.
+    """
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
@@ -58,10 +64,16 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
         dtype=conv.weight.dtype,
     ).requires_grad_(False)
     with torch.no_grad():
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-        conv_bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        fused.bias.copy_(bn.bias + (conv_bias - bn.running_mean) * scale)
+        w_conv = conv.weight.reshape(conv.out_channels, -1)
+        w_bn = torch.diag(bn.weight.div(torch.sqrt(bn.eps + bn.running_var)))
+        fused.weight.copy_(torch.mm(w_bn, w_conv).view(fused.weight.shape))
+        b_conv = (
+            torch.zeros(conv.out_channels, device=conv.weight.device, dtype=conv.weight.dtype)
+            if conv.bias is None
+            else conv.bias
+        )
+        b_bn = bn.bias - bn.weight.mul(bn.running_mean).div(torch.sqrt(bn.running_var + bn.eps))
+        fused.bias.copy_(torch.mm(w_bn, b_conv.reshape(-1, 1)).reshape(-1) + b_bn)
     return fused
 
 

@@ -101,9 +101,12 @@ class MaskSet:
 
     def areas(self) -> np.ndarray:
         """int64 [n] foreground pixel counts."""
-        cs = np.zeros(len(self.data) + 1, dtype=np.int64)
-        np.cumsum(self.data != 0, out=cs[1:])
-        return cs[self.offsets[1:]] - cs[self.offsets[:-1]]
+        # One count_nonzero per instance: O(total box pixels) without a full-length temporary.
+        off = self.offsets
+        return np.fromiter(
+            (np.count_nonzero(self.data[off[i]:off[i + 1]]) for i in range(len(self))),
+            dtype=np.int64, count=len(self),
+        )
 
     def full(self, idx=None) -> np.ndarray:
         """bool [k, H, W] full-frame masks (built on demand only)."""
