@@ -1,0 +1,328 @@
+"""Pieces every exporter shares: loading the source model, output names, metadata, the check image,
+verification against the torch model, and atomic writes.
+
+Kept free of any particular export format so that the ONNX exporter and later ones (OpenVINO, ncnn,
+TFLite) describe and check their files the same way. torch is imported only inside functions.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from edgeseg import __version__ as EDGESEG_VERSION
+from edgeseg.errors import EdgesegError
+
+__all__ = [
+    "INPUT_NAME",
+    "OUTPUT_NAMES",
+    "DYNAMIC_AXES",
+    "ExportError",
+    "ExportVerificationError",
+    "ExportResult",
+    "SourceModel",
+    "load_source_model",
+    "normalise_imgsz",
+    "build_metadata",
+    "metadata_strings",
+    "check_image_blob",
+    "torch_outputs",
+    "max_abs_diff",
+    "atomic_output",
+]
+
+# Ultralytics' names for the input and the two outputs of a segmentation export.
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("output0", "output1")  # predictions [1, 4+nc+nm, A], prototypes [1, nm, h/4, w/4]
+# Ultralytics' dynamic axes for segmentation exports.
+DYNAMIC_AXES = {
+    "images": {0: "batch", 2: "height", 3: "width"},
+    "output0": {0: "batch", 2: "anchors"},
+    "output1": {0: "batch", 2: "mask_height", 3: "mask_width"},
+}
+DEFAULT_IMGSZ = 640
+STRIDE = 32
+SUPPORTED_TASK = "segment"
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class ExportError(EdgesegError, ValueError):
+    """An export cannot be done as asked (bad option, unsupported format or model, missing package)."""
+
+
+class ExportVerificationError(ExportError):
+    """The exported file does not reproduce the torch model's outputs on the check image."""
+
+
+@dataclass
+class ExportResult:
+    """What an export produced and how well it reproduces the torch model.
+
+    ``max_abs_diff`` maps each output name to the largest absolute difference between the exported
+    model (run by its runtime) and the torch model on ``check_image``; boxes are in input pixels, so
+    ~1e-3 there is float32 rounding (see exporters.onnx for the measured noise floor).
+    """
+
+    path: Path
+    format: str
+    imgsz: Tuple[int, int]
+    opset: Optional[int] = None
+    dynamic: bool = False
+    half: bool = False
+    simplified: bool = False
+    metadata: Dict[str, str] = field(default_factory=dict)
+    check_image: str = ""
+    max_abs_diff: Dict[str, float] = field(default_factory=dict)
+    output_shapes: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
+    seconds: float = 0.0
+    notes: Tuple[str, ...] = ()
+
+    @property
+    def size_mb(self) -> float:
+        return self.path.stat().st_size / 1e6 if self.path.exists() else 0.0
+
+    def summary(self) -> str:
+        diffs = ", ".join(f"{k} {v:.3g}" for k, v in self.max_abs_diff.items())
+        return (f"{self.format} export saved to {self.path} ({self.size_mb:.1f} MB, {self.seconds:.1f} s); "
+                f"max |exported - torch| on {self.check_image}: {diffs}")
+
+
+@dataclass
+class SourceModel:
+    """A fused, eval-mode float32 :class:`edgeseg.nn.SegmentationModel` and what is known about it."""
+
+    model: Any  # SegmentationModel
+    path: Optional[Path]
+    names: Dict[int, str]
+    imgsz: Any = None  # the size the checkpoint was trained at, if known
+    train_args: Optional[dict] = None
+    license: Optional[str] = None
+
+    @property
+    def pretty_name(self) -> str:
+        """'YOLOv8n-seg', 'YOLO11s-seg' (Ultralytics' spelling)."""
+        return f"{self.model.arch}{self.model.scale}-seg".replace("yolo", "YOLO")
+
+    @property
+    def architecture(self) -> str:
+        """'yolov8n-seg', 'yolo11s-seg' (edgeseg's registry name)."""
+        return f"{self.model.arch}{self.model.scale}-seg"
+
+
+def load_source_model(model_path_or_module) -> SourceModel:
+    """A checkpoint path (Ultralytics .pt or edgeseg's own) or a SegmentationModel -> fused fp32 copy.
+
+    The caller's module is never modified (it is deep-copied).
+    """
+    import torch
+
+    from edgeseg.nn import SegmentationModel
+
+    if isinstance(model_path_or_module, SegmentationModel):
+        model = copy.deepcopy(model_path_or_module)
+        path, imgsz, train_args, license_ = None, None, None, None
+    elif isinstance(model_path_or_module, torch.nn.Module):
+        raise ExportError(
+            f"cannot export a {type(model_path_or_module).__name__}: pass an edgeseg SegmentationModel "
+            "or the path of a checkpoint (.pt)"
+        )
+    elif isinstance(model_path_or_module, (str, os.PathLike)):
+        from edgeseg.nn.load import load_model
+
+        path = Path(model_path_or_module)
+        if path.suffix.lower() in (".onnx", ".tflite", ".xml", ".param", ".bin", ".engine"):
+            raise ExportError(
+                f"{path} is already an exported model; export needs the torch checkpoint (.pt) it came from"
+            )
+        if path.is_dir():
+            raise ExportError(f"{path} is a directory; expected a checkpoint file (.pt)")
+        model, info = load_model(path)  # raises CheckpointError (an EdgesegError) with a clear message
+        imgsz, train_args = info.imgsz, info.train_args
+        license_ = info.extras.get("license")
+        model.names = dict(info.names)
+    else:
+        raise ExportError(
+            f"expected a checkpoint path or an edgeseg SegmentationModel, got {type(model_path_or_module).__name__}"
+        )
+    model = model.float().cpu().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.fuse()
+    _reset_anchor_cache(model)
+    return SourceModel(model=model, path=path, names=dict(model.names), imgsz=imgsz,
+                       train_args=train_args, license=license_)
+
+
+def _reset_anchor_cache(model) -> None:
+    """Anchors cached by an earlier (inference-mode) run must not leak into a trace."""
+    head = model.model[-1]
+    if hasattr(head, "_anchor_cache"):
+        head._anchor_cache = {}
+
+
+def normalise_imgsz(imgsz) -> Tuple[int, int]:
+    """640 or (h, w) -> (h, w), each a positive multiple of the model stride (32)."""
+    if isinstance(imgsz, bool):
+        raise ExportError(f"imgsz must be an int or (height, width), got {imgsz!r}")
+    if isinstance(imgsz, (int, np.integer)):
+        size = (int(imgsz), int(imgsz))
+    elif isinstance(imgsz, (list, tuple)) and len(imgsz) in (1, 2) and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in imgsz
+    ):
+        size = (int(imgsz[0]), int(imgsz[-1]))
+    else:
+        raise ExportError(f"imgsz must be an int or (height, width), got {imgsz!r}")
+    if min(size) < STRIDE or size[0] % STRIDE or size[1] % STRIDE:
+        raise ExportError(f"imgsz must be positive multiples of the model stride {STRIDE}, got {imgsz!r}")
+    return size
+
+
+def build_metadata(source: SourceModel, *, imgsz: Tuple[int, int], batch: int = 1,
+                   args: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The metadata Ultralytics attaches to its exports (same keys and order), as Python values,
+    plus edgeseg's ``architecture`` and ``edgeseg_version``.
+
+    Ultralytics' AutoBackend and edgeseg's metadata reader both read it. Use :func:`metadata_strings`
+    for ONNX ``metadata_props``; YAML-based formats can write the values directly.
+    """
+    data = (source.train_args or {}).get("data")
+    description = f"edgeseg {source.pretty_name} model" + (f" trained on {data}" if data else "")
+    return {
+        "description": description,
+        "author": "edgeseg",
+        "date": datetime.now(timezone.utc).isoformat(),
+        "version": EDGESEG_VERSION,
+        "license": source.license or "see the source checkpoint's license",
+        "docs": "https://github.com/edgeseg/edgeseg",
+        "stride": int(max(float(s) for s in source.model.stride)),
+        "task": SUPPORTED_TASK,
+        "head": "Segment",
+        "batch": int(batch),
+        "imgsz": [int(imgsz[0]), int(imgsz[1])],
+        "names": {int(k): str(v) for k, v in source.names.items()},
+        "args": dict(args or {}),
+        "channels": 3,
+        "end2end": False,
+        "architecture": source.architecture,
+        "edgeseg_version": EDGESEG_VERSION,
+    }
+
+
+def metadata_strings(metadata: Mapping[str, Any]) -> Dict[str, str]:
+    """Values as ``str()`` of the Python objects, exactly as Ultralytics writes ONNX metadata_props
+    (``"[640, 640]"``, ``"{0: 'person', ...}"``, ``"32"``, ``"False"``)."""
+    return {str(k): str(v) for k, v in metadata.items()}
+
+
+# ---- check image ---------------------------------------------------------------------------------
+
+def _shared_bus_image() -> Optional[Path]:
+    """bus.jpg in the ``shared`` folder beside a source checkout (the project's test data), if present."""
+    candidate = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "bus.jpg"
+    return candidate if candidate.is_file() else None
+
+
+def synthetic_image(height: int = 1080, width: int = 810) -> np.ndarray:
+    """A deterministic BGR test image (gradients, rectangles, a disc and seeded noise)."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.stack([xx / width * 255, yy / height * 255, (xx + yy) / (width + height) * 255], -1)
+    image[height // 5: height // 2, width // 6: width // 2] = (40, 160, 220)
+    image[height // 2: height * 4 // 5, width // 2: width * 5 // 6] = (200, 60, 30)
+    disc = (xx - width * 0.7) ** 2 + (yy - height * 0.25) ** 2 < (min(height, width) * 0.12) ** 2
+    image[disc] = (30, 30, 30)
+    noise = np.random.default_rng(0).integers(-12, 13, size=image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def check_image_blob(check_image, imgsz: Tuple[int, int]) -> Tuple[np.ndarray, str]:
+    """(letterboxed float32 NCHW RGB 0..1 blob, a description of where the image came from).
+
+    ``check_image``: a path, a BGR uint8 array or None. None uses, in order, the EDGESEG_CHECK_IMAGE
+    environment variable, the project's shared bus.jpg, or a deterministic synthetic image (said so in
+    the description: a synthetic image checks the graph but not realistic activations).
+    """
+    from edgeseg.image_io import load_image
+    from edgeseg.ops.letterbox import letterbox
+
+    if check_image is None:
+        env = os.environ.get("EDGESEG_CHECK_IMAGE")
+        found = Path(env) if env else _shared_bus_image()
+        if found is not None:
+            image, described = load_image(found), str(found)
+        else:
+            image, described = synthetic_image(), "a deterministic synthetic image (no real image found; pass check_image=...)"
+    elif isinstance(check_image, np.ndarray):
+        image, described = load_image(check_image), f"the given {check_image.shape[1]}x{check_image.shape[0]} image"
+    else:
+        image, described = load_image(check_image), str(check_image)
+    blob, _ = letterbox(image, imgsz, scaleup=True, auto=False, stride=STRIDE, layout="nchw",
+                        dtype="float32", bgr_to_rgb=True)
+    return np.ascontiguousarray(blob), described
+
+
+def torch_outputs(model, blob: np.ndarray) -> Sequence[np.ndarray]:
+    """The torch model's eval outputs (float32 numpy) for a float32 NCHW blob."""
+    import torch
+
+    _reset_anchor_cache(model)
+    with torch.no_grad():
+        preds, protos = model(torch.from_numpy(blob))
+    _reset_anchor_cache(model)
+    return [preds.float().numpy(), protos.float().numpy()]
+
+
+def max_abs_diff(exported: Sequence[np.ndarray], reference: Sequence[np.ndarray],
+                 names: Sequence[str] = OUTPUT_NAMES) -> Dict[str, float]:
+    """Per output: max |exported - reference| (inf when shapes differ or values are not finite)."""
+    diffs = {}
+    for name, a, b in zip(names, exported, reference):
+        a = np.asarray(a, dtype=np.float32)
+        b = np.asarray(b, dtype=np.float32)
+        if a.shape != b.shape or not np.all(np.isfinite(a)):
+            diffs[name] = float("inf")
+        else:
+            diffs[name] = float(np.max(np.abs(a - b))) if a.size else 0.0
+    return diffs
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+@contextmanager
+def atomic_output(path: PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on a clean exit it is renamed over ``path``.
+
+    Exporters write and verify the temporary file; if anything raises, it is removed and ``path`` is
+    left as it was (an existing file is never half-overwritten).
+    """
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileNotFoundError(f"cannot write {target}: directory {directory} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix or target.suffix, dir=directory)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, _new_file_mode(target))
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _new_file_mode(target: Path) -> int:
+    """The mode a plain ``open(target, "wb")`` would give (mkstemp makes 0o600 files)."""
+    from edgeseg.nn.checkpoint.atomic import _new_file_mode as mode
+
+    return mode(target)
