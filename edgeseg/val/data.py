@@ -16,22 +16,21 @@ masks); ``edgeseg.train.data.dataset`` imports torch at module level, so it is n
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
 
 from ..train.data.augment import LetterBox
 from ..train.data.dataset_yaml import DatasetConfig, list_image_files, load_dataset_yaml
 from ..train.data.errors import DatasetError
+from ..train.data.images import load_resized, rect_batches
 from ..train.data.instances import Instances, resample_polygons
 from ..train.data.labels import ImageLabels, LabelSummary, load_labels
 from ..train.data.masks import polygons_to_overlap_mask
 
-__all__ = ["ValDataset", "ValImage", "load_split"]
+__all__ = ["ValDataset", "ValImage", "load_split", "select_images"]
 
 MASK_RATIO = 4
 RECT_PAD = 0.5
@@ -58,6 +57,36 @@ class ValImage:
         return int(self.cls.shape[0])
 
 
+Indices = Union[None, slice, range, Sequence[int]]
+
+
+def select_images(files: Sequence[Path], indices: Indices = None) -> List[Path]:
+    """The images of a split (sorted by path) at ``indices``: None (all), a slice/range (e.g.
+    ``slice(64, 128)``: coco128's images 64-127) or a sequence of ints. Out-of-range or repeated
+    indices, or a selection that is empty, are a clear ``ValueError``."""
+    files = list(files)
+    if indices is None:
+        return files
+    n = len(files)
+    if isinstance(indices, slice):
+        picked = list(range(n))[indices]
+    else:
+        if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+            raise ValueError(f"indices must be a slice, a range or a sequence of ints, got {indices!r}")
+        picked = []
+        for i in indices:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+                raise ValueError(f"image indices must be integers, got {i!r}")
+            if not -n <= int(i) < n:
+                raise ValueError(f"image index {int(i)} out of range: the split has {n} images")
+            picked.append(int(i) % n)
+        if len(set(picked)) != len(picked):
+            raise ValueError("image indices must not repeat")
+    if not picked:
+        raise ValueError(f"indices {indices!r} select no images (the split has {n})")
+    return [files[i] for i in picked]
+
+
 def load_split(data: Union[str, Path, DatasetConfig], split: str = "val") -> Tuple[DatasetConfig, List[Path]]:
     """The dataset config and the image sources of ``split``; a clear DatasetError if the split is absent."""
     cfg = data if isinstance(data, DatasetConfig) else load_dataset_yaml(data)
@@ -74,12 +103,14 @@ class ValDataset:
     """Validation samples (numpy), in Ultralytics' order and with its rect batch shapes.
 
     ``input_shape`` (h, w) letterboxes every image to that fixed shape (exported models); otherwise
-    ``imgsz`` square, or with ``rect`` each batch's own shape.
+    ``imgsz`` square, or with ``rect`` each batch's own shape. ``indices`` keeps a subset of the
+    split's images (sorted by path), see :func:`select_images`.
     """
 
     def __init__(self, images: Union[str, Path, Sequence], nc: int, imgsz: int = 640, batch_size: int = 1,
                  rect: bool = False, stride: int = 32, input_shape: Optional[Tuple[int, int]] = None,
-                 cache: bool = True, prefix: str = "val", labels: Optional[List[ImageLabels]] = None):
+                 cache: bool = True, prefix: str = "val", labels: Optional[List[ImageLabels]] = None,
+                 indices: Indices = None):
         self.imgsz, self.stride, self.nc = int(imgsz), int(stride), int(nc)
         self.batch_size = max(1, int(batch_size))
         self.rect = bool(rect)
@@ -92,6 +123,7 @@ class ValDataset:
             files = list_image_files(sources)
             if not files:
                 raise DatasetError(f"no images found in {', '.join(str(s) for s in sources)}")
+            files = select_images(files, indices)
             labels, self.summary = load_labels(files, self.nc, cache=cache, prefix=prefix)
         self.labels: List[ImageLabels] = list(labels)
         self.batch_shapes = self.batch_index = None
@@ -107,24 +139,9 @@ class ValDataset:
 
     def _set_rectangle(self) -> None:
         """Sort by aspect ratio and give each batch its stride-aligned shape (Ultralytics' rect val)."""
-        n = len(self.labels)
-        bi = np.floor(np.arange(n) / self.batch_size).astype(int)
-        nb = int(bi[-1]) + 1
-        s = np.array([lb.shape for lb in self.labels], np.float64)  # (h, w)
-        ar = s[:, 0] / s[:, 1]
-        order = ar.argsort()
+        order, self.batch_shapes, self.batch_index = rect_batches(
+            [lb.shape for lb in self.labels], self.batch_size, self.imgsz, self.stride, RECT_PAD)
         self.labels = [self.labels[i] for i in order]
-        ar = ar[order]
-        shapes = [[1, 1]] * nb
-        for i in range(nb):
-            ari = ar[bi == i]
-            mini, maxi = ari.min(), ari.max()
-            if maxi < 1:
-                shapes[i] = [maxi, 1]
-            elif mini > 1:
-                shapes[i] = [1, 1 / mini]
-        self.batch_shapes = np.ceil(np.array(shapes) * self.imgsz / self.stride + RECT_PAD).astype(int) * self.stride
-        self.batch_index = bi
 
     @property
     def im_files(self) -> List[str]:
@@ -134,20 +151,8 @@ class ValDataset:
         return len(self.labels)
 
     def _load(self, i: int):
-        f = self.labels[i].im_file
-        try:
-            im = cv2.imdecode(np.fromfile(f, np.uint8), cv2.IMREAD_COLOR)
-        except (OSError, cv2.error):
-            im = None
-        if im is None:
-            raise DatasetError(f"{f}: image can no longer be read (changed since the label scan?)")
-        h0, w0 = im.shape[:2]
         size = max(self.input_shape) if self.input_shape else self.imgsz
-        r = size / max(h0, w0)
-        if r != 1:
-            w, h = min(math.ceil(w0 * r), size), min(math.ceil(h0 * r), size)
-            im = cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR)
-        return im, (h0, w0)
+        return load_resized(self.labels[i].im_file, size)
 
     def __getitem__(self, i: int) -> ValImage:
         if not 0 <= i < len(self):

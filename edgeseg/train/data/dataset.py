@@ -13,11 +13,9 @@ to ``imgsz`` without upscaling, or, with ``rect=True``, to each batch's own stri
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -25,6 +23,7 @@ from torch.utils.data import Dataset
 from .augment import DEFAULT_HYP, LetterBox, mosaic4, train_transforms
 from .dataset_yaml import DatasetConfig, list_image_files
 from .errors import DatasetError
+from .images import load_resized, rect_batches
 from .instances import Instances, resample_polygons
 from .labels import ImageLabels, load_labels
 from .masks import polygons_to_masks, polygons_to_overlap_mask
@@ -71,24 +70,9 @@ class SegmentationDataset(Dataset):
 
     # -- setup -------------------------------------------------------------------------------------
     def _set_rectangle(self) -> None:
-        n = len(self.labels)
-        bi = np.floor(np.arange(n) / self.batch_size).astype(int)
-        nb = int(bi[-1]) + 1
-        s = np.array([lb.shape for lb in self.labels], np.float64)  # (h, w)
-        ar = s[:, 0] / s[:, 1]
-        order = ar.argsort()
+        order, self.batch_shapes, self.batch_index = rect_batches(
+            [lb.shape for lb in self.labels], self.batch_size, self.imgsz, self.stride, self.pad)
         self.labels = [self.labels[i] for i in order]
-        ar = ar[order]
-        shapes = [[1, 1]] * nb
-        for i in range(nb):
-            ari = ar[bi == i]
-            mini, maxi = ari.min(), ari.max()
-            if maxi < 1:
-                shapes[i] = [maxi, 1]
-            elif mini > 1:
-                shapes[i] = [1, 1 / mini]
-        self.batch_shapes = np.ceil(np.array(shapes) * self.imgsz / self.stride + self.pad).astype(int) * self.stride
-        self.batch_index = bi
 
     @property
     def im_files(self) -> List[str]:
@@ -111,18 +95,7 @@ class SegmentationDataset(Dataset):
     # -- loading -----------------------------------------------------------------------------------
     def load_image(self, i: int):
         """BGR image with the long side resized to imgsz; returns (img, (h0, w0), (h, w))."""
-        f = self.labels[i].im_file
-        try:
-            im = cv2.imdecode(np.fromfile(f, np.uint8), cv2.IMREAD_COLOR)
-        except (OSError, cv2.error):
-            im = None
-        if im is None:
-            raise DatasetError(f"{f}: image can no longer be read (changed since the label scan?)")
-        h0, w0 = im.shape[:2]
-        r = self.imgsz / max(h0, w0)
-        if r != 1:
-            w, h = min(math.ceil(w0 * r), self.imgsz), min(math.ceil(h0 * r), self.imgsz)
-            im = cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR)
+        im, (h0, w0) = load_resized(self.labels[i].im_file, self.imgsz)
         return im, (h0, w0), im.shape[:2]
 
     def get_image_and_label(self, i: int) -> dict:
