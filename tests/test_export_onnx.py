@@ -279,7 +279,8 @@ def test_bad_imgsz_and_format():
     with pytest.raises(ExportError, match="multiples of the model stride"):
         export("whatever.pt", imgsz=650)
     with pytest.raises(ExportError, match="not yet supported; supported formats: onnx"):
-        check_format("openvino")
+        check_format("coreml")
+    assert check_format(" OpenVINO ") == "openvino"
     with pytest.raises(ExportError, match="unknown export format 'foo'"):
         check_format("foo")
 
@@ -287,7 +288,7 @@ def test_bad_imgsz_and_format():
 def test_cli_errors_are_clear(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_text("nope")
-    for extra, message in ((["--format", "tflite"], "not yet supported"),
+    for extra, message in ((["--format", "coreml"], "not yet supported"),
                            (["--opset", "11"], "between 12 and 18"),
                            ([], "not a torch checkpoint")):
         proc = subprocess.run([sys.executable, "-m", "edgeseg", "export", "--model", str(bad), *extra],

@@ -47,9 +47,11 @@ def class_list(text: str) -> List[Union[int, str]]:
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
     parser.add_argument("--model", "-m", required=model_required, metavar="MODEL",
-                        help="model file (.onnx)")
+                        help="model: .onnx, *_openvino_model/ (or .xml), *_ncnn_model/ (or .param), .tflite, "
+                             "or a .pt checkpoint (needs torch)")
     parser.add_argument("--backend", default="auto", metavar="NAME",
-                        help="inference backend: auto (from the model file) or onnxruntime")
+                        help="inference backend: auto (picked from the model path), onnxruntime, openvino, "
+                             "ncnn, tflite, edgetpu or torch")
     parser.add_argument("--conf", type=unit_float, default=0.25, help="minimum confidence, 0..1 (default 0.25)")
     parser.add_argument("--iou", type=unit_float, default=0.7, help="NMS IoU threshold, 0..1 (default 0.7)")
     parser.add_argument("--imgsz", type=image_size, default=None, metavar="SIZE",
