@@ -5,7 +5,7 @@ import argparse
 
 from ._common import image_size
 
-HELP = "export a checkpoint (.pt) to ONNX (verified against the torch model)"
+HELP = "export a checkpoint (.pt) to a deployment format (verified against the torch model)"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -13,7 +13,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model", "-m", required=True, metavar="MODEL",
                         help="checkpoint to export: Ultralytics or edgeseg .pt")
     parser.add_argument("--format", "-f", default="onnx", metavar="FORMAT",
-                        help="output format (supported: onnx; default onnx)")
+                        help="output format: onnx, openvino, ... (default onnx)")
     parser.add_argument("--imgsz", type=image_size, default=640, metavar="SIZE",
                         help="input size SIZE or H,W, multiples of 32 (default 640)")
     parser.add_argument("--opset", type=int, default=None, metavar="N",
@@ -22,11 +22,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--half", action="store_true",
                         help="float16 weights and I/O (for fp16-capable runtimes: CUDA/TensorRT, NPUs)")
     parser.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim")
+    parser.add_argument("--int8", action="store_true",
+                        help="int8 post-training quantisation, calibrated on --data (formats that support it)")
+    parser.add_argument("--data", default=None, metavar="DATA",
+                        help="calibration images for --int8: a dataset yaml (its train split) or an image folder")
+    parser.add_argument("--fraction", type=float, default=None, metavar="F",
+                        help="use the first fraction 0<F<=1 of the calibration images (at most 300; default 1.0)")
     parser.add_argument("--output", "-o", default=None, metavar="PATH",
                         help="output file or directory (default: beside the checkpoint)")
     parser.add_argument("--check-image", default=None, metavar="IMAGE",
                         help="image used to verify the export against torch (default: bus.jpg when "
                              "available, else a synthetic image)")
+    from exporters.report import add_report_arguments
+
+    add_report_arguments(parser)  # --report/--no-report, --report-data, --report-indices
     return parser
 
 
@@ -34,16 +43,13 @@ def run(args: argparse.Namespace) -> int:
     from exporters import check_format, export
 
     fmt = check_format(args.format)  # clear "not yet supported" error before torch is imported
-    options = dict(imgsz=args.imgsz, dynamic=args.dynamic, half=args.half, simplify=args.simplify,
-                   output=args.output, check_image=args.check_image)
-    if args.opset is not None:
-        options["opset"] = args.opset
+    options = _format_options(fmt, args)
     print(f"exporting {args.model} to {fmt} ...", flush=True)
     result = export(args.model, format=fmt, **options)
     h, w = result.imgsz
     print(f"saved {result.path} ({result.size_mb:.1f} MB) in {result.seconds:.1f} s")
     print(f"  opset {result.opset}, input images [1, 3, {h}, {w}]"
-          f"{' (dynamic)' if result.dynamic else ''}, {'float16' if result.half else 'float32'}"
+          f"{' (dynamic)' if result.dynamic else ''}, {getattr(result, 'precision', None) or ('float16' if result.half else 'float32')}"
           f"{', simplified' if result.simplified else ''}")
     print(f"  outputs " + "; ".join(f"{k} {list(v)}" for k, v in result.output_shapes.items()))
     print(f"  check against torch on {result.check_image}:")
@@ -51,4 +57,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"    {name}: max abs difference {diff:.3g}")
     for note in result.notes:
         print(f"  note: {note}")
+    from exporters.report import report_from_args
+
+    report_from_args(args, result)  # accuracy/size/latency report beside the model (unless --no-report)
     return 0
+
+
+# option name -> CLI flag, for the options only some formats take; passed only when the user set them
+_OPTIONAL = {"dynamic": "--dynamic", "half": "--half", "simplify": "--simplify", "int8": "--int8",
+             "opset": "--opset", "data": "--data", "fraction": "--fraction", "check_image": "--check-image",
+             "output": "--output"}
+
+
+def _format_options(fmt: str, args: argparse.Namespace) -> dict:
+    """imgsz plus every option the user set; a flag the format's export() does not take is a clear error."""
+    import inspect
+    from importlib import import_module
+
+    from exporters import FORMATS, ExportError
+
+    options = {"imgsz": args.imgsz}
+    for name in _OPTIONAL:
+        value = getattr(args, name, None)
+        if value is not None and value is not False:
+            options[name] = value
+    accepted = inspect.signature(import_module(FORMATS[fmt]).export).parameters
+    unsupported = [_OPTIONAL[n] for n in options if n != "imgsz" and n not in accepted]
+    if unsupported:
+        raise ExportError(f"{', '.join(unsupported)} not supported for format '{fmt}'")
+    return options

@@ -316,13 +316,15 @@ def _imgsz(value) -> int:
 def validate(model, data, *, imgsz: int = 640, batch: int = 8, conf: float = 0.001, iou: float = 0.7,
              max_det: int = 300, split: str = "val", backend: Optional[str] = None, rect: Optional[bool] = None,
              mode: str = "ultralytics", progress: bool = True,
-             save_json: Optional[Union[str, PathLike]] = None) -> ValResult:
+             save_json: Optional[Union[str, PathLike]] = None, indices=None) -> ValResult:
     """Box and mask mAP of ``model`` on the ``split`` of dataset ``data`` (a yaml path or DatasetConfig).
 
     ``rect`` defaults to True for torch models (dynamic input) and must be False for exported models
     (fixed input: square letterbox at the model's input size, one image at a time, as Ultralytics
     does; ``batch`` then does not apply). ``save_json``: write every prediction, in original-image
     pixels, as a COCO results list (bbox xywh, compressed RLE segmentation, category_id = class id).
+    ``indices``: validate only these images of the split (sorted by path): a slice such as
+    ``slice(64, 128)``, a range or a list of ints (see :func:`edgeseg.val.data.select_images`).
     """
     imgsz = _imgsz(imgsz)
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
@@ -344,7 +346,7 @@ def validate(model, data, *, imgsz: int = 640, batch: int = 8, conf: float = 0.0
         if runner.dynamic:
             use_rect = True if rect is None else bool(rect)
             ds = ValDataset.from_config(cfg, split, imgsz=imgsz, batch_size=batch, rect=use_rect,
-                                        stride=runner.stride)
+                                        stride=runner.stride, indices=indices)
             run_batch = batch
         else:
             if rect:
@@ -352,7 +354,7 @@ def validate(model, data, *, imgsz: int = 640, batch: int = 8, conf: float = 0.0
                                  "needs a model with a dynamic input (a torch checkpoint)")
             use_rect = False
             ds = ValDataset.from_config(cfg, split, imgsz=max(runner.input_shape), batch_size=1,
-                                        input_shape=runner.input_shape, stride=runner.stride)
+                                        input_shape=runner.input_shape, stride=runner.stride, indices=indices)
             run_batch = 1
         names = runner.names if runner.names else cfg.names
         metrics = SegmentMetrics(names=names, mode=mode)

@@ -1,0 +1,592 @@
+"""Export accuracy report: how closely an exported model reproduces its fp32 reference, and how fast it is.
+
+    from exporters.report import build_report, write_report, format_report
+    report = build_report("yolov8n-seg_int8_openvino_model", "yolov8n-seg.pt",
+                          images=["bus.jpg", "zidane.jpg"], imgsz=640,
+                          data="coco128-seg.yaml", data_indices=slice(64, 128))
+    print(format_report(report)); write_report(report, beside="yolov8n-seg_int8_openvino_model")
+
+Both models run through edgeseg's own runtime (:class:`edgeseg.segmenter.Segmenter` and its backend),
+on the same images:
+
+* **output error**: each backend's raw ``infer`` on the same letterboxed image (each in its own input
+  layout/dtype), outputs brought to one layout (predictions [C, N] with boxes in input pixels,
+  prototypes [nm, h, w]); max and mean absolute difference per output, and for the predictions split
+  into boxes, class scores and mask coefficients. Only when both inputs have the same size.
+* **agreement mAP**: box and mask mAP (:class:`edgeseg.metrics.SegmentMetrics`, Ultralytics matching)
+  of the export's detections (conf 0.001, as val) against the reference's detections at conf 0.25 used
+  as ground truth, in original-image pixels (masks compared at 1/4 of the original resolution). The
+  reference's own detections scored the same way give the ceiling (99.5 with Ultralytics' AP
+  integration, not 100); ceiling - mAP is the agreement loss in points.
+* **val mAP** (with ``data``): the true box/mask mAP of both on a dataset (optionally an image subset
+  such as coco128 images 64-127) via :func:`edgeseg.val.validate`, the same square-letterbox protocol
+  for both (``rect=False``), and the drop in points.
+* size on disk (all files of the model), load time, median latency per stage (pre, inference, post).
+
+A mask mAP drop over ``max_drop`` points (default 1) adds a loud multi-line WARNING (printed) and an
+entry in ``report["warnings"]``. The drop is the true val drop when ``data`` is given, otherwise the
+agreement loss (which is stricter: it also counts small mask-edge changes as misses).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from os import PathLike, fspath
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+__all__ = ["build_report", "format_report", "write_report", "report_path", "model_files", "model_size",
+           "guess_precision", "default_report_images", "report_export", "REPORT_NAME"]
+
+REPORT_NAME = "export_report.json"
+REFERENCE_CONF = 0.25  # reference detections at the deployment threshold are the pseudo ground truth
+EXPORT_CONF = 0.001  # the export's detections at val's threshold (so AP integrates the full PR curve)
+MASK_DOWNSAMPLE = 4  # agreement masks compared at 1/4 of the original resolution (as val's 1/4-res masks)
+MAX_DROP_POINTS = 1.0
+_SIDECARS = {".xml": (".bin",), ".param": (".bin",)}
+
+
+# ---- model files -----------------------------------------------------------------------------------
+
+def model_files(path: Union[str, PathLike]) -> List[Path]:
+    """The files that make up a model: a folder's files (recursive), or the file plus its sidecars
+    (OpenVINO ``.xml`` + ``.bin``, ncnn ``.param`` + ``.bin``, a ``metadata.yaml`` beside is not counted)."""
+    p = Path(fspath(path))
+    if p.is_dir():
+        return sorted(f for f in p.rglob("*") if f.is_file() and f.name != REPORT_NAME)
+    if not p.exists():
+        raise FileNotFoundError(f"model not found: {p}")
+    files = [p]
+    for suffix in _SIDECARS.get(p.suffix.lower(), ()):
+        side = p.with_suffix(suffix)
+        if side.is_file():
+            files.append(side)
+    return files
+
+
+def model_size(path: Union[str, PathLike]) -> int:
+    """Bytes on disk of all the model's files (see :func:`model_files`)."""
+    return int(sum(f.stat().st_size for f in model_files(path)))
+
+
+def report_path(model: Union[str, PathLike]) -> Path:
+    """Where the report of ``model`` goes: ``<folder>/export_report.json`` for a model folder (OpenVINO,
+    ncnn, ...); ``<stem>_export_report.json`` beside a single-file model, so that several exports in one
+    folder (``m.onnx``, ``m_int8.onnx``) keep their own report."""
+    p = Path(fspath(model))
+    if p.is_dir():
+        return p / REPORT_NAME
+    return p.with_name(f"{p.stem}_{REPORT_NAME}")
+
+
+def guess_precision(path: Union[str, PathLike]) -> str:
+    """'int8', 'fp16' or 'fp32' from the model's name and, for ONNX and OpenVINO, its contents."""
+    p = Path(fspath(path))
+    name = p.name.lower()
+    if "int8" in name or "quant" in name:
+        return "int8"
+    if "fp16" in name or "half" in name or "float16" in name:
+        return "fp16"
+    try:
+        files = model_files(p)
+    except FileNotFoundError:
+        return "fp32"
+    for f in files:
+        if f.suffix.lower() == ".onnx" and f.stat().st_size < 512 * 1024 * 1024:
+            data = f.read_bytes()
+            if any(op in data for op in (b"QuantizeLinear", b"ConvInteger", b"MatMulInteger", b"QLinearConv")):
+                return "int8"
+        elif f.suffix.lower() == ".xml" and f.stat().st_size < 64 * 1024 * 1024:
+            text = f.read_text(errors="ignore")
+            if 'type="FakeQuantize"' in text or 'element_type="i8"' in text or 'element_type="u8"' in text:
+                return "int8"
+            if 'element_type="f16"' in text:
+                return "fp16"
+    return "fp32"
+
+
+# ---- measurement -----------------------------------------------------------------------------------
+
+def _load(model, *, conf: float, imgsz, options: Optional[dict], backend: Optional[str]):
+    from edgeseg.segmenter import Segmenter
+
+    t0 = time.perf_counter()
+    seg = Segmenter(model, backend=backend, conf=conf, imgsz=imgsz, **(options or {}))
+    return seg, time.perf_counter() - t0
+
+
+def _image(item) -> Tuple[np.ndarray, str]:
+    from edgeseg.image_io import load_image
+
+    if isinstance(item, np.ndarray):
+        return load_image(item), f"array {item.shape[1]}x{item.shape[0]}"
+    return load_image(item), str(item)
+
+
+def _common_outputs(seg, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Raw outputs for ``image`` as (preds [C, N] with boxes in input pixels, protos [nm, h, w])."""
+    from edgeseg.ops.letterbox import letterbox
+
+    spec = seg.backend.input_spec
+    blob, _ = letterbox(image, spec.shape, scaleup=True, auto=False, stride=seg.metadata.stride,
+                        layout=spec.layout, dtype=spec.dtype, bgr_to_rgb=True)
+    layout = seg.backend.output_layout
+    preds, protos = layout.split(seg.backend.infer(blob))
+    preds = np.asarray(preds, dtype=np.float32)
+    protos = np.asarray(protos, dtype=np.float32)
+    if layout.preds_layout == "nc":
+        preds = preds.T
+    if layout.protos_layout == "hwc":
+        protos = protos.transpose(2, 0, 1)
+    preds = np.array(preds, dtype=np.float32)  # a copy: box scaling must not touch the backend's buffer
+    sx, sy = layout.box_scale
+    if (sx, sy) != (1.0, 1.0):
+        preds[0] *= sx
+        preds[2] *= sx
+        preds[1] *= sy
+        preds[3] *= sy
+    return preds, protos
+
+
+def _diff_stats(a: np.ndarray, b: np.ndarray) -> dict:
+    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    finite = np.isfinite(d)
+    if not finite.all():
+        return {"max_abs": float("inf"), "mean_abs": float("inf"), "nonfinite": int((~finite).sum())}
+    return {"max_abs": float(d.max()) if d.size else 0.0, "mean_abs": float(d.mean()) if d.size else 0.0}
+
+
+def _output_error(pairs: List[Tuple[Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]], nc: int) -> dict:
+    """Per output (and per part of the predictions), max/mean abs difference over all images."""
+    parts = {"output0": lambda p: p, "output0.boxes": lambda p: p[:4], "output0.scores": lambda p: p[4:4 + nc],
+             "output0.mask_coefs": lambda p: p[4 + nc:]}
+    out: Dict[str, dict] = {}
+    for key, take in list(parts.items()) + [("output1", None)]:
+        maxes, sums, count = [], 0.0, 0
+        for (ep, epr), (rp, rpr) in pairs:
+            a, b = (take(ep), take(rp)) if take else (epr, rpr)
+            s = _diff_stats(a, b)
+            maxes.append(s["max_abs"])
+            sums += s["mean_abs"] * a.size
+            count += a.size
+        shape = list(pairs[0][0][0].shape if key.startswith("output0") else pairs[0][0][1].shape)
+        if key != "output0" and key.startswith("output0"):
+            shape = list(take(pairs[0][0][0]).shape)
+        out[key] = {"shape": shape, "max_abs": float(max(maxes)), "mean_abs": float(sums / max(count, 1))}
+    return out
+
+
+def _small_masks(det, factor: int = MASK_DOWNSAMPLE) -> np.ndarray:
+    """bool [n, ceil(H/f), ceil(W/f)]: each instance's mask averaged over f x f blocks, > 0.5."""
+    h, w = det.image_shape
+    hs, ws = -(-h // factor), -(-w // factor)
+    n = len(det)
+    out = np.zeros((n, hs, ws), dtype=bool)
+    masks = det.masks
+    for i in range(n):
+        x0, y0, x1, y1 = (int(v) for v in masks.rects[i])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        bx0, by0 = x0 // factor, y0 // factor
+        bx1, by1 = -(-x1 // factor), -(-y1 // factor)
+        region = np.zeros(((by1 - by0) * factor, (bx1 - bx0) * factor), dtype=np.float32)
+        region[y0 - by0 * factor:y1 - by0 * factor, x0 - bx0 * factor:x1 - bx0 * factor] = masks.bitmap(i)
+        # pixels beyond the image (right/bottom edge) count as background, as they are outside it
+        pooled = region.reshape(by1 - by0, factor, bx1 - bx0, factor).mean(axis=(1, 3))
+        out[i, by0:by1, bx0:bx1] = pooled > 0.5
+    return out
+
+
+def _metric_dict(m) -> dict:
+    return {"precision": float(m.precision), "recall": float(m.recall), "map50": float(m.map50),
+            "map50_95": float(m.map50_95)}
+
+
+def _median_timings(seg, image: np.ndarray, runs: int, warmup: int) -> dict:
+    for _ in range(warmup):
+        seg(image)
+    per_stage: Dict[str, List[float]] = {"preprocess": [], "inference": [], "postprocess": []}
+    cpu, n_det = [], 0
+    for _ in range(runs):
+        c0 = time.process_time()
+        det = seg(image)
+        cpu.append((time.process_time() - c0) * 1e3)
+        for k in per_stage:
+            per_stage[k].append(float(det.timings[k]))
+        n_det = len(det)
+    med = {k: statistics.median(v) for k, v in per_stage.items()}
+    med["total"] = sum(med.values())
+    med["process_cpu"] = statistics.median(cpu)
+    med["runs"] = runs
+    med["detections"] = n_det
+    return med
+
+
+def _dataset_for(data, names: Dict[int, str]):
+    """A dataset yaml/DatasetConfig as is; a list of image paths (labels beside, YOLO layout) as a config."""
+    if isinstance(data, (list, tuple)):
+        from edgeseg.train.data.dataset_yaml import DatasetConfig
+
+        files = [Path(fspath(f)) for f in data]
+        if not files:
+            raise ValueError("data is an empty list of images")
+        return DatasetConfig(yaml_file=None, root=files[0].parent, train=files, val=files, names=dict(names))
+    return data
+
+
+def build_report(exported: Union[str, PathLike], reference: Union[str, PathLike], *,
+                 images: Sequence[Any], imgsz=None, data=None, backend_options: Optional[dict] = None,
+                 reference_options: Optional[dict] = None, data_indices=None, data_split: str = "val",
+                 precision: Optional[str] = None, fmt: Optional[str] = None, runs: int = 10, warmup: int = 2,
+                 max_drop: float = MAX_DROP_POINTS, exported_backend: Optional[str] = None,
+                 reference_backend: Optional[str] = None, progress: bool = False) -> dict:
+    """Measure ``exported`` against the fp32 ``reference`` (see the module docstring); returns a JSON-able dict.
+
+    Args:
+        exported: the exported model (file or folder; any format an edgeseg backend runs).
+        reference: the fp32 reference: the source checkpoint (``.pt``, run by the torch backend) or an
+            fp32 export.
+        images: image paths or BGR arrays (e.g. calibration images); at least one.
+        imgsz: input size of the reference (int or (h, w)); default: the export's input size.
+        data: a dataset yaml / DatasetConfig, or a list of labelled image paths, for the true val mAP.
+        data_indices: image subset of ``data``'s split (e.g. ``slice(64, 128)``).
+        backend_options / reference_options: options for the export's / reference's backend.
+        precision: 'fp32', 'fp16' or 'int8' (default: :func:`guess_precision`).
+        runs, warmup: timed runs (medians reported) and untimed warm-up runs per model.
+        max_drop: mask mAP50-95 drop (points) above which a warning is raised.
+    """
+    from edgeseg import __version__
+    from edgeseg.metrics import SegmentMetrics
+
+    images = list(images) if not isinstance(images, (str, PathLike, np.ndarray)) else [images]
+    if not images:
+        raise ValueError("build_report needs at least one image")
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise ValueError(f"runs must be a positive int, got {runs!r}")
+    exported_path, reference_path = Path(fspath(exported)), Path(fspath(reference))
+    precision = precision or guess_precision(exported_path)
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"precision must be 'fp32', 'fp16' or 'int8', got {precision!r}")
+    started = time.perf_counter()
+
+    exp, exp_load = _load(exported_path, conf=REFERENCE_CONF, imgsz=None, options=backend_options,
+                          backend=exported_backend)
+    ref_size = imgsz if imgsz is not None else exp.input_spec.shape
+    ref, ref_load = _load(reference_path, conf=REFERENCE_CONF, imgsz=ref_size, options=reference_options,
+                          backend=reference_backend)
+    if len(exp.names) != len(ref.names):
+        raise ValueError(f"{exported_path.name} has {len(exp.names)} classes, the reference "
+                         f"{reference_path.name} {len(ref.names)}; they are not the same model")
+
+    loaded = [_image(item) for item in images]
+    pairs, notes = [], []
+    same_input = tuple(exp.input_spec.shape) == tuple(ref.input_spec.shape)
+    metrics = SegmentMetrics(names=ref.names)
+    baseline = SegmentMetrics(names=ref.names)  # the reference against itself: the agreement ceiling
+    n_ref_det = n_exp_det = 0
+    for image, _ in loaded:
+        if same_input:
+            pairs.append((_common_outputs(exp, image), _common_outputs(ref, image)))
+        gt = ref(image)
+        exp.conf = EXPORT_CONF
+        try:
+            pred = exp(image)
+        finally:
+            exp.conf = REFERENCE_CONF
+        n_ref_det += len(gt)
+        n_exp_det += int((pred.confidence >= REFERENCE_CONF).sum())
+        gt_masks = _small_masks(gt)
+        metrics.update(pred.xyxy, pred.confidence, pred.class_id, _small_masks(pred),
+                       gt.xyxy, gt.class_id, gt_masks)
+        baseline.update(gt.xyxy, gt.confidence, gt.class_id, gt_masks, gt.xyxy, gt.class_id, gt_masks)
+    if not same_input:
+        notes.append(f"output error not measured: input sizes differ (export {list(exp.input_spec.shape)}, "
+                     f"reference {list(ref.input_spec.shape)})")
+    agreement, ceiling = metrics.compute(), baseline.compute()
+    output_error = _output_error(pairs, len(ref.names)) if pairs else None
+
+    timing_image = loaded[0][0]
+    latency = {"image": loaded[0][1], "exported": _median_timings(exp, timing_image, runs, warmup),
+               "reference": _median_timings(ref, timing_image, max(1, min(runs, 5)), 1)}
+
+    val = None
+    if data is not None:
+        from edgeseg.val import validate
+
+        dataset = _dataset_for(data, ref.names)
+        kw = dict(imgsz=max(exp.input_spec.shape), split=data_split, progress=progress, indices=data_indices)
+        rv = validate(reference_path, dataset, rect=False, backend=reference_backend, **kw)
+        ev = validate(exported_path, dataset, backend=exported_backend, **kw)
+        val = {"data": str(getattr(dataset, "yaml_file", None) or data if not isinstance(data, (list, tuple))
+                           else f"{len(data)} images"),
+               "split": data_split, "indices": _describe_indices(data_indices), "images": ev.n_images,
+               "instances": ev.n_instances, "imgsz": list(ev.imgsz),
+               "reference": {"box": _metric_dict(rv.box), "mask": _metric_dict(rv.mask)},
+               "exported": {"box": _metric_dict(ev.box), "mask": _metric_dict(ev.mask)},
+               "drop_points": {"box_map50_95": 100 * (rv.box.map50_95 - ev.box.map50_95),
+                               "box_map50": 100 * (rv.box.map50 - ev.box.map50),
+                               "mask_map50_95": 100 * (rv.mask.map50_95 - ev.mask.map50_95),
+                               "mask_map50": 100 * (rv.mask.map50 - ev.mask.map50)}}
+
+    report = {
+        "edgeseg_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported": _describe_model(exp, exported_path, exp_load, fmt=fmt, precision=precision),
+        "reference": _describe_model(ref, reference_path, ref_load, fmt=None, precision="fp32"),
+        "images": [d for _, d in loaded],
+        "output_error": output_error,
+        "agreement": {
+            "reference_conf": REFERENCE_CONF, "export_conf": EXPORT_CONF,
+            "reference_detections": n_ref_det, "export_detections_at_reference_conf": n_exp_det,
+            "mask_resolution": f"1/{MASK_DOWNSAMPLE} of the original image",
+            "box": _metric_dict(agreement.box), "mask": _metric_dict(agreement.mask),
+            "reference_self": {"box": _metric_dict(ceiling.box), "mask": _metric_dict(ceiling.mask)},
+            "loss_points": {"box_map50_95": 100 * (ceiling.box.map50_95 - agreement.box.map50_95),
+                            "mask_map50_95": 100 * (ceiling.mask.map50_95 - agreement.mask.map50_95)},
+        },
+        "val": val,
+        "latency_ms": latency,
+        "notes": notes,
+        "warnings": [],
+        "seconds": 0.0,
+    }
+    report["warnings"] = _warnings(report, max_drop)
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    return report
+
+
+def _describe_indices(indices) -> Optional[str]:
+    if indices is None:
+        return None
+    if isinstance(indices, slice):
+        return f"{indices.start or 0}:{'' if indices.stop is None else indices.stop}" + (
+            f":{indices.step}" if indices.step not in (None, 1) else "")
+    if isinstance(indices, range) and indices.step == 1:
+        return f"{indices.start}:{indices.stop}"
+    return ",".join(str(int(i)) for i in indices)
+
+
+def _describe_model(seg, path: Path, load_s: float, *, fmt: Optional[str], precision: str) -> dict:
+    spec = seg.backend.input_spec
+    size = model_size(path)
+    return {"path": str(path), "format": fmt or _format_of(path), "backend": seg.backend.name,
+            "precision": precision, "input": [int(v) for v in spec.shape], "layout": spec.layout,
+            "dtype": spec.dtype, "size_bytes": size, "size_mb": round(size / 1e6, 3), "load_s": round(load_s, 4)}
+
+
+def _format_of(path: Path) -> str:
+    name = path.name.lower()
+    if path.is_dir():
+        for key in ("openvino", "ncnn", "saved_model", "tflite"):
+            if key in name:
+                return key
+        return "folder"
+    return {".onnx": "onnx", ".pt": "torch", ".xml": "openvino", ".param": "ncnn", ".tflite": "tflite",
+            ".engine": "engine"}.get(path.suffix.lower(), path.suffix.lower().lstrip(".") or "unknown")
+
+
+def _warnings(report: dict, max_drop: float) -> List[str]:
+    out = []
+    precision = report["exported"]["precision"]
+    what = f"{precision} export" if precision != "fp32" else "export"
+    val = report.get("val")
+    if val is not None:
+        drop = val["drop_points"]["mask_map50_95"]
+        if drop > max_drop:
+            out.append(f"{what} loses {drop:.2f} points of mask mAP50-95 on {val['data']}"
+                       f"{' images ' + val['indices'] if val['indices'] else ''} "
+                       f"({100 * val['reference']['mask']['map50_95']:.2f} -> "
+                       f"{100 * val['exported']['mask']['map50_95']:.2f}; limit {max_drop:g} point"
+                       f"{'s' if max_drop != 1 else ''})")
+    else:
+        a = report["agreement"]
+        loss = a["loss_points"]["mask_map50_95"]
+        if loss > max_drop:
+            out.append(f"{what} reproduces the reference's masks with mask mAP50-95 "
+                       f"{100 * a['mask']['map50_95']:.2f} (the reference against itself: "
+                       f"{100 * a['reference_self']['mask']['map50_95']:.2f}): {loss:.2f} points lost, limit "
+                       f"{max_drop:g}; pass data=... (--data) to measure the true mAP drop")
+    return out
+
+
+# ---- output ----------------------------------------------------------------------------------------
+
+def format_report(report: dict) -> str:
+    """A readable multi-line summary (tables), ending with any WARNING block."""
+    e, r = report["exported"], report["reference"]
+    lines = [f"Export report: {e['path']}",
+             f"  reference: {r['path']} ({r['backend']}, input {'x'.join(map(str, r['input']))})",
+             f"  images: {len(report['images'])} ({', '.join(Path(i).name for i in report['images'][:4])}"
+             f"{', ...' if len(report['images']) > 4 else ''})"]
+    lines.append("")
+    lines.append(f"  {'model':<10}{'format':>10}{'precision':>10}{'input':>10}{'size MB':>10}{'load s':>9}"
+                 f"{'pre ms':>9}{'infer ms':>10}{'post ms':>9}{'total ms':>10}")
+    lat = report["latency_ms"]
+    for tag, m in (("exported", e), ("reference", r)):
+        t = lat[tag]
+        lines.append(f"  {tag:<10}{m['format']:>10}{m['precision']:>10}{'x'.join(map(str, m['input'])):>10}"
+                     f"{m['size_mb']:>10.2f}{m['load_s']:>9.2f}{t['preprocess']:>9.1f}{t['inference']:>10.1f}"
+                     f"{t['postprocess']:>9.1f}{t['total']:>10.1f}")
+    lines.append(f"  (median of {lat['exported']['runs']} runs on {Path(lat['image']).name})")
+    err = report.get("output_error")
+    if err:
+        lines.append("")
+        lines.append(f"  {'output':<20}{'shape':>18}{'max |diff|':>14}{'mean |diff|':>14}")
+        for key, s in err.items():
+            lines.append(f"  {key:<20}{str(s['shape']):>18}{s['max_abs']:>14.4g}{s['mean_abs']:>14.4g}")
+    a = report["agreement"]
+    lines.append("")
+    lines.append(f"  agreement with the reference's {a['reference_detections']} detections "
+                 f"(conf {a['reference_conf']}) as ground truth:")
+    for tag in ("box", "mask"):
+        lines.append(f"    {tag:<5}mAP50 {100 * a[tag]['map50']:6.2f}  mAP50-95 {100 * a[tag]['map50_95']:6.2f}"
+                     f"  (reference against itself {100 * a['reference_self'][tag]['map50_95']:.2f}: "
+                     f"{a['loss_points'][tag + '_map50_95']:.2f} points lost)")
+    v = report.get("val")
+    if v:
+        lines.append("")
+        lines.append(f"  val mAP on {v['data']}{' images ' + v['indices'] if v['indices'] else ''} "
+                     f"({v['images']} images, {v['instances']} instances, imgsz {'x'.join(map(str, v['imgsz']))}):")
+        lines.append(f"    {'':<10}{'box mAP50':>11}{'box 50-95':>11}{'mask mAP50':>12}{'mask 50-95':>12}")
+        for tag in ("reference", "exported"):
+            b, m = v[tag]["box"], v[tag]["mask"]
+            lines.append(f"    {tag:<10}{100 * b['map50']:>11.2f}{100 * b['map50_95']:>11.2f}"
+                         f"{100 * m['map50']:>12.2f}{100 * m['map50_95']:>12.2f}")
+        d = v["drop_points"]
+        lines.append(f"    {'drop':<10}{d['box_map50']:>11.2f}{d['box_map50_95']:>11.2f}"
+                     f"{d['mask_map50']:>12.2f}{d['mask_map50_95']:>12.2f}")
+    for note in report.get("notes", []):
+        lines.append(f"  note: {note}")
+    for w in report.get("warnings", []):
+        bar = "!" * 78
+        lines += ["", bar, "WARNING: EXPORT ACCURACY BELOW THE LIMIT", f"WARNING: {w}",
+                  "WARNING: check the calibration data / quantisation settings before deploying this model.",
+                  bar]
+    return "\n".join(lines)
+
+
+def write_report(report: dict, path: Union[str, PathLike, None] = None, *,
+                 beside: Union[str, PathLike, None] = None) -> Path:
+    """Write ``report`` as JSON atomically to ``path`` (default: :func:`report_path` of ``beside``, or of
+    the exported model). Returns the path written."""
+    if path is None:
+        path = report_path(beside if beside is not None else report["exported"]["path"])
+    target = Path(fspath(path))
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileNotFoundError(f"cannot write {target}: directory {directory} does not exist")
+    text = json.dumps(report, indent=1, allow_nan=True) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+# ---- the export hook ---------------------------------------------------------------------------------
+
+def _shared_images() -> List[Path]:
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
+    return [p for p in (shared / "bus.jpg", shared / "zidane.jpg") if p.is_file()]
+
+
+def default_report_images(data=None, *, max_images: int = 8, indices=None) -> Tuple[List[Path], str]:
+    """(images, where they came from) for an export report: the first ``max_images`` calibration images
+    of ``data`` (its train split), else bus.jpg and zidane.jpg from the project's shared folder, else []."""
+    if data is not None:
+        from .calibration import calibration_images
+
+        files = calibration_images(data, max_images=max_images, indices=indices)
+        return files, f"{len(files)} calibration image(s) from {data}"
+    found = _shared_images()
+    return found, ("the project's shared bus.jpg and zidane.jpg" if found else "")
+
+
+def report_export(exported: Union[str, PathLike, Any], reference: Union[str, PathLike], *, data=None,
+                  val_data=None, images: Optional[Sequence[Any]] = None, calibration_indices=None,
+                  print_fn=print, **options) -> Optional[dict]:
+    """Build, print and write the report of a finished export (an ExportResult or the model path).
+
+    Images: ``images``, else calibration images of ``data`` (the export's calibration data), else the
+    shared bus.jpg/zidane.jpg; with none available, prints why and returns None. ``val_data`` (with
+    ``data_indices``) adds the true val mAP. ``options`` go to :func:`build_report` (``runs``, ...).
+    """
+    path = Path(fspath(getattr(exported, "path", exported)))
+    fmt = options.pop("fmt", None) or getattr(exported, "format", None)
+    if options.get("precision") is None:
+        declared = getattr(exported, "precision", None)  # OpenVINO's result says fp32/fp16/int8
+        options["precision"] = declared if declared in ("fp32", "fp16", "int8") else (
+            "fp16" if getattr(exported, "half", False) else None)
+    if images is None:
+        images, where = default_report_images(data, indices=calibration_indices)
+        if not images:
+            print_fn("export report skipped: no images (pass --data, or put bus.jpg in ../shared/data/images)")
+            return None
+    else:
+        where = f"{len(images)} given image(s)"
+    print_fn(f"export report: {path.name} vs {Path(fspath(reference)).name} on {where}"
+             + (f", val mAP on {val_data}" if val_data is not None else "") + " ...")
+    report = build_report(path, reference, images=images, data=val_data, fmt=fmt, **options)
+    written = write_report(report, beside=path)
+    print_fn(format_report(report))
+    print_fn(f"report saved to {written}")
+    return report
+
+
+# ---- the `edgeseg export` options ------------------------------------------------------------------
+
+def add_report_arguments(parser) -> None:
+    """``--report/--no-report``, ``--report-data`` and ``--report-indices`` for ``edgeseg export``."""
+    parser.add_argument("--report", dest="report", action="store_true", default=True,
+                        help="after the export, measure it against the source checkpoint and write "
+                             "<model>_export_report.json (default on; images: calibration images from "
+                             "--data, else the shared bus.jpg/zidane.jpg)")
+    parser.add_argument("--no-report", dest="report", action="store_false", help="skip the export report")
+    parser.add_argument("--report-data", default=None, metavar="YAML",
+                        help="dataset for the report's true val mAP of export and checkpoint (default: none)")
+    parser.add_argument("--report-indices", default=None, metavar="A:B",
+                        help="only these images of --report-data's val split, e.g. 64:128 (sorted by name)")
+
+
+def parse_indices(text: Optional[str]):
+    """'64:128' -> slice(64, 128); '1,5,7' -> [1, 5, 7]; None -> None."""
+    if text is None or str(text).strip() == "":
+        return None
+    text = str(text).strip()
+    try:
+        if ":" in text:
+            parts = [p.strip() for p in text.split(":")]
+            if len(parts) > 3:
+                raise ValueError
+            return slice(*[int(p) if p else None for p in parts])
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ValueError(f"image indices must look like 64:128 or 1,5,7, got {text!r}") from None
+
+
+def report_from_args(args, result) -> Optional[dict]:
+    """The report step of ``edgeseg export`` (``args`` from :func:`add_report_arguments`)."""
+    if not getattr(args, "report", True):
+        return None
+    source = Path(fspath(args.model))
+    if source.suffix.lower() not in (".pt", ".pth", ".safetensors") or not source.is_file():
+        print(f"export report skipped: the reference must be a torch checkpoint, got {source}")
+        return None
+    return report_export(result, source, data=getattr(args, "data", None),
+                         val_data=getattr(args, "report_data", None),
+                         data_indices=parse_indices(getattr(args, "report_indices", None)),
+                         imgsz=tuple(result.imgsz))
