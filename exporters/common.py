@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 
 from edgeseg import __version__ as EDGESEG_VERSION
 from edgeseg.errors import EdgesegError
+from edgeseg.fileio import atomic_path
 
 __all__ = [
     "INPUT_NAME",
@@ -295,34 +294,10 @@ def max_abs_diff(exported: Sequence[np.ndarray], reference: Sequence[np.ndarray]
 
 # ---- files ---------------------------------------------------------------------------------------
 
-@contextmanager
 def atomic_output(path: PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on a clean exit it is renamed over ``path``.
 
     Exporters write and verify the temporary file; if anything raises, it is removed and ``path`` is
     left as it was (an existing file is never half-overwritten).
     """
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"cannot write {target}: directory {directory} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix or target.suffix, dir=directory)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.chmod(tmp, _new_file_mode(target))
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _new_file_mode(target: Path) -> int:
-    """The mode a plain ``open(target, "wb")`` would give (mkstemp makes 0o600 files)."""
-    from edgeseg.nn.checkpoint.atomic import _new_file_mode as mode
-
-    return mode(target)
+    return atomic_path(path, suffix)

@@ -30,9 +30,7 @@ agreement loss (which is stricter: it also counts small mask-edge changes as mis
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
 import time
 from datetime import datetime, timezone
 from os import PathLike, fspath
@@ -40,6 +38,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from edgeseg.fileio import atomic_write_text
 
 __all__ = ["build_report", "format_report", "write_report", "report_path", "model_files", "model_size",
            "guess_precision", "default_report_images", "report_export", "REPORT_NAME"]
@@ -482,18 +482,7 @@ def write_report(report: dict, path: Union[str, PathLike, None] = None, *,
     if not directory.is_dir():
         raise FileNotFoundError(f"cannot write {target}: directory {directory} does not exist")
     text = json.dumps(report, indent=1, allow_nan=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_text(target, text)
     return target
 
 

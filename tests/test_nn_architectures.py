@@ -54,8 +54,15 @@ def test_parameter_counts_match_ultralytics(name):
 
 
 def test_registry_lists_all_ten_models():
-    assert list_models() == sorted(ULTRALYTICS_PARAMS)
-    assert set(MODEL_REGISTRY) == set(ULTRALYTICS_PARAMS)
+    # the ten Ultralytics models plus edgeseg's own tiny "t" scale (the built-in demo model)
+    assert list_models() == sorted([*ULTRALYTICS_PARAMS, "yolov8t-seg"])
+    assert set(MODEL_REGISTRY) - {"yolov8t-seg"} == set(ULTRALYTICS_PARAMS)
+
+
+def test_tiny_demo_scale():
+    model = build_model("yolov8t-seg", nc=4)
+    assert model.model[0].conv.out_channels == 8  # half of yolov8n's stem
+    assert sum(p.numel() for p in model.parameters()) == 1_032_516
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,8 @@ YOLOV8_SEG = ArchSpec(
     name="yolov8",
     scales=MappingProxyType(
         {
+            # "t" is edgeseg's own, not an Ultralytics scale: half the width of "n", for the built-in demo model.
+            "t": Scale(0.33, 0.125, 1024),
             "n": Scale(0.33, 0.25, 1024),
             "s": Scale(0.33, 0.50, 1024),
             "m": Scale(0.67, 0.75, 768),

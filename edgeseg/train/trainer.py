@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..fileio import atomic_write_text
 from . import ddp
 from .config import TrainConfig
 from .ema import ModelEMA, unwrap_model
@@ -473,9 +474,7 @@ class Trainer:
         kept = [rows[0]] + [r for r in rows[1:] if r and _float(r[0]) <= epochs_done]
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(kept)
-        tmp = self.csv.with_name(self.csv.name + ".tmp")
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
-        os.replace(tmp, self.csv)
+        atomic_write_text(self.csv, buf.getvalue())
 
     # -- the loop -----------------------------------------------------------------------------------
     def _fit(self) -> TrainResult:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from ..fileio import atomic_write_text
 from ..metrics import SegmentMetrics, SegmentResults
 from ..metrics.segment_metrics import MetricResults
 from .data import ValDataset, ValImage, load_split
@@ -400,9 +400,7 @@ def validate(model, data, *, imgsz: int = 640, batch: int = 8, conf: float = 0.0
     if save_json is not None:
         out = Path(fspath(save_json))
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(records), encoding="utf-8")
-        os.replace(tmp, out)
+        atomic_write_text(out, json.dumps(records))
     shape = runner.input_shape or (imgsz, imgsz)
     return ValResult(
         metrics=results, names=dict(names), n_images=len(ds), n_instances=n_inst, speed=speed,

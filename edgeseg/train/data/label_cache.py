@@ -18,6 +18,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from ...fileio import atomic_write_with
 from .labels import LOGGER, ImageLabels, LabelSummary, img2label_path
 
 CACHE_VERSION = 1
@@ -119,16 +120,7 @@ def _writable_dir(d: Path) -> bool:
 
 
 def _write_atomic(cache_file: Path, data: bytes) -> None:
-    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, cache_file)
-    finally:
-        if tmp.exists():
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+    atomic_write_with(cache_file, lambda fh: fh.write(data))
 
 
 def save_cache(cache_file: Path, key: str, labels: List[ImageLabels], summary: LabelSummary) -> bool:
