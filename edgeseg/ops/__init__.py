@@ -4,6 +4,7 @@ Each submodule wraps one part of the core with argument checking and small datac
 
 - :mod:`edgeseg.ops.letterbox`  -- ``letterbox``, ``LetterboxInfo``, ``scale_boxes``
 - :mod:`edgeseg.ops.decode`     -- ``decode``, ``Candidates``
+- :mod:`edgeseg.ops.decode_split` -- ``decode_split`` (split-output / int8 heads), ``SplitLayout``
 - :mod:`edgeseg.ops.nms`        -- ``nms``
 - :mod:`edgeseg.ops.masks`      -- ``masks_native``, ``masks_input``, ``MaskSet``
 - :mod:`edgeseg.ops.polygons`   -- ``polygons``

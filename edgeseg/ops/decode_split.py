@@ -1,0 +1,208 @@
+"""Decoding of split-output heads (native core): per level raw box-distribution logits, class logits
+and mask coefficients, float32 or int8/uint8 with their own scale and zero point.
+
+This is what edgeseg's full-int8 TFLite exports end with (see ``exporters.tflite_split``): the decode
+that a single-output graph does in the model (DFL expectation, anchors at cell centres, strides,
+sigmoid) is done here, and class logits are compared with the threshold in their quantised domain
+(``q > floor(logit(conf) / scale + zero_point)``), so only candidates are dequantised.
+
+:func:`decode_split` returns the same :class:`~edgeseg.ops.decode.Candidates` as
+:func:`edgeseg.ops.decode.decode` (boxes xyxy in input pixels, anchors numbered level by level,
+row-major, exactly as the single-output head numbers them). :func:`decode_split_dense` decodes every
+anchor into the single-output layout [4+nc+nm, N] (for validation at a very low threshold).
+:class:`SplitLayout` describes a model's split outputs for the backends and the Segmenter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edgeseg.errors import ModelOutputError
+from edgeseg.ops._native import core
+from edgeseg.ops.decode import Candidates
+
+__all__ = ["decode_split", "decode_split_dense", "quantised_threshold", "SplitLayout", "LevelSpec"]
+
+Quant = Tuple[float, int]
+_DTYPES = (np.float32, np.int8, np.uint8)
+
+
+def quantised_threshold(conf: float, scale: float, zero_point: int) -> float:
+    """The integer threshold for quantised class logits: a value ``q`` passes when ``q > threshold``."""
+    return float(core.quantised_threshold(float(np.float32(conf)), float(scale), float(zero_point)))
+
+
+def _levels(arrays, name: str, n: int) -> List[np.ndarray]:
+    if not isinstance(arrays, (list, tuple)) or len(arrays) != n:
+        raise ValueError(f"{name} must be a list with one array per level ({n})")
+    out = []
+    for i, a in enumerate(arrays):
+        if not isinstance(a, np.ndarray):
+            raise ValueError(f"{name}[{i}] must be a numpy array, got {type(a).__name__}")
+        if a.dtype not in _DTYPES:
+            raise ValueError(f"{name}[{i}] must be float32, int8 or uint8, got {a.dtype}")
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+def _quant(q, name: str, n: int, arrays) -> List[Quant]:
+    if q is None:
+        if arrays[0].dtype != np.float32:
+            raise ValueError(f"{name} (scale, zero_point) per level is required for quantised outputs")
+        return [(1.0, 0)] * n
+    if not isinstance(q, (list, tuple)) or len(q) != n:
+        raise ValueError(f"{name} must list one (scale, zero_point) per level ({n})")
+    out = []
+    for s, z in q:
+        s = float(s)
+        if not (np.isfinite(s) and s > 0):
+            raise ValueError(f"{name}: scale must be positive and finite, got {s}")
+        out.append((s, int(z)))
+    return out
+
+
+def _common(box, cls, coef, sizes, strides, nc, nm, reg_max, layout, box_q, cls_q, coef_q):
+    if isinstance(nc, bool) or not isinstance(nc, Integral) or nc < 1:
+        raise ValueError(f"nc must be a positive integer, got {nc!r}")
+    if layout not in ("hwc", "chw"):
+        raise ValueError(f"layout must be 'hwc' ([H*W, C] per level) or 'chw' ([C, H*W]), got {layout!r}")
+    n = len(sizes)
+    if n == 0 or len(strides) != n:
+        raise ValueError("sizes and strides must list the same (non-zero) number of levels")
+    box, cls, coef = _levels(box, "box", n), _levels(cls, "cls", n), _levels(coef, "coef", n)
+    if nm is None:
+        h, w = sizes[0]
+        nm = coef[0].size // (int(h) * int(w))
+    return (box, cls, coef, _quant(box_q, "box_q", n, box), _quant(cls_q, "cls_q", n, cls),
+            _quant(coef_q, "coef_q", n, coef), [(int(h), int(w)) for h, w in sizes],
+            [float(s) for s in strides], int(nc), int(nm), int(reg_max), layout == "chw")
+
+
+def decode_split(box: Sequence[np.ndarray], cls: Sequence[np.ndarray], coef: Sequence[np.ndarray], *,
+                 sizes: Sequence[Tuple[int, int]], strides: Sequence[float] = (8, 16, 32), nc: int,
+                 nm: Optional[int] = None, reg_max: int = 16, layout: str = "hwc", box_q=None, cls_q=None,
+                 coef_q=None, conf: float = 0.25, multi_label: bool = False, max_nms: int = 30000,
+                 classes=None) -> Candidates:
+    """Candidates from split head outputs.
+
+    ``box``/``cls``/``coef``: one array per level, each [H*W, C] (``layout="hwc"``, any shape with that
+    memory order such as [1, H, W, C]) or [C, H*W] (``"chw"``); all float32, or all int8/uint8 with
+    ``*_q`` = one (scale, zero_point) per level. ``sizes``: (H, W) per level; ``strides`` in pixels.
+    ``conf``, ``multi_label``, ``max_nms``, ``classes``: as :func:`edgeseg.ops.decode.decode`.
+    """
+    args = _common(box, cls, coef, sizes, strides, nc, nm, reg_max, layout, box_q, cls_q, coef_q)
+    if isinstance(conf, bool) or not isinstance(conf, Real) or not np.isfinite(conf):
+        raise ValueError(f"conf must be a finite number, got {conf!r}")
+    if isinstance(max_nms, bool) or not isinstance(max_nms, Integral) or max_nms < 1:
+        raise ValueError(f"max_nms must be a positive integer, got {max_nms!r}")
+    keep = None
+    if classes is not None:
+        ids = np.asarray(classes).reshape(-1)
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"classes must be integer class ids, got {classes!r}")
+        if ids.size and (ids.min() < 0 or ids.max() >= nc):
+            raise ValueError(f"classes must be in 0..{nc - 1}, got {classes!r}")
+        keep = np.zeros(nc, dtype=np.uint8)
+        keep[ids.astype(np.intp)] = 1
+    boxes, scores, class_ids, anchors, coefs, nonfinite = core.decode_split(
+        *args, float(np.float32(conf)), bool(multi_label), int(max_nms), keep)
+    return Candidates(boxes, scores, class_ids, anchors, coefs, int(nonfinite))
+
+
+def decode_split_dense(box, cls, coef, *, sizes, strides=(8, 16, 32), nc: int, nm: Optional[int] = None,
+                       reg_max: int = 16, layout: str = "hwc", box_q=None, cls_q=None, coef_q=None) -> np.ndarray:
+    """Every anchor as the single-output head gives it: float32 [4+nc+nm, N] (cx, cy, w, h in input
+    pixels, sigmoid scores, coefficients)."""
+    args = _common(box, cls, coef, sizes, strides, nc, nm, reg_max, layout, box_q, cls_q, coef_q)
+    return core.decode_split_dense(*args)
+
+
+# ---- a model's split outputs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LevelSpec:
+    """Where one level's three tensors are in a backend's output list, and their quantisation."""
+
+    box: int
+    cls: int
+    coef: int
+    size: Tuple[int, int]
+    stride: float
+    box_q: Quant = (1.0, 0)
+    cls_q: Quant = (1.0, 0)
+    coef_q: Quant = (1.0, 0)
+
+
+@dataclass(frozen=True)
+class SplitLayout:
+    """How to read a split-output model's outputs (the counterpart of ``backends.base.OutputLayout``).
+
+    Outputs are per level NHWC ([1, H, W, C]: ``layout="hwc"``) or NCHW (``"chw"``) tensors plus the
+    prototypes at ``protos_index`` (``protos_layout`` "hwc" or "chw", dequantised with ``protos_q``).
+    ``split(outputs)`` returns (dense predictions [4+nc+nm, N], prototypes) like ``OutputLayout``,
+    so code written for single-output models (validation) works unchanged; ``decode(outputs, ...)``
+    is the fast path (quantised-domain threshold, candidates only).
+    """
+
+    levels: Tuple[LevelSpec, ...]
+    protos_index: int
+    nc: int
+    nm: int
+    reg_max: int = 16
+    layout: str = "hwc"
+    protos_layout: str = "hwc"
+    protos_q: Optional[Quant] = None
+    preds_layout: str = "cn"  # of split()'s dense predictions
+    box_scale: Tuple[float, float] = (1.0, 1.0)
+    kind: str = field(default="split", init=False)
+
+    @property
+    def preds_index(self) -> None:
+        """None: split models have no single prediction tensor (``OutputLayout`` compatibility)."""
+        return None
+
+    @property
+    def n_outputs(self) -> int:
+        return 3 * len(self.levels) + 1
+
+    def _arrays(self, outputs):
+        if len(outputs) != self.n_outputs:
+            raise ModelOutputError(f"expected {self.n_outputs} split outputs, got {len(outputs)}")
+        box = [outputs[lv.box] for lv in self.levels]
+        cls = [outputs[lv.cls] for lv in self.levels]
+        coef = [outputs[lv.coef] for lv in self.levels]
+        kwargs = dict(sizes=[lv.size for lv in self.levels], strides=[lv.stride for lv in self.levels],
+                      nc=self.nc, nm=self.nm, reg_max=self.reg_max, layout=self.layout,
+                      box_q=[lv.box_q for lv in self.levels], cls_q=[lv.cls_q for lv in self.levels],
+                      coef_q=[lv.coef_q for lv in self.levels])
+        return box, cls, coef, kwargs
+
+    def protos(self, outputs) -> np.ndarray:
+        """Float32 prototypes, batch dim dropped ([nm, mh, mw] or [mh, mw, nm] per ``protos_layout``)."""
+        p = np.asarray(outputs[self.protos_index])
+        if p.ndim == 4:
+            if p.shape[0] != 1:
+                raise ModelOutputError(f"prototype output must have batch 1, got {p.shape}")
+            p = p[0]
+        if p.ndim != 3:
+            raise ModelOutputError(f"prototype output must be 3-D or 4-D, got {p.shape}")
+        if self.protos_q is not None and p.dtype != np.float32:
+            s, z = self.protos_q
+            # (q - z) * s in float32: one pass; the masks need every prototype value anyway.
+            p = (p.astype(np.float32) - np.float32(z)) * np.float32(s)
+        return p.astype(np.float32, copy=False)
+
+    def split(self, outputs) -> Tuple[np.ndarray, np.ndarray]:
+        box, cls, coef, kwargs = self._arrays(outputs)
+        return decode_split_dense(box, cls, coef, **kwargs), self.protos(outputs)
+
+    def decode(self, outputs, *, conf: float = 0.25, multi_label: bool = False, max_nms: int = 30000,
+               classes=None) -> Tuple[Candidates, np.ndarray]:
+        box, cls, coef, kwargs = self._arrays(outputs)
+        cands = decode_split(box, cls, coef, conf=conf, multi_label=multi_label, max_nms=max_nms,
+                             classes=classes, **kwargs)
+        return cands, self.protos(outputs)
