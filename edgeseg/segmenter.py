@@ -116,9 +116,12 @@ class Segmenter:
 
     def _postprocess(self, outputs, info, image_shape) -> Detections:
         layout = self.backend.output_layout
-        preds, protos = layout.split(outputs)
-        candidates = decode(preds, layout.nc, conf=self.conf, classes=self.classes,
-                            layout=layout.preds_layout, box_scale=layout.box_scale)
+        if getattr(self.backend, "output_kind", "single") == "split":  # per-level raw head outputs
+            candidates, protos = layout.decode(outputs, conf=self.conf, classes=self.classes)
+        else:
+            preds, protos = layout.split(outputs)
+            candidates = decode(preds, layout.nc, conf=self.conf, classes=self.classes,
+                                layout=layout.preds_layout, box_scale=layout.box_scale)
         if candidates.nonfinite and self.on_nonfinite == "raise":
             raise ModelOutputError(
                 f"the model produced {candidates.nonfinite} prediction(s) with NaN or infinity "

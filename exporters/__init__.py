@@ -17,9 +17,10 @@ from .common import ExportError, ExportResult, ExportVerificationError
 __all__ = ["FORMATS", "PLANNED_FORMATS", "export", "ExportError", "ExportResult", "ExportVerificationError"]
 
 # format name -> module implementing it
-FORMATS = {"onnx": "exporters.onnx"}
+FORMATS = {"onnx": "exporters.onnx", "ncnn": "exporters.ncnn", "openvino": "exporters.openvino", "tflite": "exporters.tflite",
+           "edgetpu": "exporters.edgetpu"}
 # formats named in the roadmap that are not implemented yet (clear "not yet supported" errors)
-PLANNED_FORMATS = ("openvino", "ncnn", "tflite", "torchscript", "engine", "coreml")
+PLANNED_FORMATS = ("torchscript", "engine", "coreml")
 
 
 def check_format(fmt: Any) -> str:

@@ -18,9 +18,15 @@ __all__ = ["Backend", "InputSpec", "OutputLayout", "select_backend", "backend_na
 _REGISTRY: Dict[str, Tuple[str, str]] = {
     "onnxruntime": ("edgeseg.backends.onnxruntime", "OnnxRuntimeBackend"),
     "torch": ("edgeseg.backends.torch_backend", "TorchBackend"),
+    "ncnn": ("edgeseg.backends.ncnn", "NcnnBackend"),
+    "openvino": ("edgeseg.backends.openvino", "OpenVINOBackend"),
+    "tflite": ("edgeseg.backends.tflite", "TFLiteBackend"),
+    "edgetpu": ("edgeseg.backends.tflite", "EdgeTPUBackend"),
 }
-_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "pytorch": "torch"}
-_SUFFIXES = {".onnx": "onnxruntime", ".pt": "torch"}
+_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "pytorch": "torch", "ov": "openvino", "litert": "tflite", "coral": "edgetpu"}
+_SUFFIXES = {".onnx": "onnxruntime", ".pt": "torch", ".param": "ncnn", ".xml": "openvino", ".tflite": "tflite"}
+# model folders, by the end of their name (Ultralytics' naming)
+_DIR_SUFFIXES = {"_ncnn_model": "ncnn", "_openvino_model": "openvino"}
 
 
 def backend_names() -> Tuple[str, ...]:
@@ -51,10 +57,15 @@ def select_backend(model_path: Union[str, PathLike], backend: Optional[str] = No
 
 
 def _name_for_path(path: Path) -> str:
+    if path.name.lower().endswith("_edgetpu.tflite"):  # edgetpu_compiler's output naming
+        return "edgetpu"
+    for ending, name in _DIR_SUFFIXES.items():
+        if path.name.lower().endswith(ending):
+            return name
     suffix = path.suffix.lower()
     if suffix in _SUFFIXES:
         return _SUFFIXES[suffix]
-    supported = ", ".join(sorted(_SUFFIXES))
+    supported = ", ".join([*sorted(_SUFFIXES), *(f"*{e}/" for e in _DIR_SUFFIXES)])
     raise ValueError(
         f"cannot tell which backend runs '{path}' (suffix '{suffix or 'none'}'); "
         f"supported model files: {supported}. Pass backend=... to choose one."

@@ -1,0 +1,191 @@
+"""LiteRT backend (Ultralytics' full-int8 TFLite file, error paths, output order) and the TFLite
+exporter (split-output full int8 and single-output float, when TensorFlow/onnx2tf are installed)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ai_edge_litert")
+
+from edgeseg import Segmenter  # noqa: E402
+from edgeseg.backends import select_backend  # noqa: E402
+from edgeseg.errors import ModelLoadError  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ULTRA = SHARED / "models" / "yolo11n-seg_full_integer_quant.tflite"
+BUS = SHARED / "data" / "images" / "bus.jpg"
+
+
+def need(*paths):
+    for p in paths:
+        if not p.is_file():
+            pytest.skip(f"{p} not available")
+
+
+def check_people_and_bus(det, min_people=3):
+    names = [det.names[int(c)] for c in det.class_id]
+    assert names.count("person") >= min_people, names
+    assert "bus" in names, names
+    areas = det.masks.areas()
+    for i in range(len(det)):
+        if names[i] not in ("person", "bus"):
+            continue
+        x1, y1, x2, y2 = det.xyxy[i]
+        mask = det.masks.full(i) if hasattr(det.masks, "full") else None
+        assert areas[i] > 0.2 * (x2 - x1) * (y2 - y1), (names[i], areas[i])  # the mask covers the object
+        if mask is not None:
+            m = np.asarray(mask)
+            m = m[0] if m.ndim == 3 else m
+            ys, xs = np.nonzero(m)
+            assert xs.min() >= x1 - 2 and xs.max() <= x2 + 2 and ys.min() >= y1 - 2 and ys.max() <= y2 + 2
+
+
+def test_ultralytics_full_int8_yolo11_on_bus():
+    need(ULTRA, BUS)
+    seg = Segmenter(ULTRA, threads=2)
+    assert seg.backend.name == "tflite" and seg.backend.output_kind == "single"
+    assert seg.input_spec.layout == "nhwc" and seg.input_spec.dtype == "int8"
+    layout = seg.backend.output_layout
+    assert layout.protos_layout == "hwc" and layout.box_scale == (640.0, 640.0)
+    assert seg.names[0] == "person" and len(seg.names) == 80
+    check_people_and_bus(seg(str(BUS)))
+
+
+def _rewrite(src: Path, dst: Path, edit) -> Path:
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+    import flatbuffers
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(src.read_bytes()), 0)
+    edit(model)
+    builder = flatbuffers.Builder(1 << 20)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    dst.write_bytes(bytes(builder.Output()))
+    return dst
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_either_output_order_and_metadata_beside_the_file(tmp_path, reverse):
+    """Without a signature the outputs come in graph order: protos first in this file, preds first
+    when reversed; metadata from <stem>_metadata.yaml (the rewrite drops the appended metadata)."""
+    need(ULTRA, BUS)
+    pytest.importorskip("yaml")
+
+    def edit(model):
+        g = model.subgraphs[0]
+        if reverse:
+            g.outputs = list(g.outputs)[::-1]
+        model.signatureDefs = []
+
+    path = _rewrite(ULTRA, tmp_path / "model.tflite", edit)
+    shutil.copy(SHARED / "models" / "yolo11n-seg_full_integer_quant_metadata.yaml", tmp_path / "model_metadata.yaml")
+    seg = Segmenter(path, threads=2)
+    assert seg.backend.output_layout.preds_index == (0 if reverse else 1)
+    assert seg.names[5] == "bus"
+    check_people_and_bus(seg(str(BUS)))
+
+
+def test_bad_files_raise_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Segmenter(tmp_path / "missing.tflite")
+    empty = tmp_path / "empty.tflite"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="empty"):
+        Segmenter(empty)
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelLoadError, match="TFL3"):
+        Segmenter(junk)
+    if ULTRA.is_file():
+        cut = tmp_path / "cut.tflite"
+        cut.write_bytes(ULTRA.read_bytes()[:200_000])
+        with pytest.raises(ModelLoadError):
+            Segmenter(cut)
+        with pytest.raises(ValueError, match="fixed input size"):
+            Segmenter(ULTRA, imgsz=320)
+        with pytest.raises(ValueError, match="threads"):
+            Segmenter(ULTRA, threads=0)
+
+
+def test_edgetpu_model_without_runtime_says_how_to_install(tmp_path):
+    need(ULTRA)
+    path = tmp_path / "model_edgetpu.tflite"
+    shutil.copy(ULTRA, path)
+    assert select_backend(path).name == "edgetpu"
+    with pytest.raises(ModelLoadError, match="Edge TPU delegate.*libedgetpu"):
+        Segmenter(path, library="/nonexistent/libedgetpu.so.1")
+
+
+# ---- export (TensorFlow + onnx2tf) ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("onnx2tf")
+    pytest.importorskip("torch")
+    ckpt = SHARED / "models" / "yolov8n-seg-coco-dq.pt"
+    data = SHARED / "data" / "coco8-seg"
+    need(ckpt, BUS)
+    if not data.is_dir():
+        pytest.skip("coco8-seg not available")
+    from exporters.tflite import export
+
+    out = tmp_path_factory.mktemp("tflite")
+    images = sorted((data / "images").rglob("*.jpg"))
+    int8 = export(ckpt, imgsz=320, precision="int8", data=images, fraction=0.5, output=out / "m_int8_split.tflite")
+    fp32 = export(ckpt, imgsz=160, output=out / "m_fp32.tflite")  # small: the check is numerical
+    return int8, fp32
+
+
+@pytest.mark.slow
+def test_int8_split_export_runs_and_finds_people_and_bus(exported):
+    int8, fp32 = exported
+    assert int8.metadata["edgeseg_outputs"] == "split"
+    assert int8.output_shapes["box0"] == (1, 40, 40, 64) and int8.output_shapes["protos"] == (1, 80, 80, 32)
+    seg = Segmenter(int8.path, threads=2)
+    assert seg.backend.output_kind == "split" and seg.input_spec.dtype == "int8"
+    raw = seg.backend.infer(np.zeros(seg.input_spec.blob_shape, np.int8))
+    assert all(o.dtype == np.int8 for o in raw)  # every output int8, each with its own scale
+    scales = {lv.cls_q[0] for lv in seg.backend.output_layout.levels} | {
+        lv.box_q[0] for lv in seg.backend.output_layout.levels}
+    assert len(scales) > 1
+    check_people_and_bus(seg(str(BUS)), min_people=2)
+
+
+@pytest.mark.slow
+def test_fp32_single_export_matches_torch(exported):
+    _, fp32 = exported
+    assert fp32.max_abs_diff["output0"] < 1e-3 and fp32.max_abs_diff["output1"] < 1e-3  # boxes in 0..1
+    assert fp32.output_shapes == {"output0": (1, 116, 525), "output1": (1, 40, 40, 32)}
+    seg = Segmenter(fp32.path)
+    assert seg.backend.output_kind == "single" and seg.backend.output_layout.box_scale == (160.0, 160.0)
+    assert seg.input_spec.dtype == "float32" and seg.input_spec.layout == "nhwc"
+    det = seg(str(BUS))
+    assert "person" in [det.names[int(c)] for c in det.class_id]
+
+
+def test_split_outputs_identified_by_exported_names_when_shapes_are_ambiguous():
+    """nc == nm == 32: shapes cannot tell class logits from coefficients; the metadata's output names
+    (in onnx2tf's output_<i> signature order) can."""
+    from edgeseg.backends.tflite import _split_layout
+    from edgeseg.metadata import ModelMetadata
+
+    names = ["box0", "cls0", "mc0", "box1", "cls1", "mc1", "box2", "cls2", "mc2", "protos"]
+    shapes = {"box": 64, "cls": 32, "mc": 32}
+    details = []
+    for i, n in enumerate(names):
+        hw = 80 if n == "protos" else 10 // (2 ** int(n[-1]))
+        c = 32 if n == "protos" else shapes[n[:-1]]
+        details.append({"_name": f"output_{i}", "shape": [1, hw, hw, c], "dtype": np.int8,
+                        "quantization": (0.1 + i / 100, i), "name": f"t{i}", "index": i})
+    order = [3, 0, 9, 5, 1, 2, 4, 6, 7, 8]  # signature listed in another order than the graph
+    details = [details[i] for i in order]
+    meta = ModelMetadata(names={i: str(i) for i in range(32)}, extras={"output_names": names})
+    layout = _split_layout(details, meta, (80, 80), "test")
+    by_name = {d["name"]: k for k, d in enumerate(details)}
+    assert layout.levels[0].cls == by_name["t1"] and layout.levels[0].coef == by_name["t2"]
+    assert layout.levels[2].box == by_name["t6"] and layout.protos_index == by_name["t9"]
+    assert layout.levels[1].cls_q == (0.1 + 4 / 100, 4)
+    assert (layout.nc, layout.nm) == (32, 32)
