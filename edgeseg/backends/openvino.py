@@ -175,7 +175,8 @@ class OpenVINOBackend(Backend):
         request.get_input_tensor().data[...] = blob
         request.start_async()
         if not request.wait_for(_ms(self.timeout)):
-            request.cancel()
+            _abandon(request, self._compiled)
+            self._request = self._compiled.create_infer_request()  # the old one may still be running
             raise InferenceTimeoutError(
                 f"OpenVINO inference on {self.device} did not finish within {self.timeout:g} s "
                 "(device busy or hung?); raise timeout= if the model is just slow")
@@ -328,10 +329,7 @@ class AsyncQueue:
     def close(self) -> None:
         """Cancel what is in flight and release the requests; further submits raise."""
         for _, _, request, _ in self._in_flight:
-            try:
-                request.cancel()
-            except Exception:
-                pass
+            _abandon(request, self._backend._compiled)
         self._in_flight.clear()
         self._free.clear()
         if not self.closed:
@@ -573,6 +571,30 @@ def _check_timeout(timeout) -> float:
 
 
 # ---- small helpers -------------------------------------------------------------------------------
+
+# Requests cancelled after a timeout, kept alive (with their compiled model) until OpenVINO has really
+# stopped them: destroying a request that is still running crashes the process. Reaped as they finish.
+_ABANDONED: List[Tuple[Any, Any]] = []
+_CANCEL_GRACE_MS = 200
+
+
+def _abandon(request, compiled) -> None:
+    """Cancel ``request`` and keep it referenced until it is idle (never destroy a running request)."""
+    _ABANDONED[:] = [(r, c) for r, c in _ABANDONED if not _is_idle(r)]
+    try:
+        request.cancel()
+    except Exception:  # noqa: BLE001 - cancel is best effort; the request stays parked either way
+        pass
+    if not _is_idle(request, _CANCEL_GRACE_MS):
+        _ABANDONED.append((request, compiled))
+
+
+def _is_idle(request, wait_ms: int = 0) -> bool:
+    try:
+        return bool(request.wait_for(wait_ms))
+    except Exception:  # noqa: BLE001 - a cancelled request reports its cancellation when waited on
+        return True
+
 
 def _ms(seconds: float) -> int:
     return max(1, int(math.ceil(seconds * 1000.0)))
