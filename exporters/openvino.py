@@ -53,6 +53,8 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
+from edgeseg.backends._signal_stack import preserve_sigaltstack
+
 from .common import (
     INPUT_NAME,
     OUTPUT_NAMES,
@@ -170,7 +172,8 @@ def export(
 
     ignored: Tuple[str, ...] = ()
     if int8:
-        ov_model, ignored = _quantize(ov, nncf, ov_model, calibration, size)
+        with preserve_sigaltstack(collect=True):  # NNCF compiles (and drops) models of its own
+            ov_model, ignored = _quantize(ov, nncf, ov_model, calibration, size)
 
     args = {"batch": 1, "half": half, "int8": int8, "dynamic": False, "nms": False,
             "data": fspath(data) if isinstance(data, (str, PathLike)) else None,
@@ -403,7 +406,8 @@ def _write_yaml(path: Path, metadata: Dict[str, Any]) -> None:
 def _run_ir(ov, xml: Path, blob: np.ndarray) -> List[np.ndarray]:
     try:
         core = ov.Core()
-        compiled = core.compile_model(core.read_model(fspath(xml)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        with preserve_sigaltstack():  # see edgeseg.backends._signal_stack
+            compiled = core.compile_model(core.read_model(fspath(xml)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         request = compiled.create_infer_request()
         request.infer({0: blob})
         outputs = [np.array(request.get_output_tensor(i).data, dtype=np.float32) for i in range(2)]

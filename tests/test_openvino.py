@@ -456,6 +456,47 @@ def test_async_queue_timeout_raises_instead_of_hanging(ov_fp32):
         backend.infer(np.zeros((1, 3, 64, 64), np.float32))
 
 
+# ---- process safety ----------------------------------------------------------------------------------
+
+_RELEASE_IN_CREATION_ORDER = """
+import gc, signal, subprocess, sys
+from edgeseg.backends.openvino import OpenVINOBackend
+signal.signal(signal.SIGCHLD, lambda *_: None)  # as torch's DataLoader does: a Python handler (SA_ONSTACK)
+a = OpenVINOBackend(sys.argv[1])
+b = OpenVINOBackend(sys.argv[1])
+del a; gc.collect()
+del b; gc.collect()
+subprocess.run([sys.executable, "-c", "pass"], check=True)  # its SIGCHLD runs the handler
+print("survived")
+"""
+
+
+def test_backends_released_in_creation_order_leave_signals_working(ov_fp32):
+    """OpenVINO's CPU plugin swaps the thread's sigaltstack on compile and, released A-then-B, put back a
+    freed one: the next Python signal handler crashed the process (SIGSEGV). The backend restores it."""
+    proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", _RELEASE_IN_CREATION_ORDER,
+                           str(ov_fp32.path)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0 and "survived" in proc.stdout, (proc.returncode, proc.stderr[-2000:])
+
+
+def test_preserve_sigaltstack_restores_the_thread_stack():
+    from edgeseg.backends._signal_stack import current_sigaltstack, preserve_sigaltstack
+
+    before = current_sigaltstack()
+    if before is None:
+        pytest.skip("sigaltstack is not reachable on this platform")
+    import ctypes
+
+    from edgeseg.backends._signal_stack import _StackT
+
+    libc = ctypes.CDLL(None)
+    buf = ctypes.create_string_buffer(65536)
+    with preserve_sigaltstack():  # a body that swaps the stack, as OpenVINO's compile does
+        libc.sigaltstack(ctypes.byref(_StackT(ctypes.addressof(buf), 0, 65536)), None)
+        assert current_sigaltstack()[:2] == (ctypes.addressof(buf), 65536)
+    assert current_sigaltstack() == before
+
+
 # ---- command line ------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not VIDEO.is_file(), reason="shared video not available")

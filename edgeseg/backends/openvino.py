@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import BackendNotInstalledError, EdgesegError, ModelLoadError
 from ..metadata import ModelMetadata, from_onnx_props, from_yaml
+from ._signal_stack import preserve_sigaltstack
 from .base import Backend, InputSpec, identify_outputs
 
 __all__ = ["OpenVINOBackend", "AsyncQueue", "AsyncResult", "DeviceNotFoundError", "InferenceTimeoutError",
@@ -94,6 +95,12 @@ class OpenVINOBackend(Backend):
                  threads: Optional[int] = None, intra_op_threads: Optional[int] = None,
                  precision: Optional[str] = None, num_requests: Optional[int] = None,
                  timeout: float = DEFAULT_TIMEOUT_S, imgsz=None):
+        # OpenVINO swaps this thread's alternate signal stack when it loads a device plugin or compiles a
+        # model; put ours back (see edgeseg.backends._signal_stack: otherwise a later signal can crash).
+        with preserve_sigaltstack():
+            self._load(path, device, hint, threads, intra_op_threads, precision, num_requests, timeout, imgsz)
+
+    def _load(self, path, device, hint, threads, intra_op_threads, precision, num_requests, timeout, imgsz):
         try:
             import openvino as ov
         except ImportError as exc:
