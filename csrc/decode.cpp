@@ -220,7 +220,11 @@ void decode_candidates(const float* data, std::int64_t C, std::int64_t N, bool c
         out.class_ids[i] = e.cls;
         out.anchors[i] = s.used[e.u];
     }
-    if (K == U) {  // entries map 1:1 onto used anchors (entries are ordered by u)
+    // Hand over the coefficient block as it is when entry i is anchor u == i for every i. K == U is not
+    // enough: a dropped (non-finite) anchor and a multi-label anchor with two entries also give K == U.
+    bool identity = K == U;
+    for (std::size_t i = 0; identity && i < K; ++i) identity = s.entries[s.order[i]].u == static_cast<std::int32_t>(i);
+    if (identity) {
         out.coefs = std::move(coef);
     } else {
         out.coefs.resize(K * nm);

@@ -59,6 +59,21 @@ def test_matches_numpy_reference(n, nc, nm, seed, conf, multi, cn, max_nms, use_
     _assert_same(got, want)
 
 
+def test_multi_label_coefficients_follow_their_anchor_after_a_dropped_anchor():
+    """Found by hypothesis: anchor 0 has a NaN box (dropped), anchor 1 passes for two classes; the
+    candidate count then equals the used-anchor count, which must not be taken for a 1:1 mapping."""
+    out = np.zeros((4 + 2 + 1, 2), np.float32)
+    out[:4, 0] = [10, 10, np.nan, 4]
+    out[:4, 1] = [20, 20, 8, 8]
+    out[4:6, 0] = [0.9, 0.8]
+    out[4:6, 1] = [0.7, 0.6]
+    out[6] = [-0.5, 0.25]
+    for layout, arr in (("cn", out), ("nc", np.ascontiguousarray(out.T))):
+        c = decode(arr, 2, conf=0.1, multi_label=True, layout=layout)
+        assert c.anchors.tolist() == [1, 1] and c.class_ids.tolist() == [0, 1] and c.nonfinite == 1
+        np.testing.assert_array_equal(c.coefs, [[0.25], [0.25]])
+
+
 def test_basic_box_conversion_and_fields():
     out = np.zeros((4 + 3 + 2, 4), np.float32)
     out[:4, 1] = [100, 50, 20, 10]  # cx cy w h
