@@ -43,7 +43,7 @@ class CalibrationError(ExportError):
 
 
 def calibration_images(data, *, fraction: float = 1.0, max_images: Optional[int] = DEFAULT_MAX_IMAGES,
-                       split: str = "train", indices: Optional[Iterable[int]] = None) -> List[Path]:
+                       split: str = "train", indices: Optional[Union[slice, Iterable[int]]] = None) -> List[Path]:
     """The calibration image files, in a deterministic (sorted) order.
 
     Args:
@@ -138,7 +138,9 @@ def _imgsz(imgsz) -> Tuple[int, int]:
     return size
 
 
-def _select(files: List[Path], indices: Iterable[int], where: str) -> List[Path]:
+def _select(files: List[Path], indices: Union[slice, Iterable[int]], where: str) -> List[Path]:
+    if isinstance(indices, slice):  # e.g. slice(0, 64): images 0-63 (clipped to what there is, as lists are)
+        indices = range(*indices.indices(len(files)))
     out = []
     for i in indices:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):

@@ -117,6 +117,7 @@ def test_calibration_images_deterministic_and_selectable():
     assert calibration_images(COCO8 / "images", fraction=0.3) == folder[:3]  # ceil(0.3 * 8)
     assert calibration_images(COCO8 / "images", max_images=2) == folder[:2]
     assert calibration_images(COCO8 / "images", indices=[5, 1]) == [folder[5], folder[1]]
+    assert calibration_images(COCO8 / "images", indices=slice(1, 3)) == folder[1:3]  # a slice, as the CLI's 1:3
     if COCO128_YAML.is_file():
         first64 = calibration_images(COCO128_YAML, indices=range(64))
         assert len(first64) == 64 and first64[0].name == "000000000009.jpg"
