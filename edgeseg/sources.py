@@ -25,6 +25,7 @@ VIDEO_SUFFIXES = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
      ".asf", ".gif", ".3gp"}
 )
+DEMO_SOURCE = "demo"  # the generated demo clip (edgeseg.synthetic.clip), no file needed
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
@@ -38,7 +39,8 @@ def open_source(source: Union[str, int, PathLike], *, read_timeout: float = 10.0
     """Open a frame source.
 
     ``source`` is an image or video path, a directory (its images and videos, sorted by name), a glob
-    pattern, a camera index (``0`` or ``"0"``) or a stream URL (rtsp://, http://, ...).
+    pattern, a camera index (``0`` or ``"0"``), a stream URL (rtsp://, http://, ...) or ``"demo"``
+    (a generated clip of moving shapes: what the built-in demo model was trained to find).
     Raises ``FileNotFoundError`` when a path does not exist or a glob matches nothing and
     :class:`SourceError` when a video, camera or stream cannot be opened.
     """
@@ -53,6 +55,8 @@ def open_source(source: Union[str, int, PathLike], *, read_timeout: float = 10.0
         raise TypeError(f"source must be a path, URL or camera index, got {type(source).__name__}")
     text = fspath(source)
     if isinstance(source, str):
+        if text.strip().lower() == DEMO_SOURCE:
+            return _DemoSource()
         if text.strip().isdigit():
             return _LiveSource(int(text), f"camera {int(text)}", read_timeout)
         if text.lower().startswith(STREAM_SCHEMES):
@@ -150,6 +154,23 @@ class _FileSource(FrameSource):
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+
+class _DemoSource(FrameSource):
+    """The generated demo clip: shapes gliding over a textured background (no files, no camera)."""
+
+    kind = "video"
+    fps = 30.0
+
+    def __init__(self, n_frames: int = 180, size=(640, 360), seed: int = 0):
+        self.n_frames, self.size, self.seed = int(n_frames), size, int(seed)
+        self.frame_count = self.n_frames
+
+    def __iter__(self) -> Iterator[Frame]:
+        from .synthetic.clip import iter_clip_frames
+
+        for index, image in enumerate(iter_clip_frames(self.n_frames, size=self.size, seed=self.seed)):
+            yield Frame(image, "demo clip", index)
 
 
 def _open_video(path: Path) -> cv2.VideoCapture:

@@ -18,11 +18,11 @@ REPORT_EVERY_S = 2.0  # seconds between progress lines
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("run", help=HELP, description=HELP)
-    # --model is required until edgeseg ships a built-in demo model (see resolve_model).
-    add_model_arguments(parser, model_required=True)
-    # A generated demo clip (`--source demo`) is planned; today sources are real cameras/files/streams.
+    # Without --model the built-in demo model runs (it finds the shapes of `--source demo`).
+    add_model_arguments(parser, model_required=False)
     parser.add_argument("--source", "-s", default="0",
-                        help="camera index (default 0), video file, rtsp/http URL, directory or glob")
+                        help="camera index (default 0), video file, rtsp/http URL, directory, glob, or "
+                             "'demo' (a generated clip for the built-in demo model)")
     parser.add_argument("--show", action="store_true", help="show the annotated frames in a window (q/Esc quits)")
     parser.add_argument("--save", default=None, metavar="FILE.mp4", help="write the annotated frames to a video")
     parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N frames")
@@ -31,9 +31,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_model(model: str) -> str:
-    """Hook for a built-in demo model (planned); today the model is always a path the user gives."""
-    return model
+def resolve_model(model: Optional[str]) -> str:
+    """The model the user named, or the built-in demo model when none was given."""
+    if model:
+        return model
+    from edgeseg.assets import demo_model_path
+
+    path = demo_model_path()
+    print(f"edgeseg run: no --model given, using the built-in demo model {path.name} "
+          f"(classes: circle, square, triangle, star)", flush=True)
+    return str(path)
 
 
 def run(args: argparse.Namespace) -> int:
