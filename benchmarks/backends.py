@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--conf", type=float, default=0.25,
+                        help="score threshold of the timed runs (lower: more detections to post-process)")
     parser.add_argument("--source", action="append", default=None,
                         help="image to time; repeat for several (default: bus.jpg and the crowded coco128 "
                              "image 000000000564.jpg when available)")
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
     try:
         for i, source in enumerate(sources):
             res = benchmark(args.model, args.formats, imgsz=args.imgsz, runs=args.runs, warmup=args.warmup,
-                            source=source, threads=args.threads, workdir=workdir,
+                            source=source, threads=args.threads, workdir=workdir, conf=args.conf,
                             data=args.data if i == 0 else None,
                             data_indices=parse_indices(args.data_indices) if i == 0 else None,
                             print_fn=lambda line: print(line, file=sys.stderr, flush=True))

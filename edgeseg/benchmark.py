@@ -248,7 +248,8 @@ def _default_source() -> Optional[Path]:
 def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = "onnx", *, imgsz=640,
               data=None, data_indices=None, runs: int = 50, warmup: int = 5, source=None,
               threads: Optional[int] = None, workdir: Union[str, PathLike, None] = None, reuse: bool = True,
-              tolerance: float = 1.0, print_fn: Optional[Callable[[str], None]] = print) -> BenchmarkResult:
+              tolerance: float = 1.0, conf: float = 0.25,
+              print_fn: Optional[Callable[[str], None]] = print) -> BenchmarkResult:
     """Benchmark ``model`` (a checkpoint to export, or one exported model) in each of ``formats``.
 
     Args:
@@ -261,6 +262,7 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
         workdir: where exports go (default: a temporary folder, removed afterwards); reuse: reuse
             exports already there.
         tolerance: mAP points for the "fastest format within ... of fp32" line.
+        conf: score threshold of the timed runs (lower it to time post-processing with more detections).
     """
     from edgeseg.image_io import load_image
     from edgeseg.segmenter import Segmenter
@@ -283,6 +285,8 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
             raise ValueError("no source image: pass source=... (--source IMAGE)")
     image = load_image(source)
     source_name = str(source) if not isinstance(source, np.ndarray) else f"array {image.shape[1]}x{image.shape[0]}"
+    if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0.0 <= float(conf) < 1.0:
+        raise ValueError(f"conf must be a number in [0, 1), got {conf!r}")
     options = {} if threads is None else {"intra_op_threads": int(threads)}
     result = BenchmarkResult(model=str(model), imgsz=size, source=source_name, runs=runs, threads=threads,
                              data=str(data) if data is not None else None, tolerance=float(tolerance),
@@ -306,7 +310,7 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
                 row.path = str(path)
                 row.size_mb = model_size(path) / 1e6
                 t0 = time.perf_counter()
-                seg = Segmenter(path, imgsz=size if fmt == "torch" else None, **options)
+                seg = Segmenter(path, imgsz=size if fmt == "torch" else None, conf=float(conf), **options)
                 row.load_s = time.perf_counter() - t0
                 say(f"[{row.name}] timing {runs} runs ...")
                 t = time_segmenter(seg, image, runs, warmup)

@@ -100,3 +100,14 @@ def test_benchmark_openvino_ncnn_and_error_row(tmp_path):
     assert "ncnn:int8" in table and "error" in table and "fastest format" in table
     if formats[:-1]:
         assert res.fastest is not None and res.fastest.name in formats[:-1]
+
+
+@needs_shared
+@needs_onnx
+def test_conf_sets_the_timed_threshold(tmp_path):
+    rows = [benchmark(PT, "onnx", imgsz=320, runs=1, warmup=0, source=BUS, print_fn=None, workdir=tmp_path,
+                      conf=c).rows[0] for c in (0.5, 0.05)]
+    assert rows[0].error is None and rows[1].error is None
+    assert rows[1].detections > rows[0].detections >= 1
+    with pytest.raises(ValueError, match="conf"):
+        benchmark(PT, "onnx", imgsz=320, runs=1, source=BUS, print_fn=None, workdir=tmp_path, conf=1.5)

@@ -27,6 +27,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="image to time (default: the project's bus.jpg when available)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="inference threads (default: each backend's choice)")
+    parser.add_argument("--conf", type=float, default=0.25,
+                        help="score threshold of the timed runs (default 0.25; lower it to time more detections)")
     parser.add_argument("--workdir", default=None, metavar="DIR",
                         help="keep the exports in DIR and reuse them next time (default: a temporary folder)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
     result = benchmark(args.model, args.formats, imgsz=args.imgsz, data=args.data,
                        data_indices=parse_indices(args.data_indices), runs=args.runs, warmup=args.warmup,
-                       source=args.source, threads=args.threads, workdir=args.workdir,
+                       source=args.source, threads=args.threads, workdir=args.workdir, conf=args.conf,
                        print_fn=None if args.quiet else (lambda line: print(line, flush=True)))
     print(result.table())
     if args.json:
