@@ -217,6 +217,35 @@ def test_start_from_checkpoint_with_other_nc_transfers_matching_layers(tmp_path)
     assert trainer.transferred[0] == trainer.transferred[1] and model2.names[4] == "c4"
 
 
+def test_folded_batchnorm_weights_train_with_frozen_statistics(data_yaml, tmp_path):
+    """Weights whose BN was folded into the convs (identity BN with biases) keep BN in eval mode, also on
+    resume: batch statistics would change what the network computes."""
+    from edgeseg.nn import build_model
+    from edgeseg.nn.checkpoint import save_checkpoint
+
+    src = build_model("yolov8n-seg", nc=2)
+    with torch.no_grad():
+        for m in src.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
+                m.weight.fill_(1.0)
+                m.bias.uniform_(-0.5, 0.5)
+    ckpt = save_checkpoint(tmp_path / "folded.pt", src)
+    trainer = Trainer(base_options(data_yaml, tmp_path / "runs", model=str(ckpt), name="folded", epochs=1, nbs=2))
+    trainer.train()
+    assert trainer.freeze_bn
+    bns = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(float(m.running_mean.abs().max()) == 0.0 for m in bns)  # statistics untouched
+    assert any(float((m.weight - 1).abs().max()) > 0 for m in bns)  # affine parameters trained
+    # an ordinary start (random init) trains BN as usual
+    plain = Trainer(base_options(data_yaml, tmp_path / "runs", name="plain", epochs=1, nbs=2))
+    plain.train()
+    assert not plain.freeze_bn
+    assert any(float(m.running_mean.abs().max()) > 0 for m in plain.model.modules()
+               if isinstance(m, torch.nn.BatchNorm2d))
+
+
 @pytest.mark.skipif(not ULTRA_RAND.exists(), reason="shared Ultralytics checkpoint not available")
 def test_start_from_ultralytics_pt(tmp_path):
     trainer = Trainer(model=str(ULTRA_RAND), data="unused.yaml")
