@@ -15,15 +15,6 @@ using namespace edgeseg;
 
 namespace {
 
-// Hands a vector's storage to numpy without copying.
-template <typename T>
-py::array_t<T> to_array(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
-    if (v.empty()) return py::array_t<T>(shape);
-    auto* owner = new std::vector<T>(std::move(v));
-    py::capsule cap(owner, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-    return py::array_t<T>(shape, owner->data(), cap);
-}
-
 py::tuple py_decode(const py::array& output, int nc, double conf, bool multi_label, std::int64_t max_nms,
                     const py::object& keep_obj, bool cn, double sx, double sy) {
     if (output.ndim() != 2) fail("output must be a 2-D [C,N] or [N,C] array, got shape " + shape_str(output));

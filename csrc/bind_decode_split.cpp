@@ -18,14 +18,6 @@ using namespace edgeseg;
 
 namespace {
 
-template <typename T>
-py::array_t<T> to_array(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
-    if (v.empty()) return py::array_t<T>(shape);
-    auto* owner = new std::vector<T>(std::move(v));
-    py::capsule cap(owner, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-    return py::array_t<T>(shape, owner->data(), cap);
-}
-
 struct Prepared {
     std::vector<SplitLevel> levels;
     std::vector<py::array> keep_alive;

@@ -6,6 +6,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace edgeseg {
 namespace py = pybind11;
@@ -32,6 +34,15 @@ py::array_t<T, py::array::c_style> require(const py::array& a, const char* name)
              ", got " + dtype_str(a));
     }
     return py::array_t<T, py::array::c_style>::ensure(a);
+}
+
+// Hands a vector's storage to numpy without copying (an empty vector gives an empty array of `shape`).
+template <typename T>
+py::array_t<T> to_array(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
+    if (v.empty()) return py::array_t<T>(shape);
+    auto* owner = new std::vector<T>(std::move(v));
+    py::capsule cap(owner, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+    return py::array_t<T>(shape, owner->data(), cap);
 }
 
 }  // namespace edgeseg

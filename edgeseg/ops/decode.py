@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Integral, Real
+from typing import Optional
 
 import numpy as np
 
 from edgeseg.ops._native import core
 
-__all__ = ["Candidates", "decode"]
+__all__ = ["Candidates", "decode", "class_keep_mask"]
 
 
 @dataclass
@@ -119,17 +120,23 @@ def decode(
         raise ValueError(f"box_scale must be a pair of numbers (sx, sy), got {box_scale!r}") from None
     if not (np.isfinite(sx) and np.isfinite(sy)):
         raise ValueError(f"box_scale must be finite, got {box_scale!r}")
-    keep = None
-    if classes is not None:
-        ids = np.asarray(classes).reshape(-1)
-        if ids.size and not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"classes must be integer class ids, got {classes!r}")
-        if ids.size and (ids.min() < 0 or ids.max() >= nc):
-            raise ValueError(f"classes must be in 0..{nc - 1}, got {classes!r}")
-        keep = np.zeros(nc, dtype=np.uint8)
-        keep[ids.astype(np.intp)] = 1
+    keep = class_keep_mask(classes, nc)
     output = np.ascontiguousarray(output)
     boxes, scores, class_ids, anchors, coefs, nonfinite = core.decode(
         output, nc, float(conf), bool(multi_label), int(max_nms), keep, cn, sx, sy
     )
     return Candidates(boxes, scores, class_ids, anchors, coefs, int(nonfinite))
+
+
+def class_keep_mask(classes, nc: int) -> Optional[np.ndarray]:
+    """uint8 [nc] mask of the class ids to keep (None: keep all); a clear ValueError for bad ids."""
+    if classes is None:
+        return None
+    ids = np.asarray(classes).reshape(-1)
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"classes must be integer class ids, got {classes!r}")
+    if ids.size and (ids.min() < 0 or ids.max() >= nc):
+        raise ValueError(f"classes must be in 0..{nc - 1}, got {classes!r}")
+    keep = np.zeros(nc, dtype=np.uint8)
+    keep[ids.astype(np.intp)] = 1
+    return keep

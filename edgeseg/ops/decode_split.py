@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeseg.errors import ModelOutputError
 from edgeseg.ops._native import core
-from edgeseg.ops.decode import Candidates
+from edgeseg.ops.decode import Candidates, class_keep_mask
 
 __all__ = ["decode_split", "decode_split_dense", "quantised_threshold", "SplitLayout", "LevelSpec"]
 
@@ -98,15 +98,7 @@ def decode_split(box: Sequence[np.ndarray], cls: Sequence[np.ndarray], coef: Seq
         raise ValueError(f"conf must be a finite number, got {conf!r}")
     if isinstance(max_nms, bool) or not isinstance(max_nms, Integral) or max_nms < 1:
         raise ValueError(f"max_nms must be a positive integer, got {max_nms!r}")
-    keep = None
-    if classes is not None:
-        ids = np.asarray(classes).reshape(-1)
-        if ids.size and not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"classes must be integer class ids, got {classes!r}")
-        if ids.size and (ids.min() < 0 or ids.max() >= nc):
-            raise ValueError(f"classes must be in 0..{nc - 1}, got {classes!r}")
-        keep = np.zeros(nc, dtype=np.uint8)
-        keep[ids.astype(np.intp)] = 1
+    keep = class_keep_mask(classes, nc)
     boxes, scores, class_ids, anchors, coefs, nonfinite = core.decode_split(
         *args, float(np.float32(conf)), bool(multi_label), int(max_nms), keep)
     return Candidates(boxes, scores, class_ids, anchors, coefs, int(nonfinite))
