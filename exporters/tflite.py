@@ -398,8 +398,8 @@ def _compare(exported, reference, names, kind) -> Dict[str, float]:
     diffs = {}
     for name, a, b in zip(names, exported, reference):
         a = np.asarray(a, dtype=np.float32)
-        if a.ndim == 4 and a.shape != b.shape and a.transpose(0, 3, 1, 2).shape == b.shape:
-            a = a.transpose(0, 3, 1, 2)
+        if a.ndim == 4:  # TFLite (onnx2tf) tensors are NHWC, always: never guess from the shape, which
+            a = a.transpose(0, 3, 1, 2)  # is ambiguous when C == H == W (nc 80 at 640: cls0 is 80x80x80)
         if a.shape != b.shape or not np.all(np.isfinite(a)):
             diffs[name] = float("inf")
         else:

@@ -211,3 +211,19 @@ def test_cli_run_and_val_with_tflite():
     line = next(ln for ln in val.stdout.splitlines() if ln.strip().startswith("all"))
     mask_map50 = float(line.split()[-2])
     assert 0.3 < mask_map50 <= 1.0, line  # a real COCO model on coco8: far from zero
+
+
+def test_export_check_compares_nhwc_outputs_even_when_the_shape_is_ambiguous():
+    """cls0 of an 80-class model at 640 is [1, 80, 80, 80] in torch (NCHW) and in TFLite (NHWC): the check
+    must still transpose (it once compared them as they were and failed a correct fp32 split export)."""
+    from exporters.tflite import _compare
+
+    rng = np.random.default_rng(0)
+    torch_nchw = rng.standard_normal((1, 8, 8, 8)).astype(np.float32)
+    tflite_nhwc = torch_nchw.transpose(0, 2, 3, 1).copy()
+    protos_nchw = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    diffs = _compare([tflite_nhwc, protos_nchw.transpose(0, 2, 3, 1)], [torch_nchw, protos_nchw],
+                     ["cls0", "protos"], "split")
+    assert diffs == {"cls0": 0.0, "protos": 0.0}
+    single = rng.standard_normal((1, 12, 30)).astype(np.float32)  # 3-D predictions are compared as they are
+    assert _compare([single], [single], ["output0"], "single") == {"output0": 0.0}
