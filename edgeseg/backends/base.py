@@ -84,6 +84,20 @@ class OutputLayout:
         return preds[0], protos[0]
 
 
+def image_input_layout(shape: Shape, prefer: str = "nchw") -> Optional[Tuple[str, Optional[int], Optional[int]]]:
+    """``(layout, h, w)`` of a 4-D image input with 3 channels first or last, None when neither is 3.
+
+    ``prefer`` decides a shape that reads both ways ([1, 3, h, 3]): ONNX models are NCHW, TFLite NHWC.
+    """
+    order = ("nchw", "nhwc") if prefer == "nchw" else ("nhwc", "nchw")
+    for layout in order:
+        if layout == "nchw" and shape[1] == 3:
+            return "nchw", shape[2], shape[3]
+        if layout == "nhwc" and shape[3] == 3:
+            return "nhwc", shape[1], shape[2]
+    return None
+
+
 def identify_outputs(shapes: Sequence[Shape], nc_hint: Optional[int] = None,
                      protos_layout: str = "chw", box_scale: Tuple[float, float] = (1.0, 1.0),
                      source: str = "model") -> OutputLayout:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import BackendNotInstalledError, ModelLoadError
 from ..metadata import ModelMetadata, from_onnx_props
-from .base import Backend, InputSpec, identify_outputs
+from .base import Backend, InputSpec, identify_outputs, image_input_layout
 
 # Tried in this order when the caller does not name providers; only available ones are used.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -132,12 +132,10 @@ def _input_spec(node, metadata: ModelMetadata, imgsz, source: str):
     shape = _static_shape(node.shape)
     if len(shape) != 4 or shape[0] not in (None, 1):
         raise ModelLoadError(f"{source}: input {node.name} has shape {list(node.shape)}; expected [1, 3, h, w]")
-    if shape[1] == 3:
-        layout, (h, w) = "nchw", shape[2:4]
-    elif shape[3] == 3:
-        layout, (h, w) = "nhwc", shape[1:3]
-    else:
+    found = image_input_layout(shape, prefer="nchw")
+    if found is None:
         raise ModelLoadError(f"{source}: input {node.name} {list(node.shape)} has no 3-channel axis")
+    layout, h, w = found
 
     if imgsz is not None:
         wanted = ModelMetadata(imgsz=imgsz).imgsz

@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
 from ..metadata import ModelMetadata, _from_mapping, from_yaml
 from ..ops.decode_split import LevelSpec, SplitLayout
-from .base import Backend, InputSpec, identify_outputs
+from .base import Backend, InputSpec, identify_outputs, image_input_layout
 
 __all__ = ["TFLiteBackend", "EdgeTPUBackend", "read_tflite_metadata", "edgetpu_library_name"]
 
@@ -309,12 +309,10 @@ def _input_spec(detail, meta: ModelMetadata, imgsz, source: str) -> InputSpec:
     shape = [int(v) for v in detail["shape"]]
     if len(shape) != 4 or shape[0] != 1:
         raise ModelLoadError(f"{source}: input has shape {shape}; expected [1, h, w, 3] or [1, 3, h, w]")
-    if shape[3] == 3:
-        layout, (h, w) = "nhwc", shape[1:3]
-    elif shape[1] == 3:
-        layout, (h, w) = "nchw", shape[2:4]
-    else:
+    found = image_input_layout(shape, prefer="nhwc")
+    if found is None:
         raise ModelLoadError(f"{source}: input {shape} has no 3-channel axis")
+    layout, h, w = found
     if imgsz is not None:
         wanted = ModelMetadata(imgsz=imgsz).imgsz
         if wanted != (h, w):
