@@ -22,7 +22,6 @@ the head's raw conv outputs, each its own int8 tensor with its own scale, decode
 """
 from __future__ import annotations
 
-import ast
 import io
 import math
 import os
@@ -414,7 +413,7 @@ def _check(diffs, reference, names, precision: str, described: str) -> List[str]
             f"the exported TFLite model gives outputs of the wrong shape or NaN/inf for {', '.join(bad)} on "
             f"{described} (nothing was written)")
     if precision == "int8":  # int8 error is judged by the accuracy report, not element-wise
-        return [f"int8: max |exported - torch| is quantisation error; measure accuracy with exporters.report"]
+        return ["int8: max |exported - torch| is quantisation error; measure accuracy with exporters.report"]
     atol, rtol = TOLERANCE[precision]
     failed = []
     for (name, diff), ref in zip(diffs.items(), reference):

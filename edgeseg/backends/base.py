@@ -13,7 +13,7 @@ from typing import ClassVar, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import ModelOutputError
+from ..errors import ModelLoadError, ModelOutputError
 from ..metadata import ModelMetadata
 
 Shape = Sequence[Optional[int]]  # None marks a dynamic dimension
@@ -96,6 +96,23 @@ def image_input_layout(shape: Shape, prefer: str = "nchw") -> Optional[Tuple[str
         if layout == "nhwc" and shape[3] == 3:
             return "nhwc", shape[1], shape[2]
     return None
+
+
+def resolve_input_size(h: Optional[int], w: Optional[int], imgsz, metadata: ModelMetadata,
+                       source: str) -> Tuple[int, int]:
+    """The (h, w) to run a model input at: a fixed size must equal ``imgsz`` when one is given; a dynamic
+    (None) size takes ``imgsz``, else the metadata's imgsz."""
+    if imgsz is not None:
+        wanted = ModelMetadata(imgsz=imgsz).imgsz
+        if (h is not None and h != wanted[0]) or (w is not None and w != wanted[1]):
+            raise ValueError(f"{source} has a fixed input size {h}x{w} (h x w); imgsz={imgsz!r} is not possible "
+                             "(re-export the model at that size)")
+        return wanted
+    if h is None or w is None:
+        if metadata.imgsz is None:
+            raise ModelLoadError(f"{source} has a dynamic input size and no imgsz metadata; pass imgsz=(h, w)")
+        return metadata.imgsz
+    return h, w
 
 
 def identify_outputs(shapes: Sequence[Shape], nc_hint: Optional[int] = None,

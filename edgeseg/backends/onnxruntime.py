@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import BackendNotInstalledError, ModelLoadError
 from ..metadata import ModelMetadata, from_onnx_props
-from .base import Backend, InputSpec, identify_outputs, image_input_layout
+from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
 
 # Tried in this order when the caller does not name providers; only available ones are used.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -136,21 +136,7 @@ def _input_spec(node, metadata: ModelMetadata, imgsz, source: str):
     if found is None:
         raise ModelLoadError(f"{source}: input {node.name} {list(node.shape)} has no 3-channel axis")
     layout, h, w = found
-
-    if imgsz is not None:
-        wanted = ModelMetadata(imgsz=imgsz).imgsz
-        if (h is not None and h != wanted[0]) or (w is not None and w != wanted[1]):
-            raise ValueError(
-                f"{source} has a fixed input size {h}x{w} (h x w); imgsz={imgsz!r} is not possible "
-                "(re-export the model at that size)"
-            )
-        h, w = wanted
-    elif h is None or w is None:
-        if metadata.imgsz is None:
-            raise ModelLoadError(
-                f"{source} has a dynamic input size and no imgsz metadata; pass imgsz=(h, w)"
-            )
-        h, w = metadata.imgsz
+    h, w = resolve_input_size(h, w, imgsz, metadata, source)
     stride = metadata.stride
     if h % stride or w % stride:
         raise ValueError(f"input size {h}x{w} must be a multiple of the model stride {stride}")

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import BackendNotInstalledError, EdgesegError, ModelLoadError
 from ..metadata import ModelMetadata, from_onnx_props, from_yaml
 from ._signal_stack import preserve_sigaltstack
-from .base import Backend, InputSpec, identify_outputs
+from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
 
 __all__ = ["OpenVINOBackend", "AsyncQueue", "AsyncResult", "DeviceNotFoundError", "InferenceTimeoutError",
            "resolve_model_path", "FOLDER_SUFFIX", "METADATA_FILE", "RT_INFO_SECTION"]
@@ -456,24 +456,13 @@ def _prepare_input(model, metadata: ModelMetadata, imgsz, source: str) -> InputS
     if shape.rank.is_dynamic or shape.rank.get_length() != 4:
         raise ModelLoadError(f"{source}: input {name} has shape {shape}; expected [1, 3, h, w]")
     dims = _static_shape(shape)
-    if dims[1] == 3:
-        layout, (h, w) = "nchw", dims[2:4]
-    elif dims[3] == 3:
-        layout, (h, w) = "nhwc", dims[1:3]
-    else:
+    found = image_input_layout(dims, prefer="nchw")
+    if found is None:
         raise ModelLoadError(f"{source}: input {name} {shape} has no 3-channel axis")
+    layout, h, w = found
     if dims[0] not in (None, 1):
         raise ModelLoadError(f"{source}: input {name} {shape} has batch {dims[0]}; edgeseg runs batch 1")
-    if imgsz is not None:
-        wanted = ModelMetadata(imgsz=imgsz).imgsz
-        if (h is not None and h != wanted[0]) or (w is not None and w != wanted[1]):
-            raise ValueError(f"{source} has a fixed input size {h}x{w} (h x w); imgsz={imgsz!r} is not possible "
-                             "(re-export the model at that size)")
-        h, w = wanted
-    elif h is None or w is None:
-        if metadata.imgsz is None:
-            raise ModelLoadError(f"{source} has a dynamic input size and no imgsz metadata; pass imgsz=(h, w)")
-        h, w = metadata.imgsz
+    h, w = resolve_input_size(h, w, imgsz, metadata, source)
     if h % metadata.stride or w % metadata.stride:
         raise ValueError(f"input size {h}x{w} must be a multiple of the model stride {metadata.stride}")
     if None in dims:  # make the shape static: faster compiled code, and fixed output shapes

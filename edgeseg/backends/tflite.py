@@ -23,14 +23,14 @@ import re
 import zipfile
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
 from ..metadata import ModelMetadata, _from_mapping, from_yaml
 from ..ops.decode_split import LevelSpec, SplitLayout
-from .base import Backend, InputSpec, identify_outputs, image_input_layout
+from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
 
 __all__ = ["TFLiteBackend", "EdgeTPUBackend", "read_tflite_metadata", "edgetpu_library_name"]
 
@@ -313,11 +313,7 @@ def _input_spec(detail, meta: ModelMetadata, imgsz, source: str) -> InputSpec:
     if found is None:
         raise ModelLoadError(f"{source}: input {shape} has no 3-channel axis")
     layout, h, w = found
-    if imgsz is not None:
-        wanted = ModelMetadata(imgsz=imgsz).imgsz
-        if wanted != (h, w):
-            raise ValueError(f"{source} has a fixed input size {h}x{w} (h x w); imgsz={imgsz!r} is not possible "
-                             "(re-export the model at that size)")
+    h, w = resolve_input_size(h, w, imgsz, meta, source)  # static shapes: imgsz must equal them
     if h % meta.stride or w % meta.stride:
         raise ModelLoadError(f"{source}: input size {h}x{w} is not a multiple of the stride {meta.stride}")
     scale = zp = None
