@@ -42,6 +42,7 @@ __all__ = ["FormatResult", "BenchmarkResult", "benchmark", "parse_formats", "tim
 FORMAT_NAMES = ("onnx", "openvino", "ncnn", "tflite", "torch")
 PRECISIONS = ("fp32", "fp16", "int8")
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
+_EXPORTED = "exported"
 
 
 @dataclass
@@ -278,6 +279,8 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
         raise FileNotFoundError(f"model not found: {model}")
     is_checkpoint = model.is_file() and model.suffix.lower() in _CHECKPOINT_SUFFIXES
     wanted = parse_formats(formats)
+    if not is_checkpoint:  # an exported model runs as it is, once: its backend and precision name the row
+        wanted = [(_EXPORTED, "fp32")]
     size = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(int(v) for v in imgsz)
     if source is None:
         source = _default_source()
@@ -312,6 +315,8 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
                 t0 = time.perf_counter()
                 seg = Segmenter(path, imgsz=size if fmt == "torch" else None, conf=float(conf), **options)
                 row.load_s = time.perf_counter() - t0
+                if fmt == _EXPORTED:
+                    row.format, row.precision = seg.backend.name, _exported_precision(seg)
                 say(f"[{row.name}] timing {runs} runs ...")
                 t = time_segmenter(seg, image, runs, warmup)
                 for k in ("preprocess", "inference", "postprocess", "total", "process_cpu"):
@@ -335,6 +340,18 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
         if tmp is not None:
             tmp.cleanup()
     return result
+
+
+def _exported_precision(seg) -> str:
+    """fp32/fp16/int8 of an exported model, from its metadata (edgeseg's "precision", Ultralytics' args)
+    or, failing that, its input type."""
+    extras = seg.metadata.extras
+    if extras.get("precision") in PRECISIONS:
+        return extras["precision"]
+    args = extras.get("args") if isinstance(extras.get("args"), dict) else {}
+    if args.get("int8") or seg.input_spec.dtype in ("int8", "uint8"):
+        return "int8"
+    return "fp16" if args.get("half") else "fp32"
 
 
 def _set_reference(result: BenchmarkResult, model: Path, is_checkpoint: bool, data, data_indices, size, say) -> None:

@@ -111,3 +111,21 @@ def test_conf_sets_the_timed_threshold(tmp_path):
     assert rows[1].detections > rows[0].detections >= 1
     with pytest.raises(ValueError, match="conf"):
         benchmark(PT, "onnx", imgsz=320, runs=1, source=BUS, print_fn=None, workdir=tmp_path, conf=1.5)
+
+
+@pytest.mark.parametrize("name, backend, precision, module", [
+    ("yolov8n-seg-coco-dq.onnx", "onnxruntime", "fp32", "onnxruntime"),
+    ("yolo11n-seg_full_integer_quant.tflite", "tflite", "int8", "ai_edge_litert"),
+])
+def test_an_exported_model_is_named_by_its_backend_and_precision(name, backend, precision, module):
+    """An exported model is benchmarked as it is, once, whatever --formats says (it once showed a .tflite
+    file as an 'onnx' row, the default format)."""
+    model = SHARED / "models" / name
+    if not (model.exists() and BUS.exists()):
+        pytest.skip("shared models/images not available")
+    pytest.importorskip(module)
+    res = benchmark(model, "onnx,openvino", imgsz=640, runs=1, warmup=0, source=BUS, print_fn=None, threads=2)
+    assert len(res.rows) == 1
+    row = res.rows[0]
+    assert row.error is None and (row.format, row.precision) == (backend, precision)
+    assert row.path == str(model) and row.export_s is None and row.detections >= 1
