@@ -17,6 +17,7 @@ numpy 2), imported when a model is loaded:
 from __future__ import annotations
 
 import ast
+import ctypes
 import json
 import platform
 import re
@@ -234,6 +235,9 @@ class EdgeTPUBackend(TFLiteBackend):
     def _delegates(self, load_delegate) -> list:
         opts = {"device": self.device} if self.device else {}
         try:
+            # Open the library first: a LiteRT Delegate whose library is missing fails half-built and
+            # warns again from its __del__.
+            ctypes.CDLL(self.library)
             return [load_delegate(self.library, opts)]
         except (ValueError, OSError, RuntimeError) as exc:
             raise ModelLoadError(
