@@ -411,7 +411,8 @@ def _warnings(report: dict, max_drop: float) -> List[str]:
             out.append(f"{what} reproduces the reference's masks with mask mAP50-95 "
                        f"{100 * a['mask']['map50_95']:.2f} (the reference against itself: "
                        f"{100 * a['reference_self']['mask']['map50_95']:.2f}): {loss:.2f} points lost, limit "
-                       f"{max_drop:g}; pass data=... (--data) to measure the true mAP drop")
+                       f"{max_drop:g}. This compares masks with the reference's own, which is strict; measure the true "
+                       "mAP drop on labelled images with --report-data YAML (build_report(data=...))")
     return out
 
 

@@ -24,6 +24,7 @@ the head's raw conv outputs, each its own int8 tensor with its own scale, decode
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -277,6 +278,8 @@ def _import_torch_onnx():
 
 
 def _require_converter():
+    # TensorFlow's C++ INFO/WARNING logs (hundreds of lines per conversion) unless the user set a level.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     missing = []
     for module in ("tensorflow", "onnx2tf", "onnx_graphsurgeon", "sng4onnx", "tf_keras"):
         try:
@@ -315,25 +318,32 @@ def _to_saved_model(onnx_path: Path, workdir: Path, sample: np.ndarray) -> Path:
     np.save(workdir / ONNX2TF_SAMPLE_FILE, _onnx2tf_sample(sample))
     previous = os.getcwd()
     os.chdir(workdir)
+    printed = io.StringIO()  # onnx2tf/Keras print every SavedModel signature tensor: keep for errors only
     try:
-        onnx2tf.convert(
-            input_onnx_file_path=fspath(onnx_path),
-            output_folder_path=fspath(out),
-            output_signaturedefs=True,
-            copy_onnx_input_output_names_to_tflite=True,
-            not_use_onnxsim=True,
-            non_verbose=True,
-            verbosity="error",
-        )
+        with contextlib.redirect_stdout(printed):
+            onnx2tf.convert(
+                input_onnx_file_path=fspath(onnx_path),
+                output_folder_path=fspath(out),
+                output_signaturedefs=True,
+                copy_onnx_input_output_names_to_tflite=True,
+                not_use_onnxsim=True,
+                non_verbose=True,
+                verbosity="error",
+            )
     except SystemExit as exc:  # onnx2tf exits on some conversion errors
-        raise ExportError(f"onnx2tf failed to convert the model (exit {exc.code})") from None
+        raise ExportError(f"onnx2tf failed to convert the model (exit {exc.code}){_tail(printed)}") from None
     except Exception as exc:
-        raise ExportError(f"onnx2tf failed to convert the model: {exc}") from exc
+        raise ExportError(f"onnx2tf failed to convert the model: {exc}{_tail(printed)}") from exc
     finally:
         os.chdir(previous)
     if not (out / "saved_model.pb").is_file():
         raise ExportError("onnx2tf produced no SavedModel")
     return out
+
+
+def _tail(printed: io.StringIO, lines: int = 15) -> str:
+    text = printed.getvalue().strip()
+    return ("\nlast lines onnx2tf printed:\n" + "\n".join(text.splitlines()[-lines:])) if text else ""
 
 
 ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
