@@ -109,6 +109,20 @@ def test_bad_files_raise_clearly(tmp_path):
             Segmenter(ULTRA, threads=0)
 
 
+def test_threads_default_to_every_usable_cpu():
+    """LiteRT's own default is one thread: edgeseg uses every CPU the process may run on unless told."""
+    import os
+
+    from edgeseg.backends.tflite import TFLiteBackend, usable_cpus
+
+    need(ULTRA)
+    expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert usable_cpus() == expected
+    assert TFLiteBackend(ULTRA).threads == expected
+    assert TFLiteBackend(ULTRA, threads=1).threads == 1
+    assert TFLiteBackend(ULTRA, intra_op_threads=3).threads == 3
+
+
 def test_edgetpu_model_without_runtime_says_how_to_install(tmp_path):
     need(ULTRA)
     path = tmp_path / "model_edgetpu.tflite"
