@@ -99,6 +99,21 @@ void run_candidates(const std::vector<SplitLevel>& levels, const SplitOptions& o
         const T* cls = static_cast<const T*>(L.cls.data);
         const std::int64_t HW = L.h * L.w;
         const float thr = domain_threshold<T>(o.conf, L.cls);
+        if (!is_float && !o.cn) {
+            // Quantised [HW, nc]: a branch-free max over each anchor's classes (vectorised), the argmax
+            // only for the few anchors above the threshold. Same result as the loop below (first max).
+            for (std::int64_t a = 0; a < HW; ++a) {
+                const T* row = cls + a * o.nc;
+                T best = row[0];
+                for (std::int32_t c = 1; c < o.nc; ++c) best = std::max(best, row[c]);
+                if (!(static_cast<float>(best) > thr)) continue;
+                const std::int32_t arg = static_cast<std::int32_t>(std::find(row, row + o.nc, best) - row);
+                cands.push_back({static_cast<std::int32_t>(li), a, static_cast<std::int32_t>(offset + a), arg,
+                                 static_cast<float>(best)});
+            }
+            offset += HW;
+            continue;
+        }
         for (std::int64_t a = 0; a < HW; ++a) {
             T best = at(cls, a, 0, o.nc, HW, o.cn);
             std::int32_t arg = 0;
