@@ -21,7 +21,7 @@ py::tuple py_geometry(int orig_h, int orig_w, int target_h, int target_w, bool s
 }
 
 py::tuple py_letterbox(const py::array& image, int target_h, int target_w, bool scaleup, bool auto_pad, int stride,
-                       int fill, int layout, int dtype, bool bgr_to_rgb, const py::object& out_obj) {
+                       int fill, int layout, int dtype, bool bgr_to_rgb, const py::object& out_obj, int threads) {
     if (image.ndim() != 3 || image.shape(2) != 3)
         fail("image must be a 3-channel HxWx3 array, got shape " + shape_str(image));
     if (!image.dtype().is(py::dtype::of<std::uint8_t>()))
@@ -68,7 +68,7 @@ py::tuple py_letterbox(const py::array& image, int target_h, int target_w, bool 
     void* dst = out.mutable_data();
     {
         py::gil_scoped_release nogil;
-        letterbox_into(src, g, fill, bgr_to_rgb, lay, typ, dst);
+        letterbox_into(src, g, fill, bgr_to_rgb, lay, typ, dst, threads);
     }
     return py::make_tuple(out, geometry_tuple(g));
 }
@@ -82,5 +82,6 @@ void bind_letterbox(py::module_& m) {
     m.def("letterbox", &py_letterbox, py::arg("image"), py::arg("target_h"), py::arg("target_w"),
           py::arg("scaleup") = true, py::arg("auto") = false, py::arg("stride") = 32, py::arg("fill") = 114,
           py::arg("layout") = 0, py::arg("dtype") = 0, py::arg("bgr_to_rgb") = true, py::arg("out") = py::none(),
+          py::arg("threads") = 0,
           "Resize + pad + channel swap + normalise + layout in one pass. Returns (out, geometry tuple).");
 }

@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace edgeseg {
@@ -168,8 +170,21 @@ private:
     std::vector<std::uint8_t> row_;
 };
 
+// Bands of output rows to resize in parallel. threads <= 0: automatic, one band per hardware thread
+// once the work is large (about 0.15 M source + output pixels per band; a thread costs ~50 us to
+// start), else one.
+int band_count(int threads, const ImageView& src, const LetterboxGeometry& g) {
+    if (threads <= 0) {
+        const std::int64_t work = std::int64_t(std::min(src.h, 2 * g.new_h)) * std::max(src.w, g.new_w) +
+                                  std::int64_t(g.new_h) * g.new_w;
+        const unsigned hc = std::thread::hardware_concurrency();
+        threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(hc ? hc : 1, work / 150000)));
+    }
+    return std::max(1, std::min(threads, g.new_h / 16));  // at least 16 rows per band
+}
+
 template <OutType T, OutLayout L, bool Swap>
-void run(const ImageView& src, const LetterboxGeometry& g, int fill, void* out_raw) {
+void run(const ImageView& src, const LetterboxGeometry& g, int fill, int threads, void* out_raw) {
     using P = typename Px<T>::type;
     P* out = static_cast<P*>(out_raw);
     const std::size_t W = g.in_w, H = g.in_h, plane = W * H;
@@ -193,33 +208,56 @@ void run(const ImageView& src, const LetterboxGeometry& g, int fill, void* out_r
     fill_rect(top, top + nh, left + nw, W);
 
     constexpr int c0 = Swap ? 2 : 0, c2 = Swap ? 0 : 2;  // output channel k takes source channel ck
-    RowResizer resizer(src, g.new_w, g.new_h);
-    for (std::size_t y = 0; y < nh; ++y) {
-        const std::uint8_t* r = resizer.row(static_cast<int>(y));
-        if constexpr (L == OutLayout::NCHW) {
-            P* d0 = out + (top + y) * W + left;
-            P* d1 = d0 + plane;
-            P* d2 = d1 + plane;
-            for (std::size_t x = 0; x < nw; ++x) d0[x] = convert<T>(r[x * 3 + c0]);
-            for (std::size_t x = 0; x < nw; ++x) d1[x] = convert<T>(r[x * 3 + 1]);
-            for (std::size_t x = 0; x < nw; ++x) d2[x] = convert<T>(r[x * 3 + c2]);
-        } else {
-            P* d = out + ((top + y) * W + left) * 3;
-            for (std::size_t x = 0; x < nw; ++x) {
-                d[x * 3] = convert<T>(r[x * 3 + c0]);
-                d[x * 3 + 1] = convert<T>(r[x * 3 + 1]);
-                d[x * 3 + 2] = convert<T>(r[x * 3 + c2]);
+    // Rows [y0, y1) of the resized area; each band has its own resizer (its own two cached source rows).
+    auto band = [&](std::size_t y0, std::size_t y1) {
+        RowResizer resizer(src, g.new_w, g.new_h);
+        for (std::size_t y = y0; y < y1; ++y) {
+            const std::uint8_t* r = resizer.row(static_cast<int>(y));
+            if constexpr (L == OutLayout::NCHW) {
+                P* d0 = out + (top + y) * W + left;
+                P* d1 = d0 + plane;
+                P* d2 = d1 + plane;
+                for (std::size_t x = 0; x < nw; ++x) d0[x] = convert<T>(r[x * 3 + c0]);
+                for (std::size_t x = 0; x < nw; ++x) d1[x] = convert<T>(r[x * 3 + 1]);
+                for (std::size_t x = 0; x < nw; ++x) d2[x] = convert<T>(r[x * 3 + c2]);
+            } else {
+                P* d = out + ((top + y) * W + left) * 3;
+                for (std::size_t x = 0; x < nw; ++x) {
+                    d[x * 3] = convert<T>(r[x * 3 + c0]);
+                    d[x * 3 + 1] = convert<T>(r[x * 3 + 1]);
+                    d[x * 3 + 2] = convert<T>(r[x * 3 + c2]);
+                }
             }
         }
+    };
+    const int n = band_count(threads, src, g);
+    if (n <= 1) {
+        band(0, nh);
+        return;
     }
+    std::vector<std::exception_ptr> errors(n);
+    auto guarded = [&](int b) {
+        try {
+            band(nh * b / n, nh * (b + 1) / n);
+        } catch (...) {
+            errors[b] = std::current_exception();
+        }
+    };
+    std::vector<std::thread> pool;
+    pool.reserve(n - 1);
+    for (int b = 1; b < n; ++b) pool.emplace_back(guarded, b);
+    guarded(0);
+    for (auto& t : pool) t.join();
+    for (auto& e : errors)
+        if (e) std::rethrow_exception(e);
 }
 
 template <OutType T, OutLayout L>
-void run_swap(const ImageView& src, const LetterboxGeometry& g, int fill, bool swap, void* out) {
+void run_swap(const ImageView& src, const LetterboxGeometry& g, int fill, bool swap, int threads, void* out) {
     if (swap)
-        run<T, L, true>(src, g, fill, out);
+        run<T, L, true>(src, g, fill, threads, out);
     else
-        run<T, L, false>(src, g, fill, out);
+        run<T, L, false>(src, g, fill, threads, out);
 }
 
 }  // namespace
@@ -257,18 +295,18 @@ LetterboxGeometry letterbox_geometry(int orig_h, int orig_w, int target_h, int t
 }
 
 void letterbox_into(const ImageView& src, const LetterboxGeometry& g, int fill, bool bgr_to_rgb,
-                    OutLayout layout, OutType type, void* out) {
+                    OutLayout layout, OutType type, void* out, int threads) {
     const bool nchw = layout == OutLayout::NCHW;
     switch (type) {
         case OutType::F32:
-            return nchw ? run_swap<OutType::F32, OutLayout::NCHW>(src, g, fill, bgr_to_rgb, out)
-                        : run_swap<OutType::F32, OutLayout::NHWC>(src, g, fill, bgr_to_rgb, out);
+            return nchw ? run_swap<OutType::F32, OutLayout::NCHW>(src, g, fill, bgr_to_rgb, threads, out)
+                        : run_swap<OutType::F32, OutLayout::NHWC>(src, g, fill, bgr_to_rgb, threads, out);
         case OutType::U8:
-            return nchw ? run_swap<OutType::U8, OutLayout::NCHW>(src, g, fill, bgr_to_rgb, out)
-                        : run_swap<OutType::U8, OutLayout::NHWC>(src, g, fill, bgr_to_rgb, out);
+            return nchw ? run_swap<OutType::U8, OutLayout::NCHW>(src, g, fill, bgr_to_rgb, threads, out)
+                        : run_swap<OutType::U8, OutLayout::NHWC>(src, g, fill, bgr_to_rgb, threads, out);
         case OutType::I8:
-            return nchw ? run_swap<OutType::I8, OutLayout::NCHW>(src, g, fill, bgr_to_rgb, out)
-                        : run_swap<OutType::I8, OutLayout::NHWC>(src, g, fill, bgr_to_rgb, out);
+            return nchw ? run_swap<OutType::I8, OutLayout::NCHW>(src, g, fill, bgr_to_rgb, threads, out)
+                        : run_swap<OutType::I8, OutLayout::NHWC>(src, g, fill, bgr_to_rgb, threads, out);
     }
 }
 

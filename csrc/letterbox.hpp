@@ -29,8 +29,9 @@ struct ImageView {
 
 // Bilinear resize (cv2.INTER_LINEAR half-pixel convention, 11-bit fixed-point weights) of `src` into
 // the geometry's unpadded area, constant `fill` elsewhere, optional BGR->RGB swap, written straight
-// into `out` (C-contiguous, 1x3xHxW or 1xHxWx3 of the given type). No allocation beyond O(new_w).
+// into `out` (C-contiguous, 1x3xHxW or 1xHxWx3 of the given type). No allocation beyond O(new_w) per
+// band. threads: bands of rows resized in parallel (0 = automatic: several only for large frames).
 void letterbox_into(const ImageView& src, const LetterboxGeometry& g, int fill, bool bgr_to_rgb,
-                    OutLayout layout, OutType type, void* out);
+                    OutLayout layout, OutType type, void* out, int threads = 0);
 
 }  // namespace edgeseg

@@ -235,6 +235,28 @@ def test_threads_give_identical_results():
         assert np.array_equal(r, want)
 
 
+@FAST
+@given(h=st.integers(1, 300), w=st.integers(1, 300), th=st.integers(16, 400), tw=st.integers(16, 400),
+       threads=st.integers(2, 7), layout=st.sampled_from(["nchw", "nhwc"]),
+       dtype=st.sampled_from(["float32", "uint8", "int8"]), seed=st.integers(0, 2**32 - 1))
+def test_row_bands_give_the_single_thread_result(h, w, th, tw, threads, layout, dtype, seed):
+    """threads > 1 splits the resized rows into bands, each with its own cached source rows: the bytes
+    must not change (band edges, bands capped at 16 rows each, up- and downscaling)."""
+    img = _image(np.random.default_rng(seed), h, w)
+    one, info = letterbox(img, (th, tw), layout=layout, dtype=dtype, threads=1)
+    many, info2 = letterbox(img, (th, tw), layout=layout, dtype=dtype, threads=threads)
+    assert info == info2 and np.array_equal(one, many)
+
+
+def test_threads_argument_is_checked():
+    img = _image(np.random.default_rng(0), 8, 8)
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            letterbox(img, 32, threads=bad)
+    big = _image(np.random.default_rng(1), 1080, 1920)
+    assert np.array_equal(letterbox(big, 640, threads=0)[0], letterbox(big, 640, threads=1)[0])  # automatic
+
+
 def _longest_python_stall(img):
     """Run native letterbox calls in a worker; return (longest gap seen by this Python loop, one call's time)."""
     start = time.perf_counter()

@@ -94,13 +94,16 @@ def letterbox(
     dtype: str = "float32",
     bgr_to_rgb: bool = True,
     out: np.ndarray | None = None,
+    threads: int = 0,
 ) -> tuple[np.ndarray, LetterboxInfo]:
     """Letterbox a uint8 HxWx3 BGR image into a model input tensor in one native pass.
 
     ``dtype`` "float32" gives values in [0, 1], "uint8" 0..255, "int8" pixel-128 (scale 1/255, zero
     point -128). ``layout`` "nchw" gives shape (1, 3, H, W), "nhwc" (1, H, W, 3). Pass ``out`` to reuse
     a buffer of exactly that shape/dtype (C-contiguous); it is returned filled. Non-contiguous views are
-    read in place through their strides (no copy).
+    read in place through their strides (no copy). ``threads``: bands of rows resized in parallel
+    (0 = automatic: one per CPU for large frames, one for small ones; 1 = this thread only). The result
+    does not depend on it.
     """
     if not isinstance(image, np.ndarray):
         raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
@@ -116,9 +119,17 @@ def letterbox(
     if out is not None and not isinstance(out, np.ndarray):
         raise ValueError(f"out must be a numpy array or None, got {type(out).__name__}")
     tensor, geo = core.letterbox(
-        image, th, tw, bool(scaleup), bool(auto), stride, fill, _LAYOUTS[layout], _DTYPES[dtype], bool(bgr_to_rgb), out
+        image, th, tw, bool(scaleup), bool(auto), stride, fill, _LAYOUTS[layout], _DTYPES[dtype], bool(bgr_to_rgb), out,
+        _threads(threads),
     )
     return tensor, LetterboxInfo(*geo)
+
+
+def _threads(threads) -> int:
+    threads = _int(threads, "threads")
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0 (0 = automatic), got {threads}")
+    return threads
 
 
 def scale_boxes(boxes: np.ndarray, info: LetterboxInfo, *, clip: bool = True) -> np.ndarray:
