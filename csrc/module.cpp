@@ -10,6 +10,7 @@ void bind_nms(py::module_& m);
 void bind_masks(py::module_& m);
 void bind_polygons(py::module_& m);
 void bind_decode_split(py::module_& m);
+void bind_quant(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "edgeseg native core (private; use edgeseg.ops)";
@@ -19,4 +20,5 @@ PYBIND11_MODULE(_core, m) {
     bind_masks(m);
     bind_polygons(m);
     bind_decode_split(m);
+    bind_quant(m);
 }

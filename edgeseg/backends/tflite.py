@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
 from ..metadata import ModelMetadata, _from_mapping, from_yaml
 from ..ops.decode_split import LevelSpec, SplitLayout
+from ..ops.quant import dequantize
 from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
 
 __all__ = ["TFLiteBackend", "EdgeTPUBackend", "read_tflite_metadata", "edgetpu_library_name"]
@@ -314,8 +315,10 @@ def _dequantise(x: np.ndarray, q: Tuple[float, int]) -> np.ndarray:
     if x.dtype == np.float32:
         return x
     scale, zp = q
-    if scale == 0.0:
+    if scale == 0.0:  # not quantised (LiteRT reports scale 0)
         return x.astype(np.float32)
+    if x.dtype in (np.int8, np.uint8):
+        return dequantize(x, scale, int(zp))  # native, one pass
     return (x.astype(np.float32) - np.float32(zp)) * np.float32(scale)
 
 

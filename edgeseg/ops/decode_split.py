@@ -23,6 +23,7 @@ import numpy as np
 from edgeseg.errors import ModelOutputError
 from edgeseg.ops._native import core
 from edgeseg.ops.decode import Candidates, class_keep_mask
+from edgeseg.ops.quant import dequantize
 
 __all__ = ["decode_split", "decode_split_dense", "quantised_threshold", "SplitLayout", "LevelSpec"]
 
@@ -184,7 +185,8 @@ class SplitLayout:
             raise ModelOutputError(f"prototype output must be 3-D or 4-D, got {p.shape}")
         if self.protos_q is not None and p.dtype != np.float32:
             s, z = self.protos_q
-            # (q - z) * s in float32: one pass; the masks need every prototype value anyway.
+            if p.dtype in (np.int8, np.uint8) and s > 0:
+                return dequantize(p, s, int(z))  # native, one pass
             p = (p.astype(np.float32) - np.float32(z)) * np.float32(s)
         return p.astype(np.float32, copy=False)
 
