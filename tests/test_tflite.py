@@ -47,6 +47,7 @@ def test_ultralytics_full_int8_yolo11_on_bus():
     need(ULTRA, BUS)
     seg = Segmenter(ULTRA, threads=2)
     assert seg.backend.name == "tflite" and seg.backend.output_kind == "single"
+    assert seg.backend.interpreter_package == "ai-edge-litert"
     assert seg.input_spec.layout == "nhwc" and seg.input_spec.dtype == "int8"
     layout = seg.backend.output_layout
     assert layout.protos_layout == "hwc" and layout.box_scale == (640.0, 640.0)
@@ -107,6 +108,36 @@ def test_bad_files_raise_clearly(tmp_path):
             Segmenter(ULTRA, imgsz=320)
         with pytest.raises(ValueError, match="threads"):
             Segmenter(ULTRA, threads=0)
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")  # TF's own advice
+def test_falls_back_to_tensorflows_interpreter_without_litert(monkeypatch):
+    """Without ai-edge-litert (and tflite-runtime), TensorFlow's own interpreter runs the model."""
+    import sys
+
+    pytest.importorskip("tensorflow")
+    need(ULTRA, BUS)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    seg = Segmenter(ULTRA, threads=2)
+    assert seg.backend.interpreter_package == "tensorflow"
+    check_people_and_bus(seg(str(BUS)))
+
+
+def test_no_interpreter_names_the_extra_and_every_package_tried(monkeypatch):
+    import sys
+
+    from edgeseg.errors import BackendNotInstalledError
+
+    need(ULTRA)
+    for name in ("ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter",
+                 "tensorflow.lite.python.interpreter"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(BackendNotInstalledError, match=r"edgeseg\[tflite\]") as info:
+        Segmenter(ULTRA)
+    for package in ("ai-edge-litert", "tflite-runtime", "tensorflow"):
+        assert package in str(info.value)
 
 
 def test_threads_default_to_every_usable_cpu():

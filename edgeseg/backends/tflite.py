@@ -1,7 +1,8 @@
 """LiteRT (TFLite) backend (``pip install 'edgeseg[tflite]'``) and the Edge TPU variant.
 
-Runs ``.tflite`` segmentation models with ``ai-edge-litert`` (tflite-runtime 2.14 does not run under
-numpy 2), imported when a model is loaded:
+Runs ``.tflite`` segmentation models with ``ai-edge-litert``, imported when a model is loaded; without it,
+with ``tflite-runtime`` (2.14, the last release: 32-bit ARM wheels, Coral's pycoral; needs numpy < 2) or
+full TensorFlow's interpreter (``backend.interpreter_package`` says which):
 
 * single-output models: Ultralytics' TFLite exports and edgeseg's float exports, predictions
   [1, 4+nc+nm, N] (or [1, N, C]) with boxes normalised to 0..1 and NHWC prototypes [1, mh, mw, nm]
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import importlib
 import json
 import os
 import platform
@@ -89,7 +91,7 @@ class TFLiteBackend(Backend):
 
     def __init__(self, path: Union[str, PathLike], *, threads: Optional[int] = None, imgsz=None,
                  metadata: Optional[Union[str, PathLike]] = None, intra_op_threads: Optional[int] = None):
-        interpreter_cls, load_delegate = _import_litert(self)
+        interpreter_cls, load_delegate, self.interpreter_package = _import_litert(self)
         if threads is None:  # the name the CLI and the benchmark use for every backend
             threads = intra_op_threads
         self.path = Path(fspath(path))
@@ -212,6 +214,7 @@ class TFLiteBackend(Backend):
         it = self._interpreter
         return {
             "backend": self.name,
+            "interpreter": self.interpreter_package,
             "threads": self.threads,
             "outputs_kind": self.output_kind,
             "inputs": [{"name": d["name"], "shape": [int(v) for v in d["shape"]], "type": np.dtype(d["dtype"]).name,
@@ -266,12 +269,25 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# Interpreter packages, in order of preference: ai-edge-litert (maintained; the 'tflite' extra),
+# tflite-runtime (its last release, 2.14, still has 32-bit ARM wheels and is what Coral's pycoral uses;
+# it needs numpy < 2) and full TensorFlow (whose tf.lite interpreter is the same code).
+INTERPRETER_PACKAGES = (("ai_edge_litert.interpreter", "ai-edge-litert"),
+                        ("tflite_runtime.interpreter", "tflite-runtime"),
+                        ("tensorflow.lite.python.interpreter", "tensorflow"))
+
+
 def _import_litert(backend):
-    try:
-        from ai_edge_litert.interpreter import Interpreter, load_delegate
-    except ImportError as exc:
-        raise BackendNotInstalledError(backend.name, backend.package, backend.extra, exc) from exc
-    return Interpreter, load_delegate
+    """(Interpreter class, load_delegate, package name) from the first interpreter package that imports."""
+    reasons = []
+    for module, package in INTERPRETER_PACKAGES:
+        try:
+            found = importlib.import_module(module)
+            return found.Interpreter, found.load_delegate, package
+        except Exception as exc:  # noqa: BLE001 - ImportError, or a numpy-1 build failing under numpy 2
+            reasons.append(f"{package}: {_first_line(exc) or type(exc).__name__}")
+    raise BackendNotInstalledError(backend.name, backend.package, backend.extra,
+                                   "no TFLite interpreter could be imported: " + "; ".join(reasons))
 
 
 def _check_file(path: Path) -> None:
