@@ -158,6 +158,16 @@ def _enum_names(enum_cls) -> Dict[int, str]:
     return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
 
 
+def _op_names(schema, model) -> List[str]:
+    """Builtin operator name of each entry of the model's operator-code table (``OP_<n>`` if unknown)."""
+    by_code = _enum_names(schema.BuiltinOperator)
+    names = []
+    for code in model.operatorCodes or []:
+        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        names.append(by_code.get(builtin, f"OP_{builtin}"))
+    return names
+
+
 def _load_model(path: Path):
     schema = _schema()
     data = path.read_bytes()
@@ -180,7 +190,7 @@ def static_check(path: Union[str, PathLike]) -> EdgeTPUCheck:
     if not path.is_file():
         raise FileNotFoundError(f"model not found: {path}")
     schema, model = _load_model(path)
-    op_names = _enum_names(schema.BuiltinOperator)
+    op_names = _op_names(schema, model)
     type_names = _enum_names(schema.TensorType)
     act_names = _enum_names(schema.ActivationFunctionType)
     problems: List[str] = []
@@ -234,8 +244,7 @@ def static_check(path: Union[str, PathLike]) -> EdgeTPUCheck:
     ops: List[OpCheck] = []
     for k, op in enumerate(graph.operators or []):
         code = model.operatorCodes[op.opcodeIndex]
-        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-        name = op_names.get(builtin, f"OP_{builtin}")
+        name = op_names[op.opcodeIndex]
         if name == "CUSTOM":
             custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
             ops.append(OpCheck(k, f"CUSTOM({custom})", False, "custom ops do not map"))

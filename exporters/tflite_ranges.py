@@ -25,17 +25,12 @@ from typing import List, Tuple
 
 import numpy as np
 
-from .edgetpu import _enum_names, _schema
+from .edgetpu import _op_names, _schema
 
 __all__ = ["SILU_FLOOR", "tighten_silu_inputs", "silu_input_tensors"]
 
 SILU_FLOOR = 8.0
 _CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D")
-
-
-def _op_names(schema, model) -> List[str]:
-    by_code = _enum_names(schema.BuiltinOperator)
-    return [by_code.get(max(int(c.builtinCode), int(c.deprecatedBuiltinCode)), "?") for c in model.operatorCodes]
 
 
 def silu_input_tensors(model, schema) -> List[int]:
