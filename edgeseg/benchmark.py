@@ -316,7 +316,9 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
                 seg = Segmenter(path, imgsz=size if fmt == "torch" else None, conf=float(conf), **options)
                 row.load_s = time.perf_counter() - t0
                 if fmt == _EXPORTED:
-                    row.format, row.precision = seg.backend.name, _exported_precision(seg)
+                    from exporters.report import guess_precision
+
+                    row.format, row.precision = seg.backend.name, guess_precision(path)
                 say(f"[{row.name}] timing {runs} runs ...")
                 t = time_segmenter(seg, image, runs, warmup)
                 for k in ("preprocess", "inference", "postprocess", "total", "process_cpu"):
@@ -340,18 +342,6 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
         if tmp is not None:
             tmp.cleanup()
     return result
-
-
-def _exported_precision(seg) -> str:
-    """fp32/fp16/int8 of an exported model, from its metadata (edgeseg's "precision", Ultralytics' args)
-    or, failing that, its input type."""
-    extras = seg.metadata.extras
-    if extras.get("precision") in PRECISIONS:
-        return extras["precision"]
-    args = extras.get("args") if isinstance(extras.get("args"), dict) else {}
-    if args.get("int8") or seg.input_spec.dtype in ("int8", "uint8"):
-        return "int8"
-    return "fp16" if args.get("half") else "fp32"
 
 
 def _set_reference(result: BenchmarkResult, model: Path, is_checkpoint: bool, data, data_indices, size, say) -> None:

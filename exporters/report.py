@@ -86,8 +86,20 @@ def report_path(model: Union[str, PathLike]) -> Path:
 
 
 def guess_precision(path: Union[str, PathLike]) -> str:
-    """'int8', 'fp16' or 'fp32' from the model's name and, for ONNX and OpenVINO, its contents."""
+    """'int8', 'fp16' or 'fp32': from a .tflite's embedded metadata (edgeseg's ``precision``, Ultralytics'
+    ``args``), else from the model's name and, for ONNX and OpenVINO, its contents."""
     p = Path(fspath(path))
+    if p.suffix.lower() == ".tflite" and p.is_file():
+        from edgeseg.backends.tflite import read_tflite_metadata  # a zip read; no interpreter needed
+
+        meta = read_tflite_metadata(p) or {}
+        if meta.get("precision") in ("fp32", "fp16", "int8"):
+            return meta["precision"]
+        args = meta.get("args") if isinstance(meta.get("args"), dict) else {}
+        if args.get("int8"):
+            return "int8"
+        if args.get("half"):
+            return "fp16"
     name = p.name.lower()
     if "int8" in name or "quant" in name:
         return "int8"

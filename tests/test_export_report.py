@@ -70,6 +70,18 @@ def test_parse_indices_and_paths(tmp_path):
     (folder / "m.xml").write_bytes(b"<x/>")
     assert report_path(folder) == folder / "export_report.json"
     assert guess_precision(tmp_path / "m_int8.onnx") == "int8"
+
+
+def test_guess_precision_reads_tflite_metadata(tmp_path):
+    """A .tflite's embedded metadata names its precision whatever the file is called."""
+    from exporters.tflite import append_metadata
+
+    body = b"\x1c\x00\x00\x00TFL3" + b"\x00" * 56
+    for meta, want in (({"precision": "int8"}, "int8"), ({"args": {"int8": True}}, "int8"),
+                       ({"args": {"half": True, "int8": False}}, "fp16"), ({"names": {0: "a"}}, "fp32")):
+        path = tmp_path / f"model_{want}_{len(meta)}.tflite".replace("int8", "a").replace("fp16", "b")
+        path.write_bytes(append_metadata(body, meta))
+        assert guess_precision(path) == want, meta
     with pytest.raises(FileNotFoundError):
         model_size(tmp_path / "missing.onnx")
     with pytest.raises(FileNotFoundError):
