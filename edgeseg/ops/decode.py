@@ -9,7 +9,7 @@ import numpy as np
 
 from edgeseg.ops._native import core
 
-__all__ = ["Candidates", "decode", "class_keep_mask"]
+__all__ = ["Candidates", "decode", "class_keep_mask", "drop_batch"]
 
 
 @dataclass
@@ -73,6 +73,18 @@ def _layout(shape: tuple[int, int], nc: int, layout: str) -> bool:
     raise ValueError(f"output shape {shape} has no dimension with at least 4 + nc = {need} channels")
 
 
+
+def drop_batch(a: np.ndarray, ndim: int, what: str, expected: str, error: type = ValueError) -> np.ndarray:
+    """``a`` (``ndim``-D, or ``ndim+1``-D with a batch of 1) without its batch dimension; ``error`` naming
+    ``what`` and the ``expected`` shapes otherwise."""
+    if a.ndim == ndim + 1:
+        if a.shape[0] != 1:
+            raise error(f"{what} must have batch 1, got shape {a.shape}")
+        a = a[0]
+    if a.ndim != ndim:
+        raise error(f"{what} must be {expected}, got shape {a.shape}")
+    return a
+
 def decode(
     output: np.ndarray,
     nc: int,
@@ -103,12 +115,7 @@ def decode(
         if output.dtype not in (np.float16, np.float64):
             raise ValueError(f"output must be a float32 array (float16/float64 are converted), got {output.dtype}")
         output = output.astype(np.float32)
-    if output.ndim == 3:
-        if output.shape[0] != 1:
-            raise ValueError(f"output batch dimension must be 1, got shape {output.shape}")
-        output = output[0]
-    if output.ndim != 2:
-        raise ValueError(f"output must be [C, N], [N, C] or [1, C, N], got shape {output.shape}")
+    output = drop_batch(output, 2, "output", "[C, N], [N, C] or [1, C, N]")
     cn = _layout(output.shape, nc, layout)
     if isinstance(conf, bool) or not isinstance(conf, Real) or not np.isfinite(conf):
         raise ValueError(f"conf must be a finite number, got {conf!r}")

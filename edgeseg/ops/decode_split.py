@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeseg.errors import ModelOutputError
 from edgeseg.ops._native import core
-from edgeseg.ops.decode import Candidates, class_keep_mask
+from edgeseg.ops.decode import Candidates, class_keep_mask, drop_batch
 from edgeseg.ops.quant import dequantize
 
 __all__ = ["decode_split", "decode_split_dense", "quantised_threshold", "SplitLayout", "LevelSpec"]
@@ -176,13 +176,8 @@ class SplitLayout:
 
     def protos(self, outputs) -> np.ndarray:
         """Float32 prototypes, batch dim dropped ([nm, mh, mw] or [mh, mw, nm] per ``protos_layout``)."""
-        p = np.asarray(outputs[self.protos_index])
-        if p.ndim == 4:
-            if p.shape[0] != 1:
-                raise ModelOutputError(f"prototype output must have batch 1, got {p.shape}")
-            p = p[0]
-        if p.ndim != 3:
-            raise ModelOutputError(f"prototype output must be 3-D or 4-D, got {p.shape}")
+        p = drop_batch(np.asarray(outputs[self.protos_index]), 3, "prototype output", "3-D or 4-D",
+                       ModelOutputError)
         if self.protos_q is not None and p.dtype != np.float32:
             s, z = self.protos_q
             if p.dtype in (np.int8, np.uint8) and s > 0:

@@ -27,7 +27,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..ops.decode import decode
+from ..ops.decode import decode, drop_batch
 from ..ops.nms import nms
 
 __all__ = [
@@ -69,13 +69,7 @@ class ValPredictions:
 
 
 def _protos_chw(protos: np.ndarray, layout: str) -> np.ndarray:
-    p = np.asarray(protos)
-    if p.ndim == 4:
-        if p.shape[0] != 1:
-            raise ValueError(f"protos must hold one image, got shape {p.shape}")
-        p = p[0]
-    if p.ndim != 3:
-        raise ValueError(f"protos must be [nm, mh, mw] or [mh, mw, nm], got shape {p.shape}")
+    p = drop_batch(np.asarray(protos), 3, "protos", "[nm, mh, mw] or [mh, mw, nm]")
     if layout == "hwc":
         p = p.transpose(2, 0, 1)
     elif layout != "chw":
