@@ -14,15 +14,6 @@ using namespace edgeseg;
 
 namespace {
 
-// Hand a vector's buffer to numpy without copying.
-template <typename T>
-py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
-    if (v.empty()) return py::array_t<T>(shape);
-    auto* heap = new std::vector<T>(std::move(v));
-    py::capsule owner(heap, [](void* ptr) { delete static_cast<std::vector<T>*>(ptr); });
-    return py::array_t<T>(shape, heap->data(), owner);
-}
-
 struct Inputs {
     py::array_t<float, py::array::c_style> protos, coefs, boxes;
     masks::ProtoMap map{};
@@ -64,9 +55,9 @@ py::tuple pack(masks::MaskOutput&& out) {
     const py::ssize_t n = py::ssize_t(out.offsets.size()) - 1;
     const py::ssize_t nbits = py::ssize_t(out.bits.size());
     const int64_t nonfinite = out.nonfinite;
-    auto rects = to_numpy(std::move(out.rects), {n, 4});
-    auto data = to_numpy(std::move(out.bits), {nbits});
-    auto offsets = to_numpy(std::move(out.offsets), {n + 1});
+    auto rects = to_array(std::move(out.rects), {n, 4});
+    auto data = to_array(std::move(out.bits), {nbits});
+    auto offsets = to_array(std::move(out.offsets), {n + 1});
     return py::make_tuple(rects, data, offsets, nonfinite);
 }
 
