@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from edgeseg.benchmark import benchmark
-    from exporters.report import parse_indices
+    from edgeseg.exporters.report import parse_indices
 
     sources = args.source or [str(p) for p in (
         SHARED / "data" / "images" / "bus.jpg",

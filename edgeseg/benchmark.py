@@ -217,7 +217,7 @@ def _export(model: Path, fmt: str, precision: str, imgsz, workdir: Path, data, r
     import inspect
     from importlib import import_module
 
-    from exporters import FORMATS, check_format
+    from edgeseg.exporters import FORMATS, check_format
 
     target = workdir / _export_name(model.stem, fmt, precision)
     if reuse and target.exists() and target.stat().st_mtime >= model.stat().st_mtime:
@@ -267,7 +267,7 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
     """
     from edgeseg.image_io import load_image
     from edgeseg.segmenter import Segmenter
-    from exporters.report import model_size
+    from edgeseg.exporters.report import model_size
 
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValueError(f"runs must be a positive int, got {runs!r}")
@@ -316,7 +316,7 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
                 seg = Segmenter(path, imgsz=size if fmt == "torch" else None, conf=float(conf), **options)
                 row.load_s = time.perf_counter() - t0
                 if fmt == _EXPORTED:
-                    from exporters.report import guess_precision
+                    from edgeseg.exporters.report import guess_precision
 
                     row.format, row.precision = seg.backend.name, guess_precision(path)
                 say(f"[{row.name}] timing {runs} runs ...")

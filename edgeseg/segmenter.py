@@ -16,7 +16,6 @@ from .backends import select_backend
 from .detections import Detections, _class_id_of
 from .errors import ModelOutputError
 from .image_io import ImageLike, load_image, to_bgr
-from .ops.decode import decode
 from .ops.letterbox import letterbox, scale_boxes
 from .ops.masks import MaskSet, masks_input, masks_native
 from .ops.nms import nms
@@ -116,12 +115,7 @@ class Segmenter:
 
     def _postprocess(self, outputs, info, image_shape) -> Detections:
         layout = self.backend.output_layout
-        if getattr(self.backend, "output_kind", "single") == "split":  # per-level raw head outputs
-            candidates, protos = layout.decode(outputs, conf=self.conf, classes=self.classes)
-        else:
-            preds, protos = layout.split(outputs)
-            candidates = decode(preds, layout.nc, conf=self.conf, classes=self.classes,
-                                layout=layout.preds_layout, box_scale=layout.box_scale)
+        candidates, protos = layout.decode(outputs, conf=self.conf, classes=self.classes)
         if candidates.nonfinite and self.on_nonfinite == "raise":
             raise ModelOutputError(
                 f"the model produced {candidates.nonfinite} prediction(s) with NaN or infinity "

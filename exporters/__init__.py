@@ -1,10 +1,10 @@
 """Exporters from edgeseg / Ultralytics checkpoints to deployment formats (needs torch).
 
-    from exporters import export
+    from edgeseg.exporters import export
     result = export("yolov8n-seg.pt", format="onnx", imgsz=640)
 
-Each format lives in its own module (``exporters.onnx``, ...) with an ``export(model, **options)``
-function returning an :class:`~exporters.common.ExportResult`; :mod:`exporters.common` holds what they
+Each format lives in its own module (``edgeseg.exporters.onnx``, ...) with an ``export(model, **options)``
+function returning an :class:`~edgeseg.exporters.common.ExportResult`; :mod:`edgeseg.exporters.common` holds what they
 share (output names, metadata, verification, atomic writes). Nothing heavy is imported here.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from .common import ExportError, ExportResult, ExportVerificationError
 __all__ = ["FORMATS", "PLANNED_FORMATS", "export", "ExportError", "ExportResult", "ExportVerificationError"]
 
 # format name -> module implementing it
-FORMATS = {"onnx": "exporters.onnx", "ncnn": "exporters.ncnn", "openvino": "exporters.openvino", "tflite": "exporters.tflite",
-           "edgetpu": "exporters.edgetpu"}
+FORMATS = {"onnx": "edgeseg.exporters.onnx", "ncnn": "edgeseg.exporters.ncnn", "openvino": "edgeseg.exporters.openvino", "tflite": "edgeseg.exporters.tflite",
+           "edgetpu": "edgeseg.exporters.edgetpu"}
 # formats named in the roadmap that are not implemented yet (clear "not yet supported" errors)
 PLANNED_FORMATS = ("torchscript", "engine", "coreml")
 

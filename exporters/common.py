@@ -67,7 +67,7 @@ class ExportResult:
 
     ``max_abs_diff`` maps each output name to the largest absolute difference between the exported
     model (run by its runtime) and the torch model on ``check_image``; boxes are in input pixels, so
-    ~1e-3 there is float32 rounding (see exporters.onnx for the measured noise floor).
+    ~1e-3 there is float32 rounding (see edgeseg.exporters.onnx for the measured noise floor).
     """
 
     path: Path

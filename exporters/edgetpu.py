@@ -1,7 +1,7 @@
 """Coral Edge TPU: a static check of a .tflite against the Edge TPU's published requirements, the
 ``edgetpu_compiler`` call, and a parser for its log.
 
-    from exporters.edgetpu import static_check, compile_model
+    from edgeseg.exporters.edgetpu import static_check, compile_model
     print(static_check("yolov8n-seg_int8_split.tflite").summary())
     report = compile_model("yolov8n-seg_int8_split.tflite")      # needs edgetpu_compiler (Linux x86-64)
 
@@ -40,7 +40,7 @@ COMPILER_INSTALL = (
     "sudo tee /etc/apt/sources.list.d/coral-edgetpu.list\n"
     "  sudo apt-get update && sudo apt-get install edgetpu-compiler\n"
     "(see https://coral.ai/docs/edgetpu/compiler/), or compile in Coral's Colab notebook. "
-    "The static check (exporters.edgetpu.static_check) needs no compiler."
+    "The static check (edgeseg.exporters.edgetpu.static_check) needs no compiler."
 )
 
 # Operation -> limitation checked here ("" = none). Names as in the TFLite BuiltinOperator enum.
@@ -403,7 +403,7 @@ def compile_model(path: Union[str, PathLike], output_dir: Optional[Union[str, Pa
 def export(model_path_or_module: Any, *, imgsz=640, data=None, fraction: float = 1.0, calib_indices=None,
            int8: bool = True, output=None, check_image=None, simplify: bool = True, threads: int = 2,
            compiler: Optional[str] = None):
-    """Full-int8 split-output TFLite export (:func:`exporters.tflite.export`; ``data`` is required),
+    """Full-int8 split-output TFLite export (:func:`edgeseg.exporters.tflite.export`; ``data`` is required),
     the static check, then edgetpu_compiler. Returns the ExportResult (path: the ``*_edgetpu.tflite``)
     with the check and the compiler report in ``notes``. Without a compiler: ExportError with install
     instructions, after the int8 .tflite and its static check have been written/printed."""

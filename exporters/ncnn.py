@@ -1,6 +1,6 @@
 """Export a YOLOv8-seg / YOLO11-seg checkpoint to ncnn (Raspberry Pi, phones, ARM boards).
 
-    from exporters.ncnn import export
+    from edgeseg.exporters.ncnn import export
     result = export("yolov8n-seg.pt", imgsz=640, half=False, output="yolov8n-seg_ncnn_model")
 
 The result is a folder laid out like Ultralytics' ncnn exports, so both Ultralytics and edgeseg run it::
@@ -20,7 +20,7 @@ dropped with the folder). ``fp16=0/1`` is pnnx's weight-precision switch (``half
 
 Check. The folder is run by :class:`edgeseg.backends.ncnn.NcnnBackend` (fp16 arithmetic off) on a
 real letterboxed image and compared with the torch model, output by output (see
-:mod:`exporters.common`). Measured on yolov8n-seg-coco-dq and bus.jpg at 320: float32 differs by
+:mod:`edgeseg.exporters.common`). Measured on yolov8n-seg-coco-dq and bus.jpg at 320: float32 differs by
 1.3e-3 px on boxes and 1.3e-5 on prototypes (float32 rounding, as onnxruntime); half by 0.19 px and
 1.2e-3 (fp16 weights).
 
@@ -311,6 +311,7 @@ def _run_pnnx(exe: Path, torchscript: Path, size, half: bool, work: Path) -> Non
 def _run_ncnn(folder: Path, blob, described: str):
     from edgeseg.backends.ncnn import NcnnBackend
     from edgeseg.errors import EdgesegError
+    from edgeseg.ops.layouts import SingleOutputLayout
 
     try:
         backend = NcnnBackend(folder, fp16=False, vulkan=False)
@@ -318,6 +319,8 @@ def _run_ncnn(folder: Path, blob, described: str):
     except EdgesegError as exc:
         raise ExportVerificationError(f"ncnn cannot run the exported model: {exc}") from exc
     layout = backend.output_layout
+    if not isinstance(layout, SingleOutputLayout):
+        raise ExportVerificationError(f"the exported ncnn model has a {layout.kind} output layout, expected single")
     return [outputs[layout.preds_index], outputs[layout.protos_index]]
 
 

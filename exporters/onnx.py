@@ -1,6 +1,6 @@
 """Export a YOLOv8-seg / YOLO11-seg checkpoint to ONNX, laid out exactly like Ultralytics' exports.
 
-    from exporters.onnx import export
+    from edgeseg.exporters.onnx import export
     result = export("yolov8n-seg.pt", imgsz=640, opset=17)
     print(result.path, result.max_abs_diff)
 

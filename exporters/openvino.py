@@ -9,7 +9,7 @@ metadata_props), so an IR separated from its folder still describes itself. Tens
 names and layout: input ``images`` [1, 3, h, w] float32 RGB 0..1; outputs ``output0`` [1, 4+nc+32, A]
 and ``output1`` [1, 32, h/4, w/4].
 
-Path: checkpoint -> our verified ONNX export (:mod:`exporters.onnx`, fp32, opset 17) ->
+Path: checkpoint -> our verified ONNX export (:mod:`edgeseg.exporters.onnx`, fp32, opset 17) ->
 ``openvino.convert_model`` -> (int8: ``nncf.quantize``) -> ``openvino.save_model``. Going through the ONNX
 file reuses an export that is already checked against torch and gives stable node names, which the
 int8 ignored scope needs.
@@ -21,7 +21,7 @@ Precisions:
 * ``fp16`` (``half=True``): weights stored as float16 (half the file), decompressed at load; CPUs then
   compute in float32, GPUs/NPUs in float16. I/O stays float32.
 * ``int8`` (``int8=True``): NNCF post-training quantisation, calibrated on images from ``data`` (a
-  dataset yaml, an image folder or a .txt list; see :mod:`exporters.calibration`), letterboxed exactly
+  dataset yaml, an image folder or a .txt list; see :mod:`edgeseg.exporters.calibration`), letterboxed exactly
   as at inference. Preset MIXED (symmetric int8 weights, asymmetric activations: SiLU activations are
   not centred on zero, so asymmetric ranges waste fewer levels). The head's decode subgraph -- the
   DFL softmax and its conv, the box arithmetic (Sub/Add/Mul/Div with anchors and strides), the class
@@ -32,7 +32,7 @@ Precisions:
 
 Every export is verified: the IR is compiled on the CPU with ``INFERENCE_PRECISION_HINT=f32`` and
 compared with the torch model on a real image (bus.jpg by default, see
-:func:`exporters.common.check_image_blob`). fp32 and fp16 must match within the ONNX exporter's
+:func:`edgeseg.exporters.common.check_image_blob`). fp32 and fp16 must match within the ONNX exporter's
 tolerances; int8 outputs are recorded (``max_abs_diff``) and must be finite and of the right shape (int8
 noise is not a broken graph; accuracy is measured with :func:`edgeseg.val.validate`).
 
@@ -123,7 +123,7 @@ def export(
         int8: NNCF int8 post-training quantisation (needs ``data``; not together with ``half``).
         data: calibration images: dataset yaml (its ``split``), image folder or .txt list.
         fraction, max_images, split: which calibration images (see
-            :func:`exporters.calibration.calibration_images`); default up to 300 training images.
+            :func:`edgeseg.exporters.calibration.calibration_images`); default up to 300 training images.
         output: destination folder (default ``<checkpoint>_openvino_model/`` beside the checkpoint,
             ``_int8_openvino_model/`` for int8); an existing folder not named ``*_openvino_model``
             receives ``<name>_openvino_model/`` inside it.

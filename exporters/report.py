@@ -1,6 +1,6 @@
 """Export accuracy report: how closely an exported model reproduces its fp32 reference, and how fast it is.
 
-    from exporters.report import build_report, write_report, format_report
+    from edgeseg.exporters.report import build_report, write_report, format_report
     report = build_report("yolov8n-seg_int8_openvino_model", "yolov8n-seg.pt",
                           images=["bus.jpg", "zidane.jpg"], imgsz=640,
                           data="coco128-seg.yaml", data_indices=slice(64, 128))

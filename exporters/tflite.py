@@ -1,26 +1,26 @@
 """Export to TFLite (LiteRT): float32, float16 and full int8 (``pip install 'edgeseg[export-tflite]'``).
 
-    from exporters.tflite import export
+    from edgeseg.exporters.tflite import export
     export("yolov8n-seg.pt", precision="int8", data="coco128-seg.yaml", fraction=0.5)
 
 Pipeline (toolchain pinned in the ``export-tflite`` extra: tensorflow-cpu 2.21, onnx2tf 1.28.8):
 
 1. torch -> ONNX (TorchScript exporter, opset 17, onnxslim) of a wrapper that fixes the output layout
-   (:mod:`exporters.tflite_split`);
+   (:mod:`edgeseg.exporters.tflite_split`);
 2. ONNX -> TensorFlow SavedModel with onnx2tf (NCHW -> NHWC, ``output_signaturedefs=True`` so that the
    outputs keep their names; YOLO11 needs it);
 3. SavedModel -> .tflite with TensorFlow's converter: float32; float16 weights; or full integer (every
    op int8, int8 input and outputs) calibrated on our own representative dataset (never onnx2tf's
    downloaded sample): images from ``data`` letterboxed exactly as :class:`edgeseg.Segmenter` does;
    for int8, conv outputs that feed a SiLU then get their range floored at -8
-   (:mod:`exporters.tflite_ranges`: TFLite quantises the activation's input, unlike OpenVINO and ncnn);
+   (:mod:`edgeseg.exporters.tflite_ranges`: TFLite quantises the activation's input, unlike OpenVINO and ncnn);
 4. Ultralytics-compatible metadata appended to the file as a zip entry, then the file is run with
    LiteRT on the check image and compared with the torch model.
 
 Output layouts (``outputs=``): ``"single"`` is Ultralytics' TFLite layout ([1, 4+nc+nm, A] with boxes
 normalised to 0..1, prototypes [1, mh, mw, nm]); ``"split"`` (the default for int8) ends the graph at
 the head's raw conv outputs, each its own int8 tensor with its own scale, decoded by the native core
-(:func:`edgeseg.ops.decode_split.decode_split`). See :mod:`exporters.tflite_split`.
+(:func:`edgeseg.ops.decode_split.decode_split`). See :mod:`edgeseg.exporters.tflite_split`.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ OPSET = 17
 # Quantiser for int8: TensorFlow's default MLIR one (True) or the legacy one (False). On yolov8n-seg-coco-dq
 # (calibrated on coco128-seg images 0-63, validated on 64-127 at 640, split outputs), mask mAP50-95 drop
 # against fp32 38.57: MLIR 2.57 and legacy 1.45 points as converted; with the SiLU floor
-# (exporters.tflite_ranges) MLIR -0.08 (38.65) and legacy 0.27. The MLIR graph also has fewer requantise
+# (edgeseg.exporters.tflite_ranges) MLIR -0.08 (38.65) and legacy 0.27. The MLIR graph also has fewer requantise
 # ops (260 vs 287, all Edge TPU-mappable) and runs faster (9.0 vs 12.1 ms, 2 threads).
 NEW_QUANTIZER = True
 # Known-good pins (the export-tflite extra). Other versions may work; onnx2tf changes often.
@@ -107,7 +107,7 @@ def export(
         check_image: image for the verification against torch (default: bus.jpg when available).
         threads: LiteRT threads for the verification run.
         silu_floor: int8 only: cut the range of conv outputs that feed a SiLU to [-silu_floor, max]
-            (:mod:`exporters.tflite_ranges`; about 1.2 mask mAP50-95 points on yolov8n-seg). None keeps
+            (:mod:`edgeseg.exporters.tflite_ranges`; about 1.2 mask mAP50-95 points on yolov8n-seg). None keeps
             the quantiser's calibration ranges as they are.
 
     Raises:
@@ -231,7 +231,7 @@ def _destination(output, source, precision: str, kind: str) -> Path:
 # ---- calibration -----------------------------------------------------------------------------------
 
 def calibration_images(data, *, fraction: float = 1.0, indices=None, max_images: Optional[int] = None) -> List[Path]:
-    """Calibration image files, chosen by the shared :mod:`exporters.calibration` (sorted by path, then
+    """Calibration image files, chosen by the shared :mod:`edgeseg.exporters.calibration` (sorted by path, then
     ``indices`` (a slice, range or ints), then the first ``ceil(fraction * n)``)."""
     from . import calibration
 
@@ -438,7 +438,7 @@ def _check(diffs, reference, names, precision: str, described: str) -> List[str]
             f"the exported TFLite model gives outputs of the wrong shape or NaN/inf for {', '.join(bad)} on "
             f"{described} (nothing was written)")
     if precision == "int8":  # int8 error is judged by the accuracy report, not element-wise
-        return ["int8: max |exported - torch| is quantisation error; measure accuracy with exporters.report"]
+        return ["int8: max |exported - torch| is quantisation error; measure accuracy with edgeseg.exporters.report"]
     atol, rtol = TOLERANCE[precision]
     failed = []
     for (name, diff), ref in zip(diffs.items(), reference):

@@ -10,9 +10,10 @@ from os import PathLike, fspath
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Type, Union
 
-from .base import Backend, InputSpec, OutputLayout
+from ..ops.layouts import OutputLayout, SingleOutputLayout
+from .base import Backend, InputSpec
 
-__all__ = ["Backend", "InputSpec", "OutputLayout", "select_backend", "backend_names"]
+__all__ = ["Backend", "InputSpec", "OutputLayout", "SingleOutputLayout", "select_backend", "backend_names"]
 
 # name -> (module, class). Later issues add openvino, ncnn, tflite and torch here.
 _REGISTRY: Dict[str, Tuple[str, str]] = {

@@ -1,7 +1,8 @@
 """The contract every inference backend fulfils, and the shared check of YOLO-seg output shapes.
 
 A backend loads one model file, says what input it wants (:class:`InputSpec`), what the model is
-(:class:`~edgeseg.metadata.ModelMetadata`) and how to read its outputs (:class:`OutputLayout`), and
+(:class:`~edgeseg.metadata.ModelMetadata`) and how to read its outputs
+(:class:`~edgeseg.ops.layouts.OutputLayout`), and
 runs it (:meth:`Backend.infer`). Everything else (letterbox, decode, NMS, masks) is shared.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..errors import ModelLoadError, ModelOutputError
 from ..metadata import ModelMetadata
+from ..ops.layouts import OutputLayout, SingleOutputLayout
 
 Shape = Sequence[Optional[int]]  # None marks a dynamic dimension
 
@@ -43,45 +45,6 @@ class InputSpec:
     def blob_shape(self) -> Tuple[int, int, int, int]:
         h, w = self.shape
         return (1, 3, h, w) if self.layout == "nchw" else (1, h, w, 3)
-
-
-@dataclass(frozen=True)
-class OutputLayout:
-    """How to read a YOLO-seg model's two outputs.
-
-    ``preds_index``/``protos_index`` locate the prediction tensor ([1, 4+nc+nm, N] or [1, N, 4+nc+nm])
-    and the prototype tensor ([1, nm, mh, mw] or [1, mh, mw, nm]) in the backend's output list.
-    ``box_scale`` multiplies decoded boxes (x, y): (1, 1) for boxes in input pixels, (w, h) for
-    exports whose boxes are normalised to 0..1.
-    """
-
-    preds_index: int
-    protos_index: int
-    preds_layout: str  # "cn": channels first, "nc": anchors first
-    protos_layout: str  # "chw" or "hwc"
-    nc: int
-    nm: int
-    box_scale: Tuple[float, float] = (1.0, 1.0)
-
-    def split(self, outputs: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-        """Check one inference's outputs and return (preds [C, N] or [N, C], protos 3-D), batch dim dropped."""
-        if len(outputs) != 2:
-            raise ModelOutputError(f"expected 2 model outputs, got {len(outputs)}")
-        preds = np.asarray(outputs[self.preds_index])
-        protos = np.asarray(outputs[self.protos_index])
-        if preds.ndim != 3 or preds.shape[0] != 1:
-            raise ModelOutputError(f"prediction output must be [1, C, N] for batch 1, got {preds.shape}")
-        if protos.ndim != 4 or protos.shape[0] != 1:
-            raise ModelOutputError(f"prototype output must be 4-D with batch 1, got {protos.shape}")
-        channels = preds.shape[1] if self.preds_layout == "cn" else preds.shape[2]
-        if channels != 4 + self.nc + self.nm:
-            raise ModelOutputError(
-                f"prediction output {preds.shape} has {channels} channels, expected 4 + {self.nc} + {self.nm}"
-            )
-        nm = protos.shape[1] if self.protos_layout == "chw" else protos.shape[3]
-        if nm != self.nm:
-            raise ModelOutputError(f"prototype output {protos.shape} has {nm} masks, expected {self.nm}")
-        return preds[0], protos[0]
 
 
 def image_input_layout(shape: Shape, prefer: str = "nchw") -> Optional[Tuple[str, Optional[int], Optional[int]]]:
@@ -117,7 +80,7 @@ def resolve_input_size(h: Optional[int], w: Optional[int], imgsz, metadata: Mode
 
 def identify_outputs(shapes: Sequence[Shape], nc_hint: Optional[int] = None,
                      protos_layout: str = "chw", box_scale: Tuple[float, float] = (1.0, 1.0),
-                     source: str = "model") -> OutputLayout:
+                     source: str = "model") -> SingleOutputLayout:
     """Work out which output is which from their shapes (by rank, not order) and check them.
 
     ``shapes`` may hold ``None`` for dynamic dimensions. ``nc_hint`` (the number of class names in the
@@ -160,7 +123,7 @@ def identify_outputs(shapes: Sequence[Shape], nc_hint: Optional[int] = None,
     if len(candidates) == 2:  # both axes could be channels: pick the smaller, as C << N in YOLO heads
         candidates.sort(key=lambda c: c[1])
     layout, channels = candidates[0]
-    return OutputLayout(
+    return SingleOutputLayout(
         preds_index=preds_index,
         protos_index=protos_index,
         preds_layout=layout,
@@ -199,6 +162,11 @@ class Backend(ABC):
     @abstractmethod
     def infer(self, blob: np.ndarray) -> List[np.ndarray]:
         """Run the model on a preprocessed blob of ``input_spec.blob_shape``; return its raw outputs."""
+
+    @property
+    def output_kind(self) -> str:
+        """The kind of the output layout (``"single"``, ``"split"``)."""
+        return self.output_layout.kind
 
     def describe(self) -> dict:
         """Human-oriented facts for ``edgeseg info`` (backend specifics in subclasses)."""

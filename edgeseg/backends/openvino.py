@@ -40,7 +40,7 @@ __all__ = ["OpenVINOBackend", "AsyncQueue", "AsyncResult", "DeviceNotFoundError"
 
 FOLDER_SUFFIX = "_openvino_model"
 METADATA_FILE = "metadata.yaml"
-RT_INFO_SECTION = "edgeseg_metadata"  # written by exporters.openvino
+RT_INFO_SECTION = "edgeseg_metadata"  # written by edgeseg.exporters.openvino
 DEFAULT_TIMEOUT_S = 60.0
 _HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT", "cumulative_throughput": "CUMULATIVE_THROUGHPUT"}
 _PRECISIONS = {"f32": "f32", "fp32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16",

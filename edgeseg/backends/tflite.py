@@ -126,10 +126,8 @@ class TFLiteBackend(Backend):
         self._output_q = [_quant(d) for d in details]
         self._output_names = [d["_name"] for d in details]
         if len(details) == 2:
-            self.output_kind = "single"
             self.output_layout = self._single_layout(details, meta, source)
         else:
-            self.output_kind = "split"
             self.output_layout = _split_layout(details, meta, self.input_spec.shape, source)
         meta.check_class_count(self.output_layout.nc, source)
         self.metadata = meta.with_default_names(self.output_layout.nc)

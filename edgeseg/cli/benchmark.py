@@ -38,7 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from edgeseg.benchmark import benchmark, parse_formats, save_json
-    from exporters.report import parse_indices
+    from edgeseg.exporters.report import parse_indices
 
     parse_formats(args.formats)  # a clear error before anything slow
     if args.warmup < 0:

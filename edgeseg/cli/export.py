@@ -33,14 +33,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--check-image", default=None, metavar="IMAGE",
                         help="image used to verify the export against torch (default: bus.jpg when "
                              "available, else a synthetic image)")
-    from exporters.report import add_report_arguments
+    from edgeseg.exporters.report import add_report_arguments
 
     add_report_arguments(parser)  # --report/--no-report, --report-data, --report-indices
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from exporters import check_format, export
+    from edgeseg.exporters import check_format, export
 
     fmt = check_format(args.format)  # clear "not yet supported" error before torch is imported
     options = _format_options(fmt, args)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"    {name}: max abs difference {diff:.3g}")
     for note in result.notes:
         print(f"  note: {note}")
-    from exporters.report import report_from_args
+    from edgeseg.exporters.report import report_from_args
 
     report_from_args(args, result)  # accuracy/size/latency report beside the model (unless --no-report)
     return 0
@@ -74,7 +74,7 @@ def _format_options(fmt: str, args: argparse.Namespace) -> dict:
     import inspect
     from importlib import import_module
 
-    from exporters import FORMATS, ExportError
+    from edgeseg.exporters import FORMATS, ExportError
 
     options = {"imgsz": args.imgsz}
     for name in _OPTIONAL:

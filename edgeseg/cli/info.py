@@ -29,9 +29,7 @@ def run(args: argparse.Namespace) -> int:
         "imgsz": list(spec.shape),
         "stride": meta.stride,
         "input": {"name": spec.name, "shape": list(spec.blob_shape), "layout": spec.layout, "dtype": spec.dtype},
-        "output_layout": {"predictions": layout.preds_index, "prototypes": layout.protos_index,
-                          "predictions_layout": layout.preds_layout, "prototypes_layout": layout.protos_layout,
-                          "nc": layout.nc, "nm": layout.nm},
+        "output_layout": layout.describe(),
         "metadata": {k: v for k, v in meta.extras.items() if _jsonable(v)},
     }
     if args.json:

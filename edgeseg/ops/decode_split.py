@@ -1,7 +1,7 @@
 """Decoding of split-output heads (native core): per level raw box-distribution logits, class logits
 and mask coefficients, float32 or int8/uint8 with their own scale and zero point.
 
-This is what edgeseg's full-int8 TFLite exports end with (see ``exporters.tflite_split``): the decode
+This is what edgeseg's full-int8 TFLite exports end with (see ``edgeseg.exporters.tflite_split``): the decode
 that a single-output graph does in the model (DFL expectation, anchors at cell centres, strides,
 sigmoid) is done here, and class logits are compared with the threshold in their quantised domain
 (``q > floor(logit(conf) / scale + zero_point)``), so only candidates are dequantised.
@@ -14,15 +14,16 @@ anchor into the single-output layout [4+nc+nm, N] (for validation at a very low 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edgeseg.errors import ModelOutputError
 from edgeseg.ops._native import core
 from edgeseg.ops.decode import Candidates, class_keep_mask, drop_batch
+from edgeseg.ops.layouts import OutputLayout
 from edgeseg.ops.quant import dequantize
 
 __all__ = ["decode_split", "decode_split_dense", "quantised_threshold", "SplitLayout", "LevelSpec"]
@@ -131,15 +132,16 @@ class LevelSpec:
 
 
 @dataclass(frozen=True)
-class SplitLayout:
-    """How to read a split-output model's outputs (the counterpart of ``backends.base.OutputLayout``).
+class SplitLayout(OutputLayout):
+    """How to read a split-output model's outputs (an :class:`~edgeseg.ops.layouts.OutputLayout`).
 
     Outputs are per level NHWC ([1, H, W, C]: ``layout="hwc"``) or NCHW (``"chw"``) tensors plus the
     prototypes at ``protos_index`` (``protos_layout`` "hwc" or "chw", dequantised with ``protos_q``).
-    ``split(outputs)`` returns (dense predictions [4+nc+nm, N], prototypes) like ``OutputLayout``,
-    so code written for single-output models (validation) works unchanged; ``decode(outputs, ...)``
-    is the fast path (quantised-domain threshold, candidates only).
+    ``split(outputs)`` returns (dense predictions [4+nc+nm, N], prototypes) like every layout, for
+    validation; ``decode(outputs, ...)`` is the fast path (quantised-domain threshold, candidates only).
     """
+
+    kind: ClassVar[str] = "split"
 
     levels: Tuple[LevelSpec, ...]
     protos_index: int
@@ -151,12 +153,6 @@ class SplitLayout:
     protos_q: Optional[Quant] = None
     preds_layout: str = "cn"  # of split()'s dense predictions
     box_scale: Tuple[float, float] = (1.0, 1.0)
-    kind: str = field(default="split", init=False)
-
-    @property
-    def preds_index(self) -> None:
-        """None: split models have no single prediction tensor (``OutputLayout`` compatibility)."""
-        return None
 
     @property
     def n_outputs(self) -> int:
@@ -195,3 +191,15 @@ class SplitLayout:
         cands = decode_split(box, cls, coef, conf=conf, multi_label=multi_label, max_nms=max_nms,
                              classes=classes, **kwargs)
         return cands, self.protos(outputs)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "levels": [{"box": lv.box, "cls": lv.cls, "coef": lv.coef, "size": list(lv.size), "stride": lv.stride}
+                       for lv in self.levels],
+            "prototypes": self.protos_index,
+            "predictions_layout": self.preds_layout,
+            "prototypes_layout": self.protos_layout,
+            "nc": self.nc,
+            "nm": self.nm,
+        }

@@ -27,7 +27,7 @@ def build(out_dir: Path = ASSETS, work: Path = Path("runs/demo-model"), *, n_tra
           imgsz: int = 320, epochs: int = 30, batch: int = 16, seed: int = 0, model: str = "yolov8t-seg",
           lr0: float = 0.002) -> dict:
     """Generate data, train, validate and export; returns the record written to ``demo-seg.json``."""
-    from exporters.onnx import export
+    from edgeseg.exporters.onnx import export
 
     from ..val.validator import validate
     from .trainer import train
