@@ -154,8 +154,8 @@ def _select(files: List[Path], indices: Union[slice, Iterable[int]], where: str)
 
 
 def _list_files(data, split: str) -> Tuple[List[Path], str]:
-    from edgeseg.train.data.dataset_yaml import DatasetConfig, list_image_files, load_dataset_yaml
-    from edgeseg.train.data.errors import DatasetError
+    from edgeseg.data.dataset_yaml import DatasetConfig, list_image_files, load_dataset_yaml
+    from edgeseg.data.errors import DatasetError
 
     if isinstance(data, DatasetConfig):
         sources, where = data.split(split), f"the '{split}' split of {data.yaml_file or 'the dataset'}"

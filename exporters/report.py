@@ -243,7 +243,7 @@ def _median_timings(seg, image: np.ndarray, runs: int, warmup: int) -> dict:
 def _dataset_for(data, names: Dict[int, str]):
     """A dataset yaml/DatasetConfig as is; a list of image paths (labels beside, YOLO layout) as a config."""
     if isinstance(data, (list, tuple)):
-        from edgeseg.train.data.dataset_yaml import DatasetConfig
+        from edgeseg.data.dataset_yaml import DatasetConfig
 
         files = [Path(fspath(f)) for f in data]
         if not files:

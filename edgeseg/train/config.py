@@ -19,7 +19,7 @@ __all__ = ["TrainConfig", "OPTIMIZERS", "AUG_KEYS"]
 LOGGER = logging.getLogger("edgeseg.train")
 
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW")
-# augmentation hyperparameters handed to the dataset (names as in Ultralytics and edgeseg.train.data.augment)
+# augmentation hyperparameters handed to the dataset (names as in Ultralytics and edgeseg.data.augment)
 AUG_KEYS = ("hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear", "perspective", "flipud", "fliplr",
             "mosaic")
 MAX_STRIDE = 32

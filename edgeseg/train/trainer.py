@@ -267,7 +267,7 @@ class Trainer:
         return ckpt
 
     def _setup(self) -> dict:
-        from edgeseg.train.data.dataset_yaml import load_dataset_yaml
+        from edgeseg.data.dataset_yaml import load_dataset_yaml
         from edgeseg.train.loss import SegmentationLoss
 
         ckpt = self._load_resume() if self.cfg.resume else None
@@ -420,7 +420,7 @@ class Trainer:
 
     def _build_dataset(self, nc: int):
         from edgeseg.train.data.dataset import SegmentationDataset
-        from edgeseg.train.data.errors import DatasetError
+        from edgeseg.data.errors import DatasetError
 
         cfg = self.cfg
         try:

@@ -11,7 +11,7 @@ without upscaling (pad 114) to either
 Ground truth comes with the image: classes, xyxy boxes in letterboxed input pixels (the extent of each
 polygon) and the overlap index map at 1/4 resolution (instances sorted by mask area, largest first).
 
-Reuses the numpy-only parts of :mod:`edgeseg.train.data` (label scanning/caching, polygons, letterbox,
+Reuses :mod:`edgeseg.data` (label scanning/caching, polygons, letterbox,
 masks); ``edgeseg.train.data.dataset`` imports torch at module level, so it is not used here.
 """
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..train.data.augment import LetterBox
-from ..train.data.dataset_yaml import DatasetConfig, list_image_files, load_dataset_yaml
-from ..train.data.errors import DatasetError
-from ..train.data.images import load_resized, rect_batches
-from ..train.data.instances import Instances, resample_polygons
-from ..train.data.labels import ImageLabels, LabelSummary, load_labels
-from ..train.data.masks import polygons_to_overlap_mask
+from ..data.augment import LetterBox
+from ..data.dataset_yaml import DatasetConfig, list_image_files, load_dataset_yaml
+from ..data.errors import DatasetError
+from ..data.images import load_resized, rect_batches
+from ..data.instances import Instances, resample_polygons
+from ..data.labels import ImageLabels, LabelSummary, load_labels
+from ..data.masks import polygons_to_overlap_mask
 
 __all__ = ["ValDataset", "ValImage", "load_split", "select_images"]
 

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .augment import DEFAULT_HYP, LetterBox, mosaic4, train_transforms
-from .dataset_yaml import DatasetConfig, list_image_files
-from .errors import DatasetError
-from .images import load_resized, rect_batches
-from .instances import Instances, resample_polygons
-from .labels import ImageLabels, load_labels
-from .masks import polygons_to_masks, polygons_to_overlap_mask
+from ...data.augment import DEFAULT_HYP, LetterBox, mosaic4, train_transforms
+from ...data.dataset_yaml import DatasetConfig, list_image_files
+from ...data.errors import DatasetError
+from ...data.images import load_resized, rect_batches
+from ...data.instances import Instances, resample_polygons
+from ...data.labels import ImageLabels, load_labels
+from ...data.masks import polygons_to_masks, polygons_to_overlap_mask
 
 
 class SegmentationDataset(Dataset):

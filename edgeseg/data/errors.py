@@ -1,7 +1,7 @@
 """Errors raised while reading a training dataset."""
 from __future__ import annotations
 
-from ...errors import EdgesegError
+from ..errors import EdgesegError
 
 
 class DatasetError(EdgesegError, ValueError):

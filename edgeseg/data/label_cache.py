@@ -18,8 +18,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ...fileio import atomic_write_with
-from .labels import LOGGER, ImageLabels, LabelSummary, img2label_path
+from ..fileio import atomic_write_with
+from .label_records import LOGGER, ImageLabels, LabelSummary, img2label_path
 
 CACHE_VERSION = 1
 
