@@ -1,6 +1,5 @@
 """Broken, foreign and unsupported models are rejected with a clear, specific error."""
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,10 +9,10 @@ from edgeseg.backends.onnxruntime import OnnxRuntimeBackend
 from edgeseg.errors import BackendNotInstalledError, EdgesegError, ModelLoadError, ModelOutputError
 from edgeseg.segmenter import Segmenter
 from onnx_builders import save_model, save_seg_model, seg_metadata, seg_outputs
+from shared_paths import SHARED
 
 pytest.importorskip("onnxruntime")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REAL_ONNX = SHARED / "models" / "yolov8n-seg_int8.onnx"
 
 

@@ -7,13 +7,12 @@ Runtime ~40-80 s on 2 cores.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from edgeseg.benchmark import BenchmarkResult, FormatResult, benchmark, parse_formats
+from shared_paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PT = SHARED / "models" / "yolov8n-seg-coco-dq.pt"
 BUS = SHARED / "data" / "images" / "bus.jpg"
 COCO8 = SHARED / "data" / "coco8-seg" / "coco8-seg.yaml"

@@ -21,8 +21,8 @@ from edgeseg.nn.checkpoint import (  # noqa: E402
 )
 from edgeseg.nn.checkpoint.safe_unpickle import allowed_globals  # noqa: E402
 from edgeseg.nn.load import load_model  # noqa: E402
+from shared_paths import SHARED  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 RAND_V8 = SHARED / "models" / "yolov8n-seg-rand.pt"
 
 

@@ -28,8 +28,8 @@ from edgeseg.nn.checkpoint import (  # noqa: E402
 )
 from edgeseg.nn.checkpoint import native  # noqa: E402
 from edgeseg.nn.load import load_model  # noqa: E402
+from shared_paths import SHARED  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 COCO_V8 = SHARED / "models" / "yolov8n-seg-coco-dq.pt"
 
 NAMES = {0: "cat", 1: "dog", 2: "bird"}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -23,8 +22,8 @@ from edgeseg.nn.checkpoint.ultralytics_pt import (  # noqa: E402
     stand_in_state_dict,
 )
 from edgeseg.nn.load import load_model, load_weights  # noqa: E402
+from shared_paths import SHARED  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODELS = SHARED / "models"
 RAND_V8 = MODELS / "yolov8n-seg-rand.pt"
 RAND_V11 = MODELS / "yolo11n-seg-rand.pt"

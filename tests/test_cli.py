@@ -2,13 +2,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from shared_paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL = SHARED / "models" / "yolov8n-seg_int8.onnx"
 BUS = SHARED / "data" / "images" / "bus.jpg"
 VIDEO = SHARED / "data" / "video" / "people_movement.mp4"

@@ -1,4 +1,4 @@
-"""Augmentations move polygons with the pixels; HSV keeps geometry; seeded runs repeat (edgeseg.train.data)."""
+"""Augmentations move polygons with the pixels; HSV keeps geometry; seeded runs repeat (edgeseg.data)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,13 +9,13 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 torch = pytest.importorskip("torch")
 
-from edgeseg.train.data import label_cache  # noqa: E402
-from edgeseg.train.data.augment import (LetterBox, RandomAffine, RandomFlip, RandomHSV, box_candidates,  # noqa: E402
+from edgeseg.data import label_cache  # noqa: E402
+from edgeseg.data.augment import (LetterBox, RandomAffine, RandomFlip, RandomHSV, box_candidates,  # noqa: E402
                                         mosaic4)
 from edgeseg.train.data.dataset import SegmentationDataset, collate_fn  # noqa: E402
-from edgeseg.train.data.instances import Instances, resample_polygon, resample_polygons  # noqa: E402
+from edgeseg.data.instances import Instances, resample_polygon, resample_polygons  # noqa: E402
 from edgeseg.train.data.loader import build_dataloader  # noqa: E402
-from edgeseg.train.data.masks import polygons_to_overlap_mask  # noqa: E402
+from edgeseg.data.masks import polygons_to_overlap_mask  # noqa: E402
 
 COLOURS = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255)]  # BGR, far from the 114 grey
 

@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("cv2")
 
 from edgeseg.train.data.dataset import SegmentationDataset, collate_fn  # noqa: E402
-from edgeseg.train.data.dataset_yaml import load_dataset_yaml  # noqa: E402
+from edgeseg.data.dataset_yaml import load_dataset_yaml  # noqa: E402
+from shared_paths import SHARED  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURE = SHARED / "fixtures" / "loss_case_batch.pt"
 YAML = SHARED / "data" / "coco8-seg" / "coco8-seg.yaml"
 

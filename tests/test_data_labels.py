@@ -1,4 +1,4 @@
-"""Dataset yaml, label scanning/verification and the label cache (edgeseg.train.data)."""
+"""Dataset yaml, label scanning/verification and the label cache (edgeseg.data)."""
 from __future__ import annotations
 
 import logging
@@ -12,10 +12,10 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("yaml")
 
-from edgeseg.train.data import DatasetError, DatasetNotFoundError  # noqa: E402
-from edgeseg.train.data import label_cache  # noqa: E402
-from edgeseg.train.data.dataset_yaml import list_image_files, load_dataset_yaml  # noqa: E402
-from edgeseg.train.data.labels import img2label_path, load_labels, parse_label_text  # noqa: E402
+from edgeseg.data import DatasetError, DatasetNotFoundError  # noqa: E402
+from edgeseg.data import label_cache  # noqa: E402
+from edgeseg.data.dataset_yaml import list_image_files, load_dataset_yaml  # noqa: E402
+from edgeseg.data.labels import img2label_path, load_labels, parse_label_text  # noqa: E402
 
 GOOD_ROW = "0 0.1 0.1 0.5 0.1 0.5 0.6 0.1 0.6"
 
@@ -158,7 +158,7 @@ def test_corrupt_image_and_broken_row_skipped_with_summary(tmp_path, caplog):
     }, corrupt=("corrupt",))
     (tmp_path / "images/train/tiny.png").write_bytes(cv2.imencode(".png", np.zeros((5, 5, 3), np.uint8))[1].tobytes())
     files = list_image_files([tmp_path / "images/train"])
-    with caplog.at_level(logging.WARNING, logger="edgeseg.train.data"):
+    with caplog.at_level(logging.WARNING, logger="edgeseg.data"):
         labels, s = load_labels(files, nc=1, cache=False)
     assert sorted(Path(lb.im_file).stem for lb in labels) == ["broken", "empty", "good", "nolabel"]
     assert (s.images, s.corrupt_images, s.missing_labels, s.empty_labels) == (4, 2, 1, 1)
@@ -216,7 +216,7 @@ def test_read_only_labels_folder_keeps_cache_in_memory(tmp_path, caplog):
     mode = labels_dir.stat().st_mode
     labels_dir.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
     try:
-        with caplog.at_level(logging.WARNING, logger="edgeseg.train.data"):
+        with caplog.at_level(logging.WARNING, logger="edgeseg.data"):
             _, s1 = load_labels(files, nc=1)
             _, s2 = load_labels(files, nc=1)
             label_cache.save_cache(s1.cache_file, "other-key", [], s1)  # a second save warns no more

@@ -10,10 +10,9 @@ import pytest
 schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
 import flatbuffers  # noqa: E402  (a dependency of ai-edge-litert)
 
-from exporters.common import ExportError  # noqa: E402
-from exporters.edgetpu import compile_model, parse_compiler_log, static_check  # noqa: E402
+from edgeseg.exporters.common import ExportError  # noqa: E402
+from edgeseg.exporters.edgetpu import compile_model, parse_compiler_log, static_check  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 OP = schema.BuiltinOperator
 TT = schema.TensorType
 
@@ -137,8 +136,8 @@ def test_not_a_tflite_file(tmp_path):
         static_check(tmp_path / "missing.tflite")
 
 
-def test_ultralytics_full_int8_file():
-    path = SHARED / "models" / "yolo11n-seg_full_integer_quant.tflite"
+def test_ultralytics_full_int8_file(shared):
+    path = shared / "models" / "yolo11n-seg_full_integer_quant.tflite"
     if not path.is_file():
         pytest.skip("shared models not available")
     check = static_check(path)

@@ -15,12 +15,12 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from exporters import ExportError, check_format, export  # noqa: E402
-from exporters.common import synthetic_image  # noqa: E402
-from exporters.onnx import MAX_OPSET, MIN_OPSET  # noqa: E402
+from edgeseg.exporters import ExportError, check_format, export  # noqa: E402
+from edgeseg.exporters.common import synthetic_image  # noqa: E402
+from edgeseg.exporters.onnx import MAX_OPSET, MIN_OPSET  # noqa: E402
+from shared_paths import SHARED  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODELS = SHARED / "models"
 BUS = SHARED / "data" / "images" / "bus.jpg"
 COCO_PT = MODELS / "yolov8n-seg-coco-dq.pt"
@@ -244,7 +244,7 @@ def test_module_input_and_synthetic_fallback(tmp_path, monkeypatch):
     """A SegmentationModel can be exported; without a real image the check says it was synthetic."""
     from edgeseg.nn import build_model
 
-    import exporters.common as common
+    import edgeseg.exporters.common as common
 
     monkeypatch.setattr(common, "_shared_bus_image", lambda: None)
     monkeypatch.delenv("EDGESEG_CHECK_IMAGE", raising=False)

@@ -1,4 +1,4 @@
-"""Export accuracy report (exporters.report) and the val image subset it relies on.
+"""Export accuracy report (edgeseg.exporters.report) and the val image subset it relies on.
 
 Real models only: yolov8n-seg-coco-dq.pt exported to ONNX at 320 (a few seconds), and the shared
 yolov8n-seg_int8.onnx (int8 weights, activations quantised at run time) as a genuinely degraded export:
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from edgeseg.val.data import select_images
-from exporters.report import (build_report, format_report, guess_precision, model_files, model_size,
+from edgeseg.exporters.report import (build_report, format_report, guess_precision, model_files, model_size,
                               parse_indices, report_path, write_report)
+from shared_paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PT = SHARED / "models" / "yolov8n-seg-coco-dq.pt"
 INT8 = SHARED / "models" / "yolov8n-seg_int8.onnx"
 BUS = SHARED / "data" / "images" / "bus.jpg"
@@ -74,7 +74,7 @@ def test_parse_indices_and_paths(tmp_path):
 
 def test_guess_precision_reads_tflite_metadata(tmp_path):
     """A .tflite's embedded metadata names its precision whatever the file is called."""
-    from exporters.tflite import append_metadata
+    from edgeseg.exporters.tflite import append_metadata
 
     body = b"\x1c\x00\x00\x00TFL3" + b"\x00" * 56
     for meta, want in (({"precision": "int8"}, "int8"), ({"args": {"int8": True}}, "int8"),

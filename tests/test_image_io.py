@@ -8,8 +8,6 @@ import pytest
 from edgeseg.errors import ImageReadError
 from edgeseg.image_io import load_image, read_image, to_bgr
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
 
 def _write(path: Path, image: np.ndarray) -> Path:
     ok, data = cv2.imencode(path.suffix, image)
@@ -123,8 +121,8 @@ def test_text_file_and_directory(tmp_path):
         read_image(tmp_path)
 
 
-def test_real_jpeg():
-    bus = SHARED / "data" / "images" / "bus.jpg"
+def test_real_jpeg(shared):
+    bus = shared / "data" / "images" / "bus.jpg"
     if not bus.exists():
         pytest.skip("shared data not available")
     img = read_image(bus)

@@ -3,7 +3,6 @@ plus synthetic edge cases (no gts, empty images, small gts, gradients, mask form
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,8 +11,8 @@ import torch.nn.functional as F
 from edgeseg.train.assigner import TaskAlignedAssigner
 from edgeseg.train.boxes import bbox2dist, bbox_iou, dist2bbox, make_anchors, xywh2xyxy, xyxy2xywh
 from edgeseg.train.loss import SegmentationLoss, crop_to_boxes
+from shared_paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = SHARED / "fixtures"
 MODELS = ["yolov8n-seg", "yolo11n-seg"]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 COCO_PT = SHARED / "models" / "yolov8n-seg-coco-dq.pt"
 BUS = SHARED / "data" / "images" / "bus.jpg"
 IMGSZ = 320
@@ -33,7 +33,7 @@ def fp32_folder(tmp_path_factory):
     if not (COCO_PT.is_file() and BUS.is_file()):
         pytest.skip("shared test models/images not available")
     _export_packages()
-    from exporters import export
+    from edgeseg.exporters import export
 
     out = tmp_path_factory.mktemp("fp32") / "coco_ncnn_model"
     result = export(COCO_PT, format="ncnn", imgsz=IMGSZ, output=out, check_image=BUS)
@@ -45,7 +45,7 @@ def fp16_folder(tmp_path_factory):
     if not (COCO_PT.is_file() and BUS.is_file()):
         pytest.skip("shared test models/images not available")
     _export_packages()
-    from exporters import export
+    from edgeseg.exporters import export
 
     out = tmp_path_factory.mktemp("fp16") / "coco_fp16_ncnn_model"
     return export(COCO_PT, format="ncnn", imgsz=IMGSZ, half=True, output=out, check_image=BUS)
@@ -57,7 +57,7 @@ def onnx_file(tmp_path_factory):
         pytest.skip("shared test models/images not available")
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from exporters import export
+    from edgeseg.exporters import export
 
     out = tmp_path_factory.mktemp("onnx") / "coco.onnx"
     return export(COCO_PT, format="onnx", imgsz=IMGSZ, output=out, check_image=BUS).path
@@ -160,7 +160,7 @@ def test_fp16_export(fp16_folder, fp32_folder):
 
 
 def test_int8_and_onnx_options_rejected():
-    from exporters import ExportError, export
+    from edgeseg.exporters import ExportError, export
 
     with pytest.raises(ExportError, match="int8 is not supported for ncnn"):
         export("whatever.pt", format="ncnn", int8=True)
@@ -172,7 +172,7 @@ def test_int8_and_onnx_options_rejected():
 
 def test_export_without_pnnx_names_the_extra(monkeypatch):
     pytest.importorskip("torch")
-    from exporters import ExportError, export
+    from edgeseg.exporters import ExportError, export
 
     monkeypatch.setitem(sys.modules, "pnnx", None)
     with pytest.raises(ExportError, match=r"edgeseg\[export-ncnn\]"):
@@ -188,8 +188,12 @@ def test_missing_ncnn_package_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ncnn", None)
     with pytest.raises(BackendNotInstalledError, match=r"edgeseg\[ncnn\]"):
         NcnnBackend(tmp_path / "x_ncnn_model")
+    # The exporter checks torch, pnnx and PyYAML before the ncnn runtime: without them (the README's
+    # install has no pnnx) it fails earlier, with another message, so that half needs them.
     pytest.importorskip("torch")
-    from exporters import ExportError, export
+    pytest.importorskip("pnnx", reason="pnnx is not installed (edgeseg[export-ncnn])")
+    pytest.importorskip("yaml")
+    from edgeseg.exporters import ExportError, export
 
     with pytest.raises(ExportError, match=r"'ncnn' package.*edgeseg\[export-ncnn\]"):
         export("whatever.pt", format="ncnn")

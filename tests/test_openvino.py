@@ -27,10 +27,10 @@ from edgeseg.backends.openvino import (  # noqa: E402
     resolve_model_path,
 )
 from edgeseg.errors import BackendNotInstalledError, ModelLoadError, ModelOutputError  # noqa: E402
-from exporters.calibration import CalibrationError, calibration_blobs, calibration_images  # noqa: E402
+from edgeseg.exporters.calibration import CalibrationError, calibration_blobs, calibration_images  # noqa: E402
+from shared_paths import SHARED  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 COCO_PT = SHARED / "models" / "yolov8n-seg-coco-dq.pt"
 COCO_ONNX_640 = SHARED / "models" / "yolov8n-seg-coco-dq.onnx"
 BUS = SHARED / "data" / "images" / "bus.jpg"
@@ -52,7 +52,7 @@ def exports(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from exporters import export
+    from edgeseg.exporters import export
 
     root = tmp_path_factory.mktemp("ov")
     return SimpleNamespace(root=root, export=export)
@@ -161,9 +161,9 @@ def test_calibration_blobs_are_inference_blobs():
 # ---- export ------------------------------------------------------------------------------------------
 
 def test_openvino_is_an_export_format():
-    from exporters import FORMATS, PLANNED_FORMATS, check_format
+    from edgeseg.exporters import FORMATS, PLANNED_FORMATS, check_format
 
-    assert FORMATS["openvino"] == "exporters.openvino" and "openvino" not in PLANNED_FORMATS
+    assert FORMATS["openvino"] == "edgeseg.exporters.openvino" and "openvino" not in PLANNED_FORMATS
     assert check_format("OpenVINO") == "openvino"
 
 
@@ -201,7 +201,7 @@ def test_fp16_export_halves_the_weights_and_replaces_the_folder(ov_fp16, ov_fp32
 
 
 def test_int8_keeps_the_decode_subgraph_float(ov_int8):
-    from exporters.openvino import fake_quantize_in
+    from edgeseg.exporters.openvino import fake_quantize_in
 
     assert ov_int8.precision == "int8" and ov_int8.calibration_images == 8
     model = ov.Core().read_model(str(ov_int8.xml))
@@ -218,7 +218,7 @@ def test_int8_keeps_the_decode_subgraph_float(ov_int8):
 
 def test_export_bad_options(tmp_path):
     pytest.importorskip("torch")
-    from exporters import ExportError, export
+    from edgeseg.exporters import ExportError, export
 
     with pytest.raises(ExportError, match="not both"):
         export(COCO_PT, format="openvino", half=True, int8=True, data=COCO8)
@@ -234,7 +234,7 @@ def test_export_bad_options(tmp_path):
 
 
 def test_export_destination_naming(tmp_path):
-    from exporters.openvino import _destination
+    from edgeseg.exporters.openvino import _destination
 
     src = SimpleNamespace(path=tmp_path / "best.pt", architecture="yolov8n-seg")
     assert _destination(None, src, False) == (tmp_path / "best_openvino_model", "best")
@@ -245,8 +245,8 @@ def test_export_destination_naming(tmp_path):
 
 
 def test_missing_packages_name_the_extra(monkeypatch):
-    from exporters import ExportError
-    from exporters import openvino as ov_export
+    from edgeseg.exporters import ExportError
+    from edgeseg.exporters import openvino as ov_export
 
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(BackendNotInstalledError, match=r"edgeseg\[openvino\]"):

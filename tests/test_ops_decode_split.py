@@ -3,7 +3,6 @@ decoding the single-output head of the same model."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,6 @@ from hypothesis import strategies as st
 from edgeseg.ops.decode import decode
 from edgeseg.ops.decode_split import LevelSpec, SplitLayout, decode_split, decode_split_dense, quantised_threshold
 from tests.reference.decode_split import decode_split as ref_decode_split
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def make_levels(rng, sizes, nc, nm, reg_max, dtype, cn):
@@ -119,16 +116,16 @@ def test_bad_inputs_raise_clearly():
         decode_split(box, cls, coef, sizes=[(2, 2)], strides=[8], nc=3, nm=2, classes=[5], **q)
 
 
-def test_matches_the_single_output_head_of_a_real_model():
+def test_matches_the_single_output_head_of_a_real_model(shared):
     """The float split outputs of yolov8n-seg, decoded natively, give the same candidates as the
     model's own (torch) decode in the single-output layout."""
     torch = pytest.importorskip("torch")
-    ckpt = SHARED / "models" / "yolov8n-seg-coco-dq.pt"
-    image = SHARED / "data" / "images" / "bus.jpg"
+    ckpt = shared / "models" / "yolov8n-seg-coco-dq.pt"
+    image = shared / "data" / "images" / "bus.jpg"
     if not ckpt.is_file() or not image.is_file():
         pytest.skip("shared models/data not available")
-    from exporters.common import check_image_blob, load_source_model
-    from exporters.tflite_split import SplitOutputModel
+    from edgeseg.exporters.common import check_image_blob, load_source_model
+    from edgeseg.exporters.tflite_split import SplitOutputModel
 
     source = load_source_model(ckpt)
     blob, _ = check_image_blob(image, (640, 640))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,8 +13,8 @@ from hypothesis import strategies as st
 
 from edgeseg.ops.letterbox import LetterboxInfo, letterbox, letterbox_geometry, scale_boxes
 from reference import letterbox as ref
+from shared_paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 IMAGES = SHARED / "data" / "images"
 FAST = settings(max_examples=50, deadline=None)
 

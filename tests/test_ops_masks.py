@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,8 +12,8 @@ from hypothesis import strategies as st
 
 from edgeseg.ops.masks import MaskSet, masks_input, masks_native
 from tests.reference.masks import masks_input_ref, masks_native_ref, upsample
+from shared_paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODEL = SHARED / "models" / "yolov8n-seg-coco-dq.onnx"
 BUS = SHARED / "data" / "images" / "bus.jpg"
 

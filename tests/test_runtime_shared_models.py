@@ -2,7 +2,6 @@
 
 Reference boxes for bus.jpg (810x1080) are the well-known objects: the bus and the people in front of it.
 """
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ pytest.importorskip("onnxruntime")
 
 from edgeseg import Segmenter  # noqa: E402
 from edgeseg.image_io import read_image  # noqa: E402
+from shared_paths import SHARED  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODELS = SHARED / "models"
 IMAGES = SHARED / "data" / "images"
 INT8_320 = MODELS / "yolov8n-seg_int8.onnx"

@@ -10,8 +10,8 @@ import pytest
 
 from edgeseg.errors import SourceError
 from edgeseg.sources import _LiveSource, open_source, redact_url
+from shared_paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 VIDEO = SHARED / "data" / "video" / "people_movement.mp4"
 
 

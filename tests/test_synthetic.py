@@ -25,7 +25,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def fill_normalised(row: str, w: int, h: int) -> np.ndarray:
-    """A label row rasterised the way the trainer does (edgeseg.train.data.masks: truncate, fillPoly)."""
+    """A label row rasterised the way the trainer does (edgeseg.data.masks: truncate, fillPoly)."""
     v = np.array(row.split()[1:], np.float64).reshape(-1, 2) * (w, h)
     m = np.zeros((h, w), np.uint8)
     cv2.fillPoly(m, [v.astype(np.int32)], 1)
@@ -187,8 +187,8 @@ def test_dataset_layout_and_yaml(tmp_path):
 
 def test_dataset_reads_with_the_trainer_loader(tmp_path):
     pytest.importorskip("yaml")
-    dy = pytest.importorskip("edgeseg.train.data.dataset_yaml")
-    lb = pytest.importorskip("edgeseg.train.data.labels")
+    dy = pytest.importorskip("edgeseg.data.dataset_yaml")
+    lb = pytest.importorskip("edgeseg.data.labels")
     cfg = dy.load_dataset_yaml(write_dataset(tmp_path, 8, 2, imgsz=64))
     assert cfg.names == dict(enumerate(CLASS_NAMES))
     files = dy.list_image_files(cfg.train)

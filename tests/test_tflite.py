@@ -13,8 +13,8 @@ pytest.importorskip("ai_edge_litert")
 from edgeseg import Segmenter  # noqa: E402
 from edgeseg.backends import select_backend  # noqa: E402
 from edgeseg.errors import ModelLoadError  # noqa: E402
+from shared_paths import SHARED  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ULTRA = SHARED / "models" / "yolo11n-seg_full_integer_quant.tflite"
 BUS = SHARED / "data" / "images" / "bus.jpg"
 
@@ -175,7 +175,7 @@ def exported(tmp_path_factory):
     need(ckpt, BUS)
     if not data.is_dir():
         pytest.skip("coco8-seg not available")
-    from exporters.tflite import export
+    from edgeseg.exporters.tflite import export
 
     out = tmp_path_factory.mktemp("tflite")
     images = sorted((data / "images").rglob("*.jpg"))
@@ -215,8 +215,8 @@ def test_fp32_single_export_matches_torch(exported):
 
 def _quantisation(path):
     """{tensor index: (scale, zero point)} of the per-tensor-quantised tensors and the SiLU inputs."""
-    from exporters.edgetpu import _schema
-    from exporters.tflite_ranges import silu_input_tensors
+    from edgeseg.exporters.edgetpu import _schema
+    from edgeseg.exporters.tflite_ranges import silu_input_tensors
 
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(Path(path).read_bytes()), 0)
@@ -233,7 +233,7 @@ def _low(q):
 
 def _output_error(path, names, reference, blob):
     """Mean over outputs of mean |TFLite - torch| / std(torch) on one image."""
-    from exporters.tflite import _run_litert
+    from edgeseg.exporters.tflite import _run_litert
 
     errors = []
     for got, ref in zip(_run_litert(Path(path), blob, 2, names), reference):
@@ -244,15 +244,15 @@ def _output_error(path, names, reference, blob):
 
 @pytest.mark.slow
 def test_silu_input_ranges_are_tightened_and_make_int8_more_accurate(exported, tmp_path):
-    """The int8 export floors conv outputs that feed a SiLU at -8 (exporters.tflite_ranges): only those
+    """The int8 export floors conv outputs that feed a SiLU at -8 (edgeseg.exporters.tflite_ranges): only those
     tensors' scales change, the outputs move closer to the float model's and mask mAP rises."""
     import torch
 
     from edgeseg.val.validator import validate
-    from exporters.common import check_image_blob, load_source_model
-    from exporters.tflite import append_metadata, export, read_tflite_metadata
-    from exporters.tflite_ranges import tighten_silu_inputs
-    from exporters.tflite_split import SplitOutputModel
+    from edgeseg.exporters.common import check_image_blob, load_source_model
+    from edgeseg.exporters.tflite import append_metadata, export, read_tflite_metadata
+    from edgeseg.exporters.tflite_ranges import tighten_silu_inputs
+    from edgeseg.exporters.tflite_split import SplitOutputModel
 
     int8, _ = exported
     q_export, silu_export = _quantisation(int8.path)
@@ -298,7 +298,7 @@ def test_silu_input_ranges_are_tightened_and_make_int8_more_accurate(exported, t
 
 
 def test_tighten_silu_inputs_rejects_a_non_positive_floor():
-    from exporters.tflite_ranges import tighten_silu_inputs
+    from edgeseg.exporters.tflite_ranges import tighten_silu_inputs
 
     with pytest.raises(ValueError, match="floor"):
         tighten_silu_inputs(b"", 0.0)
@@ -354,7 +354,7 @@ def test_cli_run_and_val_with_tflite():
 def test_export_check_compares_nhwc_outputs_even_when_the_shape_is_ambiguous():
     """cls0 of an 80-class model at 640 is [1, 80, 80, 80] in torch (NCHW) and in TFLite (NHWC): the check
     must still transpose (it once compared them as they were and failed a correct fp32 split export)."""
-    from exporters.tflite import _compare
+    from edgeseg.exporters.tflite import _compare
 
     rng = np.random.default_rng(0)
     torch_nchw = rng.standard_normal((1, 8, 8, 8)).astype(np.float32)

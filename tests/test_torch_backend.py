@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_paths import SHARED
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODELS = SHARED / "models"
 BUS = SHARED / "data" / "images" / "bus.jpg"
 COCO_PT = MODELS / "yolov8n-seg-coco-dq.pt"

@@ -23,8 +23,8 @@ from edgeseg.train.optim import (accumulate_steps, build_optimizer, choose_optim
                                  param_groups, scaled_weight_decay)
 from edgeseg.train.schedule import apply_warmup, lr_lambda, warmup_iterations  # noqa: E402
 from edgeseg.train.trainer import Trainer, transfer_weights  # noqa: E402
+from shared_paths import SHARED  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ULTRA_RAND = SHARED / "models" / "yolov8n-seg-rand.pt"
 LOSSES = ("train/box_loss", "train/seg_loss", "train/cls_loss", "train/dfl_loss")
 
@@ -266,7 +266,7 @@ def test_transfer_weights_counts():
 
 
 def test_bad_data_yaml_and_empty_dataset_errors(tmp_path):
-    from edgeseg.train.data.errors import DatasetError
+    from edgeseg.data.errors import DatasetError
 
     with pytest.raises(DatasetError, match="not found"):
         Trainer(base_options(tmp_path / "missing.yaml", tmp_path)).train()

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from edgeseg.metrics import SegmentMetrics
-from edgeseg.train.data.errors import DatasetError
+from edgeseg.data.errors import DatasetError
 from edgeseg.val.data import ValDataset, load_split
 from edgeseg.val.postprocess import (ValPredictions, crop_mask, gt_masks_from_overlap, postprocess,
                                      process_mask)
 from edgeseg.val.validator import _rle_string, validate
+from shared_paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODELS = SHARED / "models"
 DATA = SHARED / "data"
 PT = MODELS / "yolov8n-seg-coco-dq.pt"
