@@ -37,11 +37,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .formats import FORMATS, PRECISIONS, is_checkpoint
+
 __all__ = ["FormatResult", "BenchmarkResult", "benchmark", "parse_formats", "time_segmenter", "FORMAT_NAMES"]
 
-FORMAT_NAMES = ("onnx", "openvino", "ncnn", "tflite", "torch")
-PRECISIONS = ("fp32", "fp16", "int8")
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
+# every format edgeseg exports except the Edge TPU's (its compiler runs only on x86-64 Linux), then torch
+FORMAT_NAMES = (*(n for n, f in FORMATS.items() if f.exporter is not None and n != "edgetpu"), "torch")
 _EXPORTED = "exported"
 
 
@@ -203,35 +204,24 @@ def time_segmenter(seg, image: np.ndarray, runs: int, warmup: int) -> Dict[str, 
     return out
 
 
-def _export_name(stem: str, fmt: str, precision: str) -> str:
-    tag = "" if precision == "fp32" else f"_{precision}"
-    if fmt == "onnx":
-        return f"{stem}{tag}.onnx"
-    if fmt == "tflite":
-        return f"{stem}{tag}_saved_model"
-    return f"{stem}{tag}_{fmt}_model"
-
-
 def _export(model: Path, fmt: str, precision: str, imgsz, workdir: Path, data, reuse: bool, say=print):
     """(path, seconds) of the export of ``model`` to ``fmt`` in ``workdir`` (reused when present)."""
-    import inspect
     from importlib import import_module
 
-    from edgeseg.exporters import FORMATS, check_format
+    from edgeseg.exporters import check_format
 
-    target = workdir / _export_name(model.stem, fmt, precision)
+    spec = FORMATS[check_format(fmt)]
+    target = workdir / spec.export_target(model.stem, precision)
     if reuse and target.exists() and target.stat().st_mtime >= model.stat().st_mtime:
         say(f"[{fmt}{'' if precision == 'fp32' else ':' + precision}] reusing {target}")
         return target, 0.0
     say(f"[{fmt}{'' if precision == 'fp32' else ':' + precision}] exporting {model.name} ...")
-    key = check_format(fmt)
-    func = import_module(FORMATS[key]).export
-    params = inspect.signature(func).parameters
+    func = import_module(spec.exporter_module).export
     options: Dict[str, Any] = dict(imgsz=imgsz, output=target)
     if precision == "fp16":
         options["half"] = True
     elif precision == "int8":
-        if "int8" not in params:
+        if "int8" not in spec.export_options:
             raise ValueError(f"the {fmt} exporter has no int8 option")
         if data is None:
             raise ValueError(f"{fmt}:int8 needs --data (calibration images)")
@@ -242,8 +232,10 @@ def _export(model: Path, fmt: str, precision: str, imgsz, workdir: Path, data, r
 
 
 def _default_source() -> Optional[Path]:
-    p = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "bus.jpg"
-    return p if p.is_file() else None
+    from .assets import sample_images
+
+    found = sample_images()
+    return found[0] if found else None
 
 
 def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = "onnx", *, imgsz=640,
@@ -277,9 +269,9 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
     model = Path(fspath(model))
     if not model.exists():
         raise FileNotFoundError(f"model not found: {model}")
-    is_checkpoint = model.is_file() and model.suffix.lower() in _CHECKPOINT_SUFFIXES
+    from_checkpoint = model.is_file() and is_checkpoint(model)
     wanted = parse_formats(formats)
-    if not is_checkpoint:  # an exported model runs as it is, once: its backend and precision name the row
+    if not from_checkpoint:  # an exported model runs as it is, once: its backend and precision name the row
         wanted = [(_EXPORTED, "fp32")]
     size = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(int(v) for v in imgsz)
     if source is None:
@@ -306,7 +298,7 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
             row = FormatResult(format=fmt, precision=precision)
             result.rows.append(row)
             try:
-                if is_checkpoint and fmt != "torch":
+                if from_checkpoint and fmt != "torch":
                     path, row.export_s = _export(model, fmt, precision, size, work, data, reuse, say)
                 else:  # the checkpoint itself (torch) or an already exported model
                     path = model
@@ -337,19 +329,19 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
                 row.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
                 say(f"[{row.name}] failed: {row.error}")
         if data is not None:
-            _set_reference(result, model, is_checkpoint, data, data_indices, size, say)
+            _set_reference(result, model, from_checkpoint, data, data_indices, size, say)
     finally:
         if tmp is not None:
             tmp.cleanup()
     return result
 
 
-def _set_reference(result: BenchmarkResult, model: Path, is_checkpoint: bool, data, data_indices, size, say) -> None:
+def _set_reference(result: BenchmarkResult, model: Path, from_checkpoint: bool, data, data_indices, size, say) -> None:
     fp32 = [r for r in result.rows if r.precision == "fp32" and r.error is None and r.mask_map50_95 is not None]
     if fp32:
         result.reference = f"{fp32[0].name}"
         result.reference_mask_map50_95 = fp32[0].mask_map50_95
-    elif is_checkpoint:
+    elif from_checkpoint:
         from edgeseg.val import validate
 
         say(f"[fp32 reference] validating {model.name} (torch) ...")

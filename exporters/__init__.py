@@ -12,15 +12,17 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from edgeseg.formats import FORMATS as _ALL_FORMATS
+from edgeseg.formats import PLANNED_FORMATS as _PLANNED
+
 from .common import ExportError, ExportResult, ExportVerificationError
 
 __all__ = ["FORMATS", "PLANNED_FORMATS", "export", "ExportError", "ExportResult", "ExportVerificationError"]
 
-# format name -> module implementing it
-FORMATS = {"onnx": "edgeseg.exporters.onnx", "ncnn": "edgeseg.exporters.ncnn", "openvino": "edgeseg.exporters.openvino", "tflite": "edgeseg.exporters.tflite",
-           "edgetpu": "edgeseg.exporters.edgetpu"}
+# format name -> module implementing it (a view of edgeseg.formats, the one table of formats)
+FORMATS = {name: fmt.exporter_module for name, fmt in _ALL_FORMATS.items() if fmt.exporter is not None}
 # formats named in the roadmap that are not implemented yet (clear "not yet supported" errors)
-PLANNED_FORMATS = ("torchscript", "engine", "coreml")
+PLANNED_FORMATS = tuple(_PLANNED)
 
 
 def check_format(fmt: Any) -> str:

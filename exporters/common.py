@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Unio
 
 import numpy as np
 
+from edgeseg.formats import is_exported_model
 from edgeseg import __version__ as EDGESEG_VERSION
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
@@ -137,7 +138,7 @@ def load_source_model(model_path_or_module) -> SourceModel:
         from edgeseg.nn.load import load_model
 
         path = Path(model_path_or_module)
-        if path.suffix.lower() in (".onnx", ".tflite", ".xml", ".param", ".bin", ".engine"):
+        if is_exported_model(path):
             raise ExportError(
                 f"{path} is already an exported model; export needs the torch checkpoint (.pt) it came from"
             )
@@ -223,10 +224,12 @@ def metadata_strings(metadata: Mapping[str, Any]) -> Dict[str, str]:
 
 # ---- check image ---------------------------------------------------------------------------------
 
-def _shared_bus_image() -> Optional[Path]:
-    """bus.jpg in the ``shared`` folder beside a source checkout (the project's test data), if present."""
-    candidate = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "bus.jpg"
-    return candidate if candidate.is_file() else None
+def _sample_image() -> Optional[Path]:
+    """The first sample photo (bus.jpg, see :func:`edgeseg.assets.sample_images`), if there is one."""
+    from edgeseg.assets import sample_images
+
+    found = sample_images()
+    return found[0] if found else None
 
 
 def synthetic_image(height: int = 1080, width: int = 810) -> np.ndarray:
@@ -245,7 +248,7 @@ def check_image_blob(check_image, imgsz: Tuple[int, int]) -> Tuple[np.ndarray, s
     """(letterboxed float32 NCHW RGB 0..1 blob, a description of where the image came from).
 
     ``check_image``: a path, a BGR uint8 array or None. None uses, in order, the EDGESEG_CHECK_IMAGE
-    environment variable, the project's shared bus.jpg, or a deterministic synthetic image (said so in
+    environment variable, the sample bus.jpg (:func:`edgeseg.assets.sample_images`), or a deterministic synthetic image (said so in
     the description: a synthetic image checks the graph but not realistic activations).
     """
     from edgeseg.image_io import load_image
@@ -253,7 +256,7 @@ def check_image_blob(check_image, imgsz: Tuple[int, int]) -> Tuple[np.ndarray, s
 
     if check_image is None:
         env = os.environ.get("EDGESEG_CHECK_IMAGE")
-        found = Path(env) if env else _shared_bus_image()
+        found = Path(env) if env else _sample_image()
         if found is not None:
             image, described = load_image(found), str(found)
         else:

@@ -28,6 +28,7 @@ from os import PathLike, fspath
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from edgeseg.formats import FORMATS
 from .common import ExportError
 
 __all__ = ["static_check", "EdgeTPUCheck", "OpCheck", "compile_model", "parse_compiler_log",
@@ -395,7 +396,7 @@ def compile_model(path: Union[str, PathLike], output_dir: Optional[Union[str, Pa
         raise ExportError(f"edgetpu_compiler failed (exit {proc.returncode}): {text.strip()[-2000:]}")
     report = parse_compiler_log(text)
     if report.output is None:
-        candidate = out_dir / (path.stem + "_edgetpu.tflite")
+        candidate = out_dir / (path.stem + FORMATS["edgetpu"].name_endings[0])
         report.output = candidate if candidate.is_file() else None
     return report
 

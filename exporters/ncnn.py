@@ -41,6 +41,7 @@ from os import PathLike, fspath
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from edgeseg.formats import FORMATS
 from .common import (
     OUTPUT_NAMES,
     ExportError,
@@ -57,7 +58,7 @@ from .common import (
 
 __all__ = ["export", "TOLERANCE", "FOLDER_SUFFIX", "PARAM_FILE", "BIN_FILE", "METADATA_FILE"]
 
-FOLDER_SUFFIX = "_ncnn_model"
+FOLDER_SUFFIX = FORMATS["ncnn"].folder_ending
 PARAM_FILE = "model.ncnn.param"
 BIN_FILE = "model.ncnn.bin"
 METADATA_FILE = "metadata.yaml"
@@ -239,7 +240,7 @@ def _destination(output, source) -> Path:
 
 
 def _is_ncnn_folder(path: Path) -> bool:
-    return (path / PARAM_FILE).is_file() or ((path / METADATA_FILE).is_file() and any(path.glob("*.param")))
+    return (path / PARAM_FILE).is_file() or ((path / METADATA_FILE).is_file() and any(path.glob(f"*{FORMATS['ncnn'].suffix}")))
 
 
 def _check_replaceable(destination: Path) -> None:

@@ -45,6 +45,7 @@ from os import PathLike, fspath
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from edgeseg.formats import FORMATS
 from .common import (
     DYNAMIC_AXES,
     INPUT_NAME,
@@ -208,12 +209,12 @@ def _import_onnxslim():
 def _destination(output, source) -> Path:
     if output is None:
         if source.path is not None:
-            return source.path.with_suffix(".onnx")
-        return Path.cwd() / f"{source.architecture}.onnx"
+            return source.path.with_suffix(FORMATS["onnx"].suffix)
+        return Path.cwd() / f"{source.architecture}{FORMATS['onnx'].suffix}"
     path = Path(fspath(output))
     if path.is_dir():
         stem = source.path.stem if source.path is not None else source.architecture
-        return path / f"{stem}.onnx"
+        return path / f"{stem}{FORMATS['onnx'].suffix}"
     if source.path is not None and path.resolve() == source.path.resolve():
         raise ExportError(f"output {path} would overwrite the checkpoint being exported")
     return path

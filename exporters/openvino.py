@@ -53,6 +53,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
+from edgeseg.formats import FORMATS
 from edgeseg.backends._signal_stack import preserve_sigaltstack
 
 from .common import (
@@ -75,7 +76,8 @@ __all__ = ["export", "OpenVINOExportResult", "decode_subgraph", "fake_quantize_i
 
 RT_INFO_SECTION = "edgeseg_metadata"
 METADATA_FILE = "metadata.yaml"
-FOLDER_SUFFIX = "_openvino_model"
+FOLDER_SUFFIX = FORMATS["openvino"].folder_ending
+_XML = FORMATS["openvino"].suffix
 # |IR - torch| <= atol + rtol * max|torch| per output (fp32 / fp16 weights). Catches broken graphs.
 TOLERANCE = {"fp32": (1e-2, 1e-4), "fp16": (0.1, 5e-3)}
 ONNX_OPSET = 17
@@ -160,7 +162,7 @@ def export(
     reference = torch_outputs(source.model, blob)
 
     with tempfile.TemporaryDirectory(prefix="edgeseg-ov-") as work:
-        onnx_path = Path(work) / f"{stem}.onnx"
+        onnx_path = Path(work) / f"{stem}{FORMATS['onnx'].suffix}"
         from .onnx import export as export_onnx
 
         export_onnx(source.model, imgsz=size, opset=ONNX_OPSET, output=onnx_path, check_image=check_image)
@@ -186,7 +188,7 @@ def export(
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     _chmod_like_mkdir(staging)
     try:
-        xml = staging / f"{stem}.xml"
+        xml = staging / f"{stem}{_XML}"
         try:
             ov.save_model(ov_model, fspath(xml), compress_to_fp16=half)
         except Exception as exc:
@@ -211,7 +213,7 @@ def export(
         simplified=False, metadata=metadata_strings(metadata), check_image=described, max_abs_diff=diffs,
         output_shapes={n: tuple(int(d) for d in o.shape) for n, o in zip(OUTPUT_NAMES, exported)},
         seconds=time.perf_counter() - started, notes=tuple(notes), precision=precision,
-        xml=destination / f"{stem}.xml", calibration_images=len(calibration), ignored_nodes=ignored,
+        xml=destination / f"{stem}{_XML}", calibration_images=len(calibration), ignored_nodes=ignored,
     )
 
 
@@ -360,7 +362,7 @@ def _destination(output, source, int8: bool) -> Tuple[Path, str]:
         base = source.path.parent if source.path is not None else Path.cwd()
         return base / folder_name, stem
     path = Path(fspath(output))
-    if path.suffix.lower() == ".xml":
+    if path.suffix.lower() == _XML:
         return path.parent, path.stem
     if path.exists() and not path.is_dir():
         raise ExportError(f"output {path} exists and is not a folder; OpenVINO exports are folders")
@@ -370,7 +372,7 @@ def _destination(output, source, int8: bool) -> Tuple[Path, str]:
 
 
 def _is_ir_folder(path: Path) -> bool:
-    return any(path.glob("*.xml")) and (path / METADATA_FILE).exists()
+    return any(path.glob(f"*{_XML}")) and (path / METADATA_FILE).exists()
 
 
 def _check_io(ov_model) -> None:

@@ -39,7 +39,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from edgeseg import formats
 from edgeseg.fileio import atomic_write_text
+from edgeseg.formats import guess_precision
 
 __all__ = ["build_report", "format_report", "write_report", "report_path", "model_files", "model_size",
            "guess_precision", "default_report_images", "report_export", "REPORT_NAME"]
@@ -49,25 +51,14 @@ REFERENCE_CONF = 0.25  # reference detections at the deployment threshold are th
 EXPORT_CONF = 0.001  # the export's detections at val's threshold (so AP integrates the full PR curve)
 MASK_DOWNSAMPLE = 4  # agreement masks compared at 1/4 of the original resolution (as val's 1/4-res masks)
 MAX_DROP_POINTS = 1.0
-_SIDECARS = {".xml": (".bin",), ".param": (".bin",)}
 
 
 # ---- model files -----------------------------------------------------------------------------------
 
 def model_files(path: Union[str, PathLike]) -> List[Path]:
-    """The files that make up a model: a folder's files (recursive), or the file plus its sidecars
-    (OpenVINO ``.xml`` + ``.bin``, ncnn ``.param`` + ``.bin``, a ``metadata.yaml`` beside is not counted)."""
-    p = Path(fspath(path))
-    if p.is_dir():
-        return sorted(f for f in p.rglob("*") if f.is_file() and f.name != REPORT_NAME)
-    if not p.exists():
-        raise FileNotFoundError(f"model not found: {p}")
-    files = [p]
-    for suffix in _SIDECARS.get(p.suffix.lower(), ()):
-        side = p.with_suffix(suffix)
-        if side.is_file():
-            files.append(side)
-    return files
+    """The files that make up a model: a folder's files (recursive, the report itself not counted), or the
+    file plus its sidecars (OpenVINO ``.xml`` + ``.bin``, ncnn ``.param`` + ``.bin``)."""
+    return formats.model_files(path, skip=(REPORT_NAME,))
 
 
 def model_size(path: Union[str, PathLike]) -> int:
@@ -83,44 +74,6 @@ def report_path(model: Union[str, PathLike]) -> Path:
     if p.is_dir():
         return p / REPORT_NAME
     return p.with_name(f"{p.stem}_{REPORT_NAME}")
-
-
-def guess_precision(path: Union[str, PathLike]) -> str:
-    """'int8', 'fp16' or 'fp32': from a .tflite's embedded metadata (edgeseg's ``precision``, Ultralytics'
-    ``args``), else from the model's name and, for ONNX and OpenVINO, its contents."""
-    p = Path(fspath(path))
-    if p.suffix.lower() == ".tflite" and p.is_file():
-        from edgeseg.backends.tflite import read_tflite_metadata  # a zip read; no interpreter needed
-
-        meta = read_tflite_metadata(p) or {}
-        if meta.get("precision") in ("fp32", "fp16", "int8"):
-            return meta["precision"]
-        args = meta.get("args") if isinstance(meta.get("args"), dict) else {}
-        if args.get("int8"):
-            return "int8"
-        if args.get("half"):
-            return "fp16"
-    name = p.name.lower()
-    if "int8" in name or "quant" in name:
-        return "int8"
-    if "fp16" in name or "half" in name or "float16" in name:
-        return "fp16"
-    try:
-        files = model_files(p)
-    except FileNotFoundError:
-        return "fp32"
-    for f in files:
-        if f.suffix.lower() == ".onnx" and f.stat().st_size < 512 * 1024 * 1024:
-            data = f.read_bytes()
-            if any(op in data for op in (b"QuantizeLinear", b"ConvInteger", b"MatMulInteger", b"QLinearConv")):
-                return "int8"
-        elif f.suffix.lower() == ".xml" and f.stat().st_size < 64 * 1024 * 1024:
-            text = f.read_text(errors="ignore")
-            if 'type="FakeQuantize"' in text or 'element_type="i8"' in text or 'element_type="u8"' in text:
-                return "int8"
-            if 'element_type="f16"' in text:
-                return "fp16"
-    return "fp32"
 
 
 # ---- measurement -----------------------------------------------------------------------------------
@@ -387,20 +340,9 @@ def _describe_indices(indices) -> Optional[str]:
 def _describe_model(seg, path: Path, load_s: float, *, fmt: Optional[str], precision: str) -> dict:
     spec = seg.backend.input_spec
     size = model_size(path)
-    return {"path": str(path), "format": fmt or _format_of(path), "backend": seg.backend.name,
+    return {"path": str(path), "format": fmt or formats.describe_path(path), "backend": seg.backend.name,
             "precision": precision, "input": [int(v) for v in spec.shape], "layout": spec.layout,
             "dtype": spec.dtype, "size_bytes": size, "size_mb": round(size / 1e6, 3), "load_s": round(load_s, 4)}
-
-
-def _format_of(path: Path) -> str:
-    name = path.name.lower()
-    if path.is_dir():
-        for key in ("openvino", "ncnn", "saved_model", "tflite"):
-            if key in name:
-                return key
-        return "folder"
-    return {".onnx": "onnx", ".pt": "torch", ".xml": "openvino", ".param": "ncnn", ".tflite": "tflite",
-            ".engine": "engine"}.get(path.suffix.lower(), path.suffix.lower().lstrip(".") or "unknown")
 
 
 def _warnings(report: dict, max_drop: float) -> List[str]:
@@ -501,21 +443,20 @@ def write_report(report: dict, path: Union[str, PathLike, None] = None, *,
 
 # ---- the export hook ---------------------------------------------------------------------------------
 
-def _shared_images() -> List[Path]:
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images"
-    return [p for p in (shared / "bus.jpg", shared / "zidane.jpg") if p.is_file()]
 
 
 def default_report_images(data=None, *, max_images: int = 8, indices=None) -> Tuple[List[Path], str]:
     """(images, where they came from) for an export report: the first ``max_images`` calibration images
-    of ``data`` (its train split), else bus.jpg and zidane.jpg from the project's shared folder, else []."""
+    of ``data`` (its train split), else the sample photos (:func:`edgeseg.assets.sample_images`), else []."""
     if data is not None:
         from .calibration import calibration_images
 
         files = calibration_images(data, max_images=max_images, indices=indices)
         return files, f"{len(files)} calibration image(s) from {data}"
-    found = _shared_images()
-    return found, ("the project's shared bus.jpg and zidane.jpg" if found else "")
+    from edgeseg.assets import sample_images
+
+    found = sample_images()
+    return found, ("the sample bus.jpg and zidane.jpg" if found else "")
 
 
 def report_export(exported: Union[str, PathLike, Any], reference: Union[str, PathLike], *, data=None,
@@ -585,7 +526,7 @@ def report_from_args(args, result) -> Optional[dict]:
     if not getattr(args, "report", True):
         return None
     source = Path(fspath(args.model))
-    if source.suffix.lower() not in (".pt", ".pth", ".safetensors") or not source.is_file():
+    if not formats.is_checkpoint(source) or not source.is_file():
         print(f"export report skipped: the reference must be a torch checkpoint, got {source}")
         return None
     return report_export(result, source, data=getattr(args, "data", None),

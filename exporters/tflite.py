@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from edgeseg.formats import FORMATS
 from .common import (
     INPUT_NAME,
     OUTPUT_NAMES,
@@ -216,11 +217,11 @@ def _output_kind(outputs, precision: str) -> str:
 
 def _destination(output, source, precision: str, kind: str) -> Path:
     stem = source.path.stem if source.path is not None else source.architecture
-    name = f"{stem}_{precision}{'_split' if kind == 'split' else ''}.tflite"
+    name = f"{stem}_{precision}{'_split' if kind == 'split' else ''}{FORMATS['tflite'].suffix}"
     if output is None:
         return (source.path.parent if source.path is not None else Path.cwd()) / name
     path = Path(fspath(output))
-    if path.suffix.lower() != ".tflite":  # a directory (created when missing, e.g. Ultralytics' *_saved_model)
+    if path.suffix.lower() != FORMATS["tflite"].suffix:  # a directory (created when missing, e.g. Ultralytics' *_saved_model)
         if path.exists() and not path.is_dir():
             raise ExportError(f"output {path} must be a .tflite file or a directory")
         path.mkdir(parents=True, exist_ok=True)
@@ -397,7 +398,7 @@ def append_metadata(content: bytes, metadata: Dict[str, Any]) -> bytes:
 
 def read_tflite_metadata(path: Union[str, PathLike]) -> Optional[dict]:
     """The metadata dict appended to a .tflite (Ultralytics or edgeseg), or None when there is none."""
-    from edgeseg.backends.tflite import read_tflite_metadata as read
+    from edgeseg.formats import read_tflite_metadata as read
 
     return read(path)
 

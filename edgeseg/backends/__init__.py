@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple, Type, Union
 
 from ..ops.layouts import OutputLayout, SingleOutputLayout
+from ..formats import format_of_path, supported_names
 from .base import Backend, InputSpec
 
 __all__ = ["Backend", "InputSpec", "OutputLayout", "SingleOutputLayout", "select_backend", "backend_names"]
 
-# name -> (module, class). Later issues add openvino, ncnn, tflite and torch here.
+# name -> (module, class); which backend runs which file is in edgeseg.formats
 _REGISTRY: Dict[str, Tuple[str, str]] = {
     "onnxruntime": ("edgeseg.backends.onnxruntime", "OnnxRuntimeBackend"),
     "torch": ("edgeseg.backends.torch_backend", "TorchBackend"),
@@ -25,9 +26,6 @@ _REGISTRY: Dict[str, Tuple[str, str]] = {
     "edgetpu": ("edgeseg.backends.tflite", "EdgeTPUBackend"),
 }
 _ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "pytorch": "torch", "ov": "openvino", "litert": "tflite", "coral": "edgetpu"}
-_SUFFIXES = {".onnx": "onnxruntime", ".pt": "torch", ".param": "ncnn", ".xml": "openvino", ".tflite": "tflite"}
-# model folders, by the end of their name (Ultralytics' naming)
-_DIR_SUFFIXES = {"_ncnn_model": "ncnn", "_openvino_model": "openvino"}
 
 
 def backend_names() -> Tuple[str, ...]:
@@ -58,15 +56,11 @@ def select_backend(model_path: Union[str, PathLike], backend: Optional[str] = No
 
 
 def _name_for_path(path: Path) -> str:
-    if path.name.lower().endswith("_edgetpu.tflite"):  # edgetpu_compiler's output naming
-        return "edgetpu"
-    for ending, name in _DIR_SUFFIXES.items():
-        if path.name.lower().endswith(ending):
-            return name
+    fmt = format_of_path(path)
+    if fmt is not None:
+        return fmt.backend
     suffix = path.suffix.lower()
-    if suffix in _SUFFIXES:
-        return _SUFFIXES[suffix]
-    supported = ", ".join([*sorted(_SUFFIXES), *(f"*{e}/" for e in _DIR_SUFFIXES)])
+    supported = supported_names()
     raise ValueError(
         f"cannot tell which backend runs '{path}' (suffix '{suffix or 'none'}'); "
         f"supported model files: {supported}. Pass backend=... to choose one."

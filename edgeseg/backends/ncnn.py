@@ -33,10 +33,12 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
+from ..formats import FORMATS
 from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
 from ..metadata import ModelMetadata, from_yaml
 from .base import Backend, InputSpec, identify_outputs
 
+_NCNN = FORMATS["ncnn"]
 __all__ = ["NcnnBackend", "PARAM_MAGIC", "read_param_blobs", "resolve_model_files"]
 
 PARAM_MAGIC = "7767517"
@@ -175,7 +177,7 @@ def resolve_model_files(path: Path) -> Tuple[Path, Path]:
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
     if path.is_dir():
-        params = sorted(path.glob("*.param"))
+        params = sorted(path.glob(f"*{_NCNN.suffix}"))
         if not params:
             raise ModelLoadError(
                 f"{path} holds no ncnn .param file; expected an ncnn model folder (<name>_ncnn_model/ with "
@@ -189,10 +191,10 @@ def resolve_model_files(path: Path) -> Tuple[Path, Path]:
         else:
             raise ModelLoadError(f"{path} holds several .param files ({', '.join(p.name for p in params)}); "
                                  "pass the one to run")
-    elif path.suffix.lower() == ".param":
+    elif path.suffix.lower() == _NCNN.suffix:
         param = path
-    elif path.suffix.lower() == ".bin":
-        param = path.with_suffix(".param")
+    elif path.suffix.lower() in _NCNN.sidecars[_NCNN.suffix]:
+        param = path.with_suffix(_NCNN.suffix)
         if not param.is_file():
             raise ModelLoadError(f"{path} is ncnn weights without their network: expected {param.name} beside it")
     else:

@@ -30,6 +30,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, 
 
 import numpy as np
 
+from ..formats import FORMATS, is_checkpoint
 from ..errors import BackendNotInstalledError, EdgesegError, ModelLoadError
 from ..metadata import ModelMetadata, from_onnx_props, from_yaml
 from ._signal_stack import preserve_sigaltstack
@@ -38,7 +39,8 @@ from .base import Backend, InputSpec, identify_outputs, image_input_layout, reso
 __all__ = ["OpenVINOBackend", "AsyncQueue", "AsyncResult", "DeviceNotFoundError", "InferenceTimeoutError",
            "resolve_model_path", "FOLDER_SUFFIX", "METADATA_FILE", "RT_INFO_SECTION"]
 
-FOLDER_SUFFIX = "_openvino_model"
+FOLDER_SUFFIX = FORMATS["openvino"].folder_ending
+_XML = FORMATS["openvino"].suffix
 METADATA_FILE = "metadata.yaml"
 RT_INFO_SECTION = "edgeseg_metadata"  # written by edgeseg.exporters.openvino
 DEFAULT_TIMEOUT_S = 60.0
@@ -375,8 +377,8 @@ def resolve_model_path(path: Union[str, PathLike]) -> Path:
     if p.is_dir():
         return _xml_in_folder(p)
     if p.is_file():
-        if p.suffix.lower() != ".xml":
-            sibling = _sibling_folder(p) if p.suffix.lower() in (".pt", ".pth") else None
+        if p.suffix.lower() != _XML:
+            sibling = _sibling_folder(p) if is_checkpoint(p) else None
             if sibling is not None:  # the checkpoint an export was made from: run that export
                 return _xml_in_folder(sibling)
             raise ModelLoadError(f"{p} is not an OpenVINO IR; expected a *{FOLDER_SUFFIX} folder or an .xml file")
@@ -400,11 +402,11 @@ def _sibling_folder(p: Path) -> Optional[Path]:
 
 
 def _xml_in_folder(folder: Path) -> Path:
-    xmls = sorted(folder.glob("*.xml"))
+    xmls = sorted(folder.glob(f"*{_XML}"))
     if not xmls:
         raise ModelLoadError(f"{folder} holds no OpenVINO IR (.xml + .bin)")
     stem = folder.name[: -len(FOLDER_SUFFIX)] if folder.name.endswith(FOLDER_SUFFIX) else folder.name
-    for candidate in (f"{stem}.xml", f"{stem.replace('_int8', '')}.xml"):
+    for candidate in (f"{stem}{_XML}", f"{stem.replace('_int8', '')}{_XML}"):
         if (folder / candidate) in xmls:
             return resolve_model_path(folder / candidate)
     if len(xmls) == 1:

@@ -17,14 +17,11 @@ full TensorFlow's interpreter (``backend.interpreter_package`` says which):
 """
 from __future__ import annotations
 
-import ast
 import ctypes
 import importlib
-import json
 import os
 import platform
 import re
-import zipfile
 from os import PathLike, fspath
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -33,6 +30,7 @@ import numpy as np
 
 from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
 from ..metadata import ModelMetadata, _from_mapping, from_yaml
+from ..formats import read_tflite_metadata
 from ..ops.decode_split import LevelSpec, SplitLayout
 from ..ops.quant import dequantize
 from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
@@ -48,29 +46,6 @@ def edgetpu_library_name(system: Optional[str] = None) -> str:
     system = system or platform.system()
     return {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}.get(
         system, "libedgetpu.so.1")
-
-
-def read_tflite_metadata(path: Union[str, PathLike]) -> Optional[dict]:
-    """The metadata dict appended to a .tflite as a zip entry (Ultralytics and edgeseg), or None."""
-    try:
-        with zipfile.ZipFile(fspath(path)) as zf:
-            names = zf.namelist()
-            if not names:
-                return None
-            raw = zf.read(names[0])
-            if len(raw) > 1 << 20:
-                return None
-            text = raw.decode("utf-8")
-    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, KeyError, NotImplementedError):
-        return None
-    for parse in (ast.literal_eval, json.loads):
-        try:
-            value = parse(text)
-        except Exception:  # noqa: BLE001 - either parser may fail on the other's format
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
 
 
 class TFLiteBackend(Backend):

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  opset {result.opset}, input images [1, 3, {h}, {w}]"
           f"{' (dynamic)' if result.dynamic else ''}, {getattr(result, 'precision', None) or ('float16' if result.half else 'float32')}"
           f"{', simplified' if result.simplified else ''}")
-    print(f"  outputs " + "; ".join(f"{k} {list(v)}" for k, v in result.output_shapes.items()))
+    print("  outputs " + "; ".join(f"{k} {list(v)}" for k, v in result.output_shapes.items()))
     print(f"  check against torch on {result.check_image}:")
     for name, diff in result.max_abs_diff.items():
         print(f"    {name}: max abs difference {diff:.3g}")
@@ -71,17 +71,15 @@ _OPTIONAL = {"dynamic": "--dynamic", "half": "--half", "simplify": "--simplify",
 
 def _format_options(fmt: str, args: argparse.Namespace) -> dict:
     """imgsz plus every option the user set; a flag the format's export() does not take is a clear error."""
-    import inspect
-    from importlib import import_module
-
-    from edgeseg.exporters import FORMATS, ExportError
+    from edgeseg.exporters import ExportError
+    from edgeseg.formats import FORMATS
 
     options = {"imgsz": args.imgsz}
     for name in _OPTIONAL:
         value = getattr(args, name, None)
         if value is not None and value is not False:
             options[name] = value
-    accepted = inspect.signature(import_module(FORMATS[fmt]).export).parameters
+    accepted = FORMATS[fmt].export_options
     unsupported = [_OPTIONAL[n] for n in options if n != "imgsz" and n not in accepted]
     if unsupported:
         raise ExportError(f"{', '.join(unsupported)} not supported for format '{fmt}'")

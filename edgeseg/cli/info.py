@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         f"backend    {backend.name}" + (f" ({', '.join(info['providers'])})" if info.get("providers") else ""),
         f"task       {meta.task or 'unknown (no metadata)'}",
         f"input      {spec.name} {list(spec.blob_shape)} {spec.layout} {spec.dtype}",
-        f"outputs    " + "; ".join(f"{o['name']} {o['shape']}" for o in info.get("outputs", [])),
+        "outputs    " + "; ".join(f"{o['name']} {o['shape']}" for o in info.get("outputs", [])),
         f"masks      {layout.nm} prototypes",
         f"classes    {meta.nc}: {shown}",
         f"stride     {meta.stride}",

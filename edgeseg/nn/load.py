@@ -21,6 +21,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 
+from ..formats import SAFETENSORS_SUFFIX
 from .checkpoint.errors import CheckpointFormatError, CheckpointNotFoundError, StateDictMismatchError
 from .checkpoint.native import is_native_checkpoint, load_checkpoint, load_safetensors
 from .checkpoint.safe_unpickle import read_torch_zip
@@ -92,7 +93,7 @@ def _bare_state_dict_info(sd: Mapping[str, torch.Tensor], path: Path) -> Tuple[s
 
 def _read(path: Path) -> Tuple[Dict[str, Any], Mapping[str, torch.Tensor]]:
     """(description fields, state_dict) for any supported format."""
-    if path.suffix.lower() == ".safetensors":
+    if path.suffix.lower() == SAFETENSORS_SUFFIX:
         ck = load_safetensors(path)
         return dict(ck, format="safetensors"), ck["state_dict"]
     if is_native_checkpoint(path):

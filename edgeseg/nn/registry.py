@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from ..formats import CHECKPOINT_SUFFIXES
 from .yolo import ARCHITECTURES, SegmentationModel
 
 __all__ = ["MODEL_REGISTRY", "list_models", "build_model", "parse_model_name"]
@@ -25,7 +26,7 @@ def parse_model_name(name: str) -> tuple[str, str]:
     if not isinstance(name, str):
         raise ValueError(f"model name must be a string, got {type(name).__name__}")
     key = name.strip().lower()
-    for suffix in (".pt", ".yaml", ".yml"):
+    for suffix in (*CHECKPOINT_SUFFIXES, ".yaml", ".yml"):
         if key.endswith(suffix):
             key = key[: -len(suffix)]
     if key not in MODEL_REGISTRY:

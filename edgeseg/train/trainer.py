@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..formats import CHECKPOINT_SUFFIXES
 from ..fileio import atomic_write_text
 from . import ddp
 from .config import TrainConfig
@@ -57,7 +58,7 @@ METRIC_KEYS = ("metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", 
 # options a resumed run may change (the rest come from the checkpoint's train_args)
 RESUME_OVERRIDABLE = ("device", "workers", "save_period", "patience", "val", "plots", "verbose", "amp")
 MAX_GRAD_NORM = 10.0
-WEIGHT_SUFFIXES = (".pt", ".pth", ".safetensors")
+WEIGHT_SUFFIXES = CHECKPOINT_SUFFIXES
 FROZEN = (".dfl",)  # never trained (the DFL integral is fixed)
 
 
@@ -692,7 +693,7 @@ class Trainer:
         if improved:
             self._write(self.best, self._checkpoint(epoch, row, training=False))
         if self.cfg.save_period > 0 and (epoch + 1) % self.cfg.save_period == 0:
-            self._write(self.wdir / f"epoch{epoch + 1}.pt", full)
+            self._write(self.wdir / f"epoch{epoch + 1}{CHECKPOINT_SUFFIXES[0]}", full)
 
     # -- plots (rank 0) -----------------------------------------------------------------------------
     def _final_plots(self) -> List[Path]:

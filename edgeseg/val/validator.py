@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from ..fileio import atomic_write_text
+from ..formats import CHECKPOINT_SUFFIXES
 from ..metrics import SegmentMetrics, SegmentResults
 from ..metrics.segment_metrics import MetricResults
 from .data import ValDataset, ValImage, load_split
@@ -38,7 +39,7 @@ __all__ = ["ValResult", "validate", "TORCH_SUFFIXES"]
 
 LOGGER = logging.getLogger("edgeseg.val")
 
-TORCH_SUFFIXES = (".pt", ".pth", ".safetensors")
+TORCH_SUFFIXES = CHECKPOINT_SUFFIXES
 _TORCH_BACKENDS = ("torch", "pytorch")
 
 
