@@ -8,6 +8,7 @@ then shows that the mask core's time follows the instances' pixel area, not the 
 
     python benchmarks/postprocess.py [--runs 50]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,8 @@ def synthetic_outputs(n_objects: int, seed: int = 0):
     out0 = np.empty((1, 4 + NC + NM, ANCHORS), np.float32)
     out0[0, 0:2] = rng.uniform(0, 640, (2, ANCHORS))
     out0[0, 2:4] = rng.uniform(4, 60, (2, ANCHORS))
-    out0[0, 4:4 + NC] = rng.uniform(0, 0.05, (NC, ANCHORS))  # background: low scores
-    out0[0, 4 + NC:] = rng.normal(0, 1, (NM, ANCHORS))
+    out0[0, 4 : 4 + NC] = rng.uniform(0, 0.05, (NC, ANCHORS))  # background: low scores
+    out0[0, 4 + NC :] = rng.normal(0, 1, (NM, ANCHORS))
     anchors = rng.choice(ANCHORS, size=3 * n_objects, replace=False).reshape(n_objects, 3)
     placed = []
     for k in range(n_objects):
@@ -57,15 +58,16 @@ def synthetic_outputs(n_objects: int, seed: int = 0):
         for j, a in enumerate(anchors[k]):
             shift = 0 if j == 0 else rng.uniform(-0.03, 0.03) * w
             out0[0, 0:4, a] = (cx + shift, cy + shift, w, h)
-            out0[0, 4:4 + NC, a] = 0.01
+            out0[0, 4 : 4 + NC, a] = 0.01
             out0[0, 4 + cls, a] = (0.9, 0.6, 0.5)[j]
-            out0[0, 4 + NC:, a] = coef + rng.normal(0, 0.05, NM)
+            out0[0, 4 + NC :, a] = coef + rng.normal(0, 0.05, NM)
     # smooth-ish prototypes: low-frequency patterns plus noise
     yy, xx = np.mgrid[0:160, 0:160] / 160.0
     freq = rng.uniform(1, 6, (NM, 2))
     phase = rng.uniform(0, 2 * np.pi, (NM, 2))
-    protos = (np.sin(2 * np.pi * freq[:, :1, None] * xx + phase[:, :1, None])
-              * np.cos(2 * np.pi * freq[:, 1:, None] * yy + phase[:, 1:, None]))
+    protos = np.sin(2 * np.pi * freq[:, :1, None] * xx + phase[:, :1, None]) * np.cos(
+        2 * np.pi * freq[:, 1:, None] * yy + phase[:, 1:, None]
+    )
     protos = (protos + rng.normal(0, 0.2, protos.shape)).astype(np.float32)[None]
     return out0, protos
 
@@ -80,12 +82,15 @@ def native_pipeline(out0, protos, info):
 def reference_pipeline(out0, protos, info):
     c = ref_decode.decode(out0, NC, conf=0.25)
     keep = ref_nms.nms(c["boxes"], c["scores"], c["class_ids"], iou=0.7, max_det=300)
-    boxes = ref_letterbox.scale_boxes(c["boxes"][keep], info.scale, info.pad_left, info.pad_top,
-                                      info.orig_w, info.orig_h).astype(np.float32)
+    boxes = ref_letterbox.scale_boxes(
+        c["boxes"][keep], info.scale, info.pad_left, info.pad_top, info.orig_w, info.orig_h
+    ).astype(np.float32)
     coefs = c["coefs"][keep]
     # whole-map masks, one instance at a time to bound memory
-    return [ref_masks.masks_native_ref(protos, coefs[i:i + 1], boxes[i:i + 1], (info.orig_h, info.orig_w))[0][0]
-            for i in range(len(boxes))]
+    return [
+        ref_masks.masks_native_ref(protos, coefs[i : i + 1], boxes[i : i + 1], (info.orig_h, info.orig_w))[0][0]
+        for i in range(len(boxes))
+    ]
 
 
 def median_ms(fn, runs: int) -> float:
@@ -118,14 +123,16 @@ def scaling(runs: int):
     coefs = rng.normal(0, 1, (30, NM)).astype(np.float32)
     wh = np.stack([rng.uniform(60, 140, 30), rng.uniform(150, 330, 30)], 1)  # person-sized, pixels
     rows = []
-    for (H, W) in [(720, 1280), (1080, 1920), (2160, 3840)]:
+    for H, W in [(720, 1280), (1080, 1920), (2160, 3840)]:
         info = letterbox_geometry((H, W), 640)
         for grow in (1.0, np.sqrt(2)):
             size = wh * grow
             xy = rng.uniform(0, 1, (30, 2)) * ([W, H] - size)
             boxes = np.concatenate([xy, xy + size], 1).astype(np.float32)
-            px = int(((np.ceil(boxes[:, 2]) - np.ceil(boxes[:, 0])) * (np.ceil(boxes[:, 3]) - np.ceil(boxes[:, 1]))).sum())
-            t = median_ms(lambda: masks_native(protos, coefs, boxes, info), runs)
+            px = int(
+                ((np.ceil(boxes[:, 2]) - np.ceil(boxes[:, 0])) * (np.ceil(boxes[:, 3]) - np.ceil(boxes[:, 1]))).sum()
+            )
+            t = median_ms(lambda boxes=boxes, info=info: masks_native(protos, coefs, boxes, info), runs)
             rows.append((f"{W}x{H}", px, t))
     return rows
 
@@ -138,8 +145,10 @@ def main():
     ref_runs = args.ref_runs or args.runs
     H, W = 1080, 1920
     info = letterbox_geometry((H, W), 640)
-    print(f"frame {W}x{H}, model input 640x640, outputs [1,116,8400] + [1,32,160,160]; medians of "
-          f"{args.runs} runs (reference: {ref_runs})")
+    print(
+        f"frame {W}x{H}, model input 640x640, outputs [1,116,8400] + [1,32,160,160]; medians of "
+        f"{args.runs} runs (reference: {ref_runs})"
+    )
     print(f"{'detections':>10} {'native ms':>10} {'reference ms':>13} {'speed-up':>9}   native stages (ms)")
     for n in (10, 30):
         out0, protos = synthetic_outputs(n)
@@ -147,13 +156,15 @@ def main():
         ref = reference_pipeline(out0, protos, info)
         assert len(ms) == len(ref) == n, (len(ms), len(ref), n)
         diff = max(int((ms.full([i])[0] != ref[i]).sum()) for i in range(n))
-        t_nat = median_ms(lambda: native_pipeline(out0, protos, info), args.runs)
-        t_ref = median_ms(lambda: reference_pipeline(out0, protos, info), ref_runs)
+        t_nat = median_ms(lambda out0=out0, protos=protos: native_pipeline(out0, protos, info), args.runs)
+        t_ref = median_ms(lambda out0=out0, protos=protos: reference_pipeline(out0, protos, info), ref_runs)
         stages = stage_breakdown(out0, protos, info, args.runs)
         parts = ", ".join(f"{k} {v:.3f}" for k, v in stages.items())
         px = int((ms.rects[:, 2] - ms.rects[:, 0]).astype(np.int64) @ (ms.rects[:, 3] - ms.rects[:, 1]))
-        print(f"{n:>10} {t_nat:>10.3f} {t_ref:>13.1f} {t_ref / t_nat:>8.0f}x   {parts}  "
-              f"[{px / 1e6:.2f} Mpx of boxes, max {diff} px differ from reference]")
+        print(
+            f"{n:>10} {t_nat:>10.3f} {t_ref:>13.1f} {t_ref / t_nat:>8.0f}x   {parts}  "
+            f"[{px / 1e6:.2f} Mpx of boxes, max {diff} px differ from reference]"
+        )
 
     print("\nmask core vs frame size (30 instances; same box pixel area per row pair):")
     print(f"{'frame':>10} {'box px':>10} {'masks ms':>9} {'ns/px':>7}")

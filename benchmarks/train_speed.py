@@ -7,6 +7,7 @@ EMA update. The first ``--warmup`` iterations are not timed; the median over ``-
     python benchmarks/train_speed.py [--data coco128-seg.yaml] [--model yolov8n-seg] [--imgsz 320]
                                      [--batch 16] [--device cpu] [--iters 10] [--warmup 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,18 @@ def main(argv=None) -> int:
         print(f"dataset yaml not found: {args.data}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(model=args.model, data=args.data, imgsz=args.imgsz, batch=args.batch, device=args.device,
-                          workers=args.workers, epochs=100, project=tmp, verbose=False, plots=False)
+        trainer = Trainer(
+            model=args.model,
+            data=args.data,
+            imgsz=args.imgsz,
+            batch=args.batch,
+            device=args.device,
+            workers=args.workers,
+            epochs=100,
+            project=tmp,
+            verbose=False,
+            plots=False,
+        )
         trainer.dist = __import__("edgeseg.train.ddp", fromlist=["setup"]).setup(args.device)
         trainer._setup()
         loader, model, criterion = trainer.loader, trainer.train_model, trainer.criterion
@@ -82,11 +93,15 @@ def main(argv=None) -> int:
             epoch += 1
     rates = [n / dt for dt, n in times]
     med = statistics.median(rates)
-    print(f"model {args.model}, imgsz {args.imgsz}, batch {args.batch}, device {args.device}, "
-          f"torch threads {torch.get_num_threads()}, accumulate {trainer.accumulate}")
-    print(f"iteration time: median {statistics.median(dt for dt, _ in times) * 1e3:.0f} ms, "
-          f"min {min(dt for dt, _ in times) * 1e3:.0f} ms, max {max(dt for dt, _ in times) * 1e3:.0f} ms "
-          f"over {len(times)} iterations")
+    print(
+        f"model {args.model}, imgsz {args.imgsz}, batch {args.batch}, device {args.device}, "
+        f"torch threads {torch.get_num_threads()}, accumulate {trainer.accumulate}"
+    )
+    print(
+        f"iteration time: median {statistics.median(dt for dt, _ in times) * 1e3:.0f} ms, "
+        f"min {min(dt for dt, _ in times) * 1e3:.0f} ms, max {max(dt for dt, _ in times) * 1e3:.0f} ms "
+        f"over {len(times)} iterations"
+    )
     print(f"training throughput: {med:.2f} img/s (median)")
     return 0
 

@@ -5,13 +5,14 @@
 
 Importing edgeseg is cheap: the pipeline, the native core and any inference engine load on first use.
 """
+
 from __future__ import annotations
 
 from importlib import import_module
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Segmenter", "Detections", "__version__"]
+__all__ = ["Detections", "Segmenter", "__version__"]
 
 _LAZY = {"Segmenter": "edgeseg.segmenter", "Detections": "edgeseg.detections"}
 

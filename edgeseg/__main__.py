@@ -1,4 +1,5 @@
 """``python -m edgeseg`` -- same as the ``edgeseg`` command."""
+
 import sys
 
 from edgeseg.cli import main

@@ -1,7 +1,6 @@
 """Drawing detections onto images (no data logic: it only paints what Detections hold)."""
-from __future__ import annotations
 
-from typing import Tuple
+from __future__ import annotations
 
 import cv2
 import numpy as np
@@ -10,21 +9,44 @@ from .detections import Detections
 
 # A fixed 20-colour palette (BGR): hues stepped by the golden ratio, alternating saturation/value, so that
 # neighbouring class ids get clearly different colours. Class id c uses PALETTE[c % 20].
-PALETTE: Tuple[Tuple[int, int, int], ...] = (
-    (45, 66, 224), (255, 118, 89), (51, 255, 146), (189, 79, 224), (245, 255, 51),
-    (89, 199, 255), (224, 45, 111), (102, 255, 89), (95, 51, 255), (224, 152, 79),
-    (51, 255, 214), (255, 89, 240), (156, 224, 45), (89, 143, 255), (255, 51, 58),
-    (79, 224, 116), (163, 51, 255), (255, 229, 89), (45, 201, 224), (255, 89, 185),
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (45, 66, 224),
+    (255, 118, 89),
+    (51, 255, 146),
+    (189, 79, 224),
+    (245, 255, 51),
+    (89, 199, 255),
+    (224, 45, 111),
+    (102, 255, 89),
+    (95, 51, 255),
+    (224, 152, 79),
+    (51, 255, 214),
+    (255, 89, 240),
+    (156, 224, 45),
+    (89, 143, 255),
+    (255, 51, 58),
+    (79, 224, 116),
+    (163, 51, 255),
+    (255, 229, 89),
+    (45, 201, 224),
+    (255, 89, 185),
 )
 
 
-def class_color(class_id: int) -> Tuple[int, int, int]:
+def class_color(class_id: int) -> tuple[int, int, int]:
     """The BGR colour used for a class."""
     return PALETTE[int(class_id) % len(PALETTE)]
 
 
-def draw(image: np.ndarray, detections: Detections, *, alpha: float = 0.5, boxes: bool = True,
-         labels: bool = True, masks: bool = True) -> np.ndarray:
+def draw(
+    image: np.ndarray,
+    detections: Detections,
+    *,
+    alpha: float = 0.5,
+    boxes: bool = True,
+    labels: bool = True,
+    masks: bool = True,
+) -> np.ndarray:
     """Return a copy of a BGR uint8 image with masks (translucent), boxes and "name 0.87" labels drawn."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         shape = getattr(image, "shape", None)
@@ -74,5 +96,6 @@ def _label(out: np.ndarray, text: str, corner, color, thickness: int) -> None:
     y = min(max(y, 0), max(h - th - baseline - 3, 0))
     cv2.rectangle(out, (x, y), (x + tw + 2, y + th + baseline + 3), color, -1, cv2.LINE_AA)
     text_color = (255, 255, 255) if sum(color) < 450 else (0, 0, 0)
-    cv2.putText(out, text, (x + 1, y + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, text_color,
-                font_thickness, cv2.LINE_AA)
+    cv2.putText(
+        out, text, (x + 1, y + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, text_color, font_thickness, cv2.LINE_AA
+    )

@@ -24,22 +24,24 @@ A format may carry a precision: ``openvino:int8`` (calibrated on ``data``'s trai
 ``onnx:fp16``, ``ncnn:fp16``. A format that cannot be exported or run (package missing, not supported)
 gets a row with its error instead of stopping the benchmark.
 """
+
 from __future__ import annotations
 
 import json
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable
 
 import numpy as np
 
 from .formats import FORMATS, PRECISIONS, is_checkpoint
 
-__all__ = ["FormatResult", "BenchmarkResult", "benchmark", "parse_formats", "time_segmenter", "FORMAT_NAMES"]
+__all__ = ["FORMAT_NAMES", "BenchmarkResult", "FormatResult", "benchmark", "parse_formats", "time_segmenter"]
 
 # every format edgeseg exports except the Edge TPU's (its compiler runs only on x86-64 Linux), then torch
 FORMAT_NAMES = (*(n for n, f in FORMATS.items() if f.exporter is not None and n != "edgetpu"), "torch")
@@ -52,28 +54,28 @@ class FormatResult:
 
     format: str
     precision: str = "fp32"
-    path: Optional[str] = None
-    size_mb: Optional[float] = None
-    export_s: Optional[float] = None
-    load_s: Optional[float] = None
-    preprocess: Optional[float] = None
-    inference: Optional[float] = None
-    postprocess: Optional[float] = None
-    total: Optional[float] = None
-    process_cpu: Optional[float] = None
-    detections: Optional[int] = None
-    box_map50_95: Optional[float] = None
-    mask_map50_95: Optional[float] = None
-    box_map50: Optional[float] = None
-    mask_map50: Optional[float] = None
-    error: Optional[str] = None
+    path: str | None = None
+    size_mb: float | None = None
+    export_s: float | None = None
+    load_s: float | None = None
+    preprocess: float | None = None
+    inference: float | None = None
+    postprocess: float | None = None
+    total: float | None = None
+    process_cpu: float | None = None
+    detections: int | None = None
+    box_map50_95: float | None = None
+    mask_map50_95: float | None = None
+    box_map50: float | None = None
+    mask_map50: float | None = None
+    error: str | None = None
 
     @property
     def name(self) -> str:
         return self.format if self.precision == "fp32" else f"{self.format}:{self.precision}"
 
     @property
-    def pre_post_percent(self) -> Optional[float]:
+    def pre_post_percent(self) -> float | None:
         """(pre + post) as a percentage of inference."""
         if self.inference is None or not self.inference:
             return None
@@ -83,24 +85,28 @@ class FormatResult:
 @dataclass
 class BenchmarkResult:
     model: str
-    imgsz: Tuple[int, int]
+    imgsz: tuple[int, int]
     source: str
     runs: int
-    threads: Optional[int]
-    rows: List[FormatResult] = field(default_factory=list)
-    data: Optional[str] = None
-    data_indices: Optional[str] = None
-    reference: Optional[str] = None  # which row/model gives the fp32 mAP
-    reference_mask_map50_95: Optional[float] = None
+    threads: int | None
+    rows: list[FormatResult] = field(default_factory=list)
+    data: str | None = None
+    data_indices: str | None = None
+    reference: str | None = None  # which row/model gives the fp32 mAP
+    reference_mask_map50_95: float | None = None
     tolerance: float = 1.0
 
     @property
-    def fastest(self) -> Optional[FormatResult]:
+    def fastest(self) -> FormatResult | None:
         """The fastest row within ``tolerance`` points of the fp32 mask mAP (without data: fastest overall)."""
         ok = [r for r in self.rows if r.error is None and r.total is not None]
         if self.reference_mask_map50_95 is not None:
-            ok = [r for r in ok if r.mask_map50_95 is not None
-                  and 100 * (self.reference_mask_map50_95 - r.mask_map50_95) <= self.tolerance]
+            ok = [
+                r
+                for r in ok
+                if r.mask_map50_95 is not None
+                and 100 * (self.reference_mask_map50_95 - r.mask_map50_95) <= self.tolerance
+            ]
         return min(ok, key=lambda r: r.total) if ok else None
 
     def summary_line(self) -> str:
@@ -108,22 +114,32 @@ class BenchmarkResult:
         if best is None:
             return "fastest format: none (every format failed or lost more than the tolerance)"
         if self.reference_mask_map50_95 is None:
-            return (f"fastest format: {best.name} ({best.total:.1f} ms per image; no --data given, so mAP "
-                    "was not checked)")
+            return (
+                f"fastest format: {best.name} ({best.total:.1f} ms per image; no --data given, so mAP was not checked)"
+            )
         drop = 100 * (self.reference_mask_map50_95 - best.mask_map50_95)
-        return (f"fastest format within {self.tolerance:g} point of the fp32 mask mAP50-95 "
-                f"({100 * self.reference_mask_map50_95:.2f}, {self.reference}): {best.name} "
-                f"({best.total:.1f} ms per image, mask mAP50-95 {100 * best.mask_map50_95:.2f}, "
-                f"{drop:+.2f} points below)")
+        return (
+            f"fastest format within {self.tolerance:g} point of the fp32 mask mAP50-95 "
+            f"({100 * self.reference_mask_map50_95:.2f}, {self.reference}): {best.name} "
+            f"({best.total:.1f} ms per image, mask mAP50-95 {100 * best.mask_map50_95:.2f}, "
+            f"{drop:+.2f} points below)"
+        )
 
     def table(self) -> str:
         h, w = self.imgsz
-        lines = [f"benchmark: {self.model} at {h}x{w} on {self.source}, median of {self.runs} runs"
-                 f"{f', {self.threads} threads' if self.threads else ''}"
-                 + (f"; mAP on {self.data}" + (f" images {self.data_indices}" if self.data_indices else "")
-                    if self.data else "")]
-        head = (f"{'format':<14}{'size MB':>8}{'load s':>8}{'pre ms':>8}{'infer ms':>9}{'post ms':>8}"
-                f"{'total ms':>9}{'cpu ms':>8}{'pre+post':>9}{'dets':>5}")
+        lines = [
+            f"benchmark: {self.model} at {h}x{w} on {self.source}, median of {self.runs} runs"
+            f"{f', {self.threads} threads' if self.threads else ''}"
+            + (
+                f"; mAP on {self.data}" + (f" images {self.data_indices}" if self.data_indices else "")
+                if self.data
+                else ""
+            )
+        ]
+        head = (
+            f"{'format':<14}{'size MB':>8}{'load s':>8}{'pre ms':>8}{'infer ms':>9}{'post ms':>8}"
+            f"{'total ms':>9}{'cpu ms':>8}{'pre+post':>9}{'dets':>5}"
+        )
         if self.data:
             head += f"{'box mAP':>9}{'mask mAP':>9}"
         lines.append(head)
@@ -131,14 +147,18 @@ class BenchmarkResult:
             if r.error is not None:
                 lines.append(f"{r.name:<14}  error: {r.error}")
                 continue
-            line = (f"{r.name:<14}{r.size_mb:>8.1f}{r.load_s:>8.2f}{r.preprocess:>8.1f}{r.inference:>9.1f}"
-                    f"{r.postprocess:>8.1f}{r.total:>9.1f}{r.process_cpu:>8.1f}{r.pre_post_percent:>8.1f}%"
-                    f"{r.detections:>5}")
+            line = (
+                f"{r.name:<14}{r.size_mb:>8.1f}{r.load_s:>8.2f}{r.preprocess:>8.1f}{r.inference:>9.1f}"
+                f"{r.postprocess:>8.1f}{r.total:>9.1f}{r.process_cpu:>8.1f}{r.pre_post_percent:>8.1f}%"
+                f"{r.detections:>5}"
+            )
             if self.data:
-                line += (f"{_pct(r.box_map50_95):>9}{_pct(r.mask_map50_95):>9}")
+                line += f"{_pct(r.box_map50_95):>9}{_pct(r.mask_map50_95):>9}"
             lines.append(line)
-        lines.append("(pre+post: preprocess + postprocess as % of inference; cpu: process CPU time per image; "
-                     "mAP: mAP50-95 in %)")
+        lines.append(
+            "(pre+post: preprocess + postprocess as % of inference; cpu: process CPU time per image; "
+            "mAP: mAP50-95 in %)"
+        )
         lines.append(self.summary_line())
         return "\n".join(lines)
 
@@ -152,11 +172,11 @@ class BenchmarkResult:
         return out
 
 
-def _pct(v: Optional[float]) -> str:
+def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.2f}"
 
 
-def parse_formats(formats: Union[str, Sequence[str]]) -> List[Tuple[str, str]]:
+def parse_formats(formats: str | Sequence[str]) -> list[tuple[str, str]]:
     """'onnx,openvino:int8' -> [('onnx', 'fp32'), ('openvino', 'int8')]; clear ValueError otherwise."""
     items = formats.split(",") if isinstance(formats, str) else list(formats)
     out = []
@@ -182,11 +202,11 @@ def parse_formats(formats: Union[str, Sequence[str]]) -> List[Tuple[str, str]]:
     return out
 
 
-def time_segmenter(seg, image: np.ndarray, runs: int, warmup: int) -> Dict[str, float]:
+def time_segmenter(seg, image: np.ndarray, runs: int, warmup: int) -> dict[str, float]:
     """Medians over ``runs`` timed calls (after ``warmup`` untimed ones): per stage, total, process CPU."""
     for _ in range(warmup):
         seg(image)
-    stages: Dict[str, List[float]] = {"preprocess": [], "inference": [], "postprocess": []}
+    stages: dict[str, list[float]] = {"preprocess": [], "inference": [], "postprocess": []}
     totals, cpu = [], []
     detections = 0
     for _ in range(runs):
@@ -217,7 +237,7 @@ def _export(model: Path, fmt: str, precision: str, imgsz, workdir: Path, data, r
         return target, 0.0
     say(f"[{fmt}{'' if precision == 'fp32' else ':' + precision}] exporting {model.name} ...")
     func = import_module(spec.exporter_module).export
-    options: Dict[str, Any] = dict(imgsz=imgsz, output=target)
+    options: dict[str, Any] = {"imgsz": imgsz, "output": target}
     if precision == "fp16":
         options["half"] = True
     elif precision == "int8":
@@ -231,18 +251,30 @@ def _export(model: Path, fmt: str, precision: str, imgsz, workdir: Path, data, r
     return Path(result.path), time.perf_counter() - t0
 
 
-def _default_source() -> Optional[Path]:
+def _default_source() -> Path | None:
     from .assets import sample_images
 
     found = sample_images()
     return found[0] if found else None
 
 
-def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = "onnx", *, imgsz=640,
-              data=None, data_indices=None, runs: int = 50, warmup: int = 5, source=None,
-              threads: Optional[int] = None, workdir: Union[str, PathLike, None] = None, reuse: bool = True,
-              tolerance: float = 1.0, conf: float = 0.25,
-              print_fn: Optional[Callable[[str], None]] = print) -> BenchmarkResult:
+def benchmark(
+    model: str | PathLike,
+    formats: str | Sequence[str] = "onnx",
+    *,
+    imgsz=640,
+    data=None,
+    data_indices=None,
+    runs: int = 50,
+    warmup: int = 5,
+    source=None,
+    threads: int | None = None,
+    workdir: str | PathLike | None = None,
+    reuse: bool = True,
+    tolerance: float = 1.0,
+    conf: float = 0.25,
+    print_fn: Callable[[str], None] | None = print,
+) -> BenchmarkResult:
     """Benchmark ``model`` (a checkpoint to export, or one exported model) in each of ``formats``.
 
     Args:
@@ -257,9 +289,9 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
         tolerance: mAP points for the "fastest format within ... of fp32" line.
         conf: score threshold of the timed runs (lower it to time post-processing with more detections).
     """
+    from edgeseg.exporters.report import model_size
     from edgeseg.image_io import load_image
     from edgeseg.segmenter import Segmenter
-    from edgeseg.exporters.report import model_size
 
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValueError(f"runs must be a positive int, got {runs!r}")
@@ -283,9 +315,16 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
     if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0.0 <= float(conf) < 1.0:
         raise ValueError(f"conf must be a number in [0, 1), got {conf!r}")
     options = {} if threads is None else {"intra_op_threads": int(threads)}
-    result = BenchmarkResult(model=str(model), imgsz=size, source=source_name, runs=runs, threads=threads,
-                             data=str(data) if data is not None else None, tolerance=float(tolerance),
-                             data_indices=_describe(data_indices))
+    result = BenchmarkResult(
+        model=str(model),
+        imgsz=size,
+        source=source_name,
+        runs=runs,
+        threads=threads,
+        data=str(data) if data is not None else None,
+        tolerance=float(tolerance),
+        data_indices=_describe(data_indices),
+    )
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="edgeseg-bench-")
@@ -321,8 +360,14 @@ def benchmark(model: Union[str, PathLike], formats: Union[str, Sequence[str]] = 
                     from edgeseg.val import validate
 
                     say(f"[{row.name}] validating on {data} ...")
-                    v = validate(path, data, imgsz=max(size), indices=data_indices, progress=False,
-                                 rect=False if fmt == "torch" else None)
+                    v = validate(
+                        path,
+                        data,
+                        imgsz=max(size),
+                        indices=data_indices,
+                        progress=False,
+                        rect=False if fmt == "torch" else None,
+                    )
                     row.box_map50_95, row.mask_map50_95 = v.box.map50_95, v.mask.map50_95
                     row.box_map50, row.mask_map50 = v.box.map50, v.mask.map50
             except Exception as exc:  # one format failing (missing package, unsupported) must not stop the rest
@@ -350,7 +395,7 @@ def _set_reference(result: BenchmarkResult, model: Path, from_checkpoint: bool, 
         result.reference_mask_map50_95 = v.mask.map50_95
 
 
-def _describe(indices) -> Optional[str]:
+def _describe(indices) -> str | None:
     if indices is None:
         return None
     if isinstance(indices, slice):
@@ -358,7 +403,7 @@ def _describe(indices) -> Optional[str]:
     return ",".join(str(int(i)) for i in indices)
 
 
-def save_json(result: BenchmarkResult, path: Union[str, PathLike]) -> Path:
+def save_json(result: BenchmarkResult, path: str | PathLike) -> Path:
     target = Path(fspath(path))
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(json.dumps(result.to_json(), indent=1) + "\n", encoding="utf-8")

@@ -3,10 +3,12 @@
 A small validated container in the spirit of supervision's ``Detections``: parallel arrays (one row per
 instance) plus the instance masks, sliceable like an array. Drawing lives in :mod:`edgeseg.annotate`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -32,7 +34,7 @@ class Detections:
     class_id: np.ndarray
     names: Names = field(default_factory=dict)
     masks: Any = None
-    image_shape: Optional[Tuple[int, int]] = None
+    image_shape: tuple[int, int] | None = None
     timings: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -69,8 +71,13 @@ class Detections:
         object.__setattr__(self, "timings", dict(self.timings))
 
     @classmethod
-    def empty(cls, names: Optional[Names] = None, image_shape: Optional[Tuple[int, int]] = None,
-              masks: Any = None, timings: Optional[dict] = None) -> "Detections":
+    def empty(
+        cls,
+        names: Names | None = None,
+        image_shape: tuple[int, int] | None = None,
+        masks: Any = None,
+        timings: dict | None = None,
+    ) -> Detections:
         """No detections (``masks`` may be an empty MaskSet)."""
         return cls(
             xyxy=np.zeros((0, 4), np.float32),
@@ -90,7 +97,7 @@ class Detections:
         for i in range(len(self)):
             yield self[i]
 
-    def __getitem__(self, key) -> "Detections":
+    def __getitem__(self, key) -> Detections:
         """Select rows with an int, slice, boolean mask or index array; always returns Detections."""
         index = self._index(key)
         return Detections(
@@ -129,7 +136,7 @@ class Detections:
     # ---- convenience -------------------------------------------------------------------------
 
     @property
-    def class_names(self) -> List[str]:
+    def class_names(self) -> list[str]:
         """The class name of each row ('<id>' for ids the names do not cover)."""
         return [_name_of(self.names, int(c)) for c in self.class_id]
 
@@ -146,19 +153,19 @@ class Detections:
             raise ValueError("these detections have no masks")
         return np.asarray(self.masks.areas(), dtype=np.int64)
 
-    def with_class(self, *classes: Union[int, str]) -> "Detections":
+    def with_class(self, *classes: int | str) -> Detections:
         """Keep rows whose class id or class name is one of ``classes``."""
         ids = {_class_id_of(self.names, c) for c in classes}
         return self[np.isin(self.class_id, sorted(ids))]
 
-    def with_min_confidence(self, threshold: float) -> "Detections":
+    def with_min_confidence(self, threshold: float) -> Detections:
         """Keep rows with confidence >= threshold."""
         threshold = float(threshold)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         return self[self.confidence >= threshold]
 
-    def polygons(self, strategy: str = "largest") -> List[List[np.ndarray]]:
+    def polygons(self, strategy: str = "largest") -> list[list[np.ndarray]]:
         """Mask outlines in original pixels: per row, a list of float32 [k, 2] xy arrays."""
         if self.masks is None:
             raise ValueError("these detections have no masks")
@@ -166,7 +173,7 @@ class Detections:
 
         return _polygons(self.masks, strategy=strategy)
 
-    def to_rows(self, polygons: Optional[str] = "largest", decimals: int = 1) -> List[dict]:
+    def to_rows(self, polygons: str | None = "largest", decimals: int = 1) -> list[dict]:
         """JSON-friendly rows: class_id, name, confidence, box [x1, y1, x2, y2] and (optionally) polygons.
 
         ``polygons`` is a strategy for :meth:`polygons` ("largest" or "all") or ``None`` to leave them out.
@@ -185,7 +192,7 @@ class Detections:
             rows.append(row)
         return rows
 
-    def to_dict(self, polygons: Optional[str] = "largest") -> dict:
+    def to_dict(self, polygons: str | None = "largest") -> dict:
         """JSON-friendly dict: image_shape, timings (ms) and detections rows."""
         return {
             "image_shape": list(self.image_shape) if self.image_shape else None,
@@ -218,7 +225,7 @@ def _name_of(names: Names, class_id: int) -> str:
         return str(class_id)
 
 
-def _class_id_of(names: Names, cls: Union[int, str]) -> int:
+def _class_id_of(names: Names, cls: int | str) -> int:
     if isinstance(cls, (int, np.integer)) and not isinstance(cls, bool):
         return int(cls)
     if isinstance(cls, str):
@@ -228,4 +235,3 @@ def _class_id_of(names: Names, cls: Union[int, str]) -> int:
                 return int(cid)
         raise ValueError(f"unknown class name {cls!r}")
     raise TypeError(f"classes must be ids or names, got {cls!r}")
-

@@ -4,6 +4,7 @@ Everything edgeseg raises on purpose derives from :class:`EdgesegError`, so an a
 one type. Plain ``ValueError``/``TypeError`` are still used for bad arguments, and ``FileNotFoundError``
 for paths that do not exist, as Python code expects.
 """
+
 from __future__ import annotations
 
 

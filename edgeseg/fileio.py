@@ -4,15 +4,17 @@ The data goes to a temporary file in the destination's directory (so the final r
 filesystem), is flushed and fsync'ed, and then ``os.replace``-d over the destination. If the writer
 raises, the temporary file is removed and the destination is left untouched.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Union
+from typing import BinaryIO, Callable, Union
 
-__all__ = ["atomic_write", "atomic_write_with", "atomic_write_text", "atomic_path"]
+__all__ = ["atomic_path", "atomic_write", "atomic_write_text", "atomic_write_with"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -71,10 +73,8 @@ def atomic_write(path: PathLike) -> Iterator[BinaryIO]:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with suppress(FileNotFoundError):
             tmp.unlink()
-        except FileNotFoundError:
-            pass
         raise
     _fsync_dir(directory)
 
@@ -108,9 +108,7 @@ def atomic_path(path: PathLike, suffix: str = "") -> Iterator[Path]:
             os.chmod(tmp, _new_file_mode(target))
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with suppress(FileNotFoundError):
             tmp.unlink()
-        except FileNotFoundError:
-            pass
         raise
     _fsync_dir(directory)

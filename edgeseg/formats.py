@@ -21,19 +21,19 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "ModelFormat",
+    "CHECKPOINT_SUFFIXES",
     "FORMATS",
     "PLANNED_FORMATS",
     "PRECISIONS",
-    "CHECKPOINT_SUFFIXES",
     "SAFETENSORS_SUFFIX",
+    "ModelFormat",
     "format_named",
     "format_of_path",
+    "guess_precision",
     "is_checkpoint",
     "is_exported_model",
     "model_files",
     "read_tflite_metadata",
-    "guess_precision",
 ]
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -126,8 +126,7 @@ FORMATS: dict[str, ModelFormat] = {
             name_endings=("_ncnn_model",),
             sidecars={".param": (".bin",)},
             exporter="ncnn",
-            export_options=_COMMON_EXPORT
-            | {"half", "int8", "dynamic", "simplify", "opset", "data", "fraction"},
+            export_options=_COMMON_EXPORT | {"half", "int8", "dynamic", "simplify", "opset", "data", "fraction"},
             export_precisions=("fp32", "fp16"),
             description="an ncnn folder (or its .param)",
         ),
@@ -147,8 +146,20 @@ FORMATS: dict[str, ModelFormat] = {
             suffixes=(".tflite",),
             exporter="tflite",
             export_options=_COMMON_EXPORT
-            | {"precision", "half", "int8", "outputs", "data", "fraction", "calib_indices", "dynamic", "simplify",
-               "opset", "threads", "silu_floor"},
+            | {
+                "precision",
+                "half",
+                "int8",
+                "outputs",
+                "data",
+                "fraction",
+                "calib_indices",
+                "dynamic",
+                "simplify",
+                "opset",
+                "threads",
+                "silu_floor",
+            },
             export_precisions=PRECISIONS,
             description="a TFLite flatbuffer, run by LiteRT",
         ),
@@ -258,7 +269,7 @@ def read_tflite_metadata(path: str | PathLike[str]) -> dict[str, Any] | None:
     for parse in (ast.literal_eval, json.loads):
         try:
             value = parse(text)
-        except Exception:  # noqa: BLE001, S112 - either parser may fail on the other's format
+        except Exception:
             continue
         if isinstance(value, dict):
             return value

@@ -5,6 +5,7 @@ They are decoded with ``IMREAD_ANYDEPTH | IMREAD_ANYCOLOR``: 16-bit and grayscal
 depth and channels (then normalised here), and JPEG EXIF orientation is applied as photo viewers do
 (``IMREAD_UNCHANGED`` would ignore it and give phone photos on their side).
 """
+
 from __future__ import annotations
 
 from os import PathLike, fspath
@@ -19,14 +20,35 @@ from .errors import ImageReadError
 ImageLike = Union[np.ndarray, str, PathLike]
 
 IMAGE_SUFFIXES = frozenset(
-    {".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".jp2", ".png", ".webp", ".tif", ".tiff",
-     ".pbm", ".pgm", ".ppm", ".pxm", ".pnm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif"}
+    {
+        ".bmp",
+        ".dib",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jp2",
+        ".png",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pxm",
+        ".pnm",
+        ".sr",
+        ".ras",
+        ".exr",
+        ".hdr",
+        ".pic",
+        ".avif",
+    }
 )
 
 _DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 
 
-def read_image(path: Union[str, PathLike]) -> np.ndarray:
+def read_image(path: str | PathLike) -> np.ndarray:
     """Read an image file into a contiguous uint8 BGR array of shape (H, W, 3)."""
     path = Path(fspath(path))
     if not path.exists():
@@ -102,6 +124,4 @@ def _to_uint8(image: np.ndarray, source: str) -> np.ndarray:
                 "convert 0..255 floats with image.astype(np.uint8)"
             )
         return np.rint(image * 255.0).astype(np.uint8)
-    raise ValueError(
-        f"{source}: unsupported image dtype {dtype}; expected uint8, uint16 or float in [0, 1]"
-    )
+    raise ValueError(f"{source}: unsupported image dtype {dtype}; expected uint8, uint16 or float in [0, 1]")

@@ -5,13 +5,15 @@ literals in strings (``"{0: 'person', ...}"``, ``"[640, 640]"``), and as a ``met
 other exports. Both are parsed here into one :class:`ModelMetadata`. Literal strings are parsed with
 :func:`ast.literal_eval`, which evaluates no code.
 """
+
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any
 
 from .errors import ModelLoadError, ModelOutputError
 
@@ -29,9 +31,9 @@ class ModelMetadata:
     """
 
     names: dict = field(default_factory=dict)
-    imgsz: Optional[Tuple[int, int]] = None
+    imgsz: tuple[int, int] | None = None
     stride: int = 32
-    task: Optional[str] = None
+    task: str | None = None
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -63,7 +65,7 @@ class ModelMetadata:
                 f"{nc_from_outputs} class channels"
             )
 
-    def with_default_names(self, nc: int) -> "ModelMetadata":
+    def with_default_names(self, nc: int) -> ModelMetadata:
         """Return a copy whose names are '0'..'nc-1' when the model carried none."""
         if self.names:
             return self
@@ -82,16 +84,14 @@ def from_onnx_props(props: Mapping[str, str], source: str = "model") -> ModelMet
     return _from_mapping(parsed, source)
 
 
-def from_yaml(path: Union[str, PathLike], source: Optional[str] = None) -> ModelMetadata:
+def from_yaml(path: str | PathLike, source: str | None = None) -> ModelMetadata:
     """Parse an Ultralytics ``metadata.yaml`` file. Needs PyYAML (imported only here)."""
     path = Path(path)
     source = source or str(path)
     try:
         import yaml
     except ImportError as exc:
-        raise ModelLoadError(
-            f"reading {path} needs PyYAML, which is not installed (pip install pyyaml)"
-        ) from exc
+        raise ModelLoadError(f"reading {path} needs PyYAML, which is not installed (pip install pyyaml)") from exc
     if not path.is_file():
         raise FileNotFoundError(f"metadata file not found: {path}")
     try:
@@ -145,7 +145,7 @@ def _normalise_names(names: Any) -> dict:
     return dict(sorted(out.items()))
 
 
-def _normalise_imgsz(imgsz: Any) -> Tuple[int, int]:
+def _normalise_imgsz(imgsz: Any) -> tuple[int, int]:
     if isinstance(imgsz, bool):
         raise ValueError(f"imgsz must be an int or (h, w), got {imgsz!r}")
     if isinstance(imgsz, int):

@@ -3,12 +3,13 @@
 image -> normalise (image_io) -> letterbox to the backend's input -> backend.infer -> decode ->
 NMS -> boxes to original pixels -> masks -> Detections (with per-stage timings in ms).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from os import PathLike
-from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -45,10 +46,20 @@ class Segmenter:
     [B, H, W, C] array) to get a list.
     """
 
-    def __init__(self, model: Union[str, PathLike], backend: Optional[str] = None, conf: float = 0.25,
-                 iou: float = 0.7, max_det: int = 300, imgsz=None, classes=None,
-                 retina_masks: bool = True, agnostic_nms: bool = False, on_nonfinite: str = "raise",
-                 **backend_options):
+    def __init__(
+        self,
+        model: str | PathLike,
+        backend: str | None = None,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 300,
+        imgsz=None,
+        classes=None,
+        retina_masks: bool = True,
+        agnostic_nms: bool = False,
+        on_nonfinite: str = "raise",
+        **backend_options,
+    ):
         self.conf = _unit_interval("conf", conf)
         self.iou = _unit_interval("iou", iou)
         if isinstance(max_det, bool) or not isinstance(max_det, (int, np.integer)) or max_det < 1:
@@ -82,7 +93,7 @@ class Segmenter:
 
     # ---- running -------------------------------------------------------------------------------
 
-    def __call__(self, images: Union[ImageLike, Sequence[ImageLike]]):
+    def __call__(self, images: ImageLike | Sequence[ImageLike]):
         if isinstance(images, (list, tuple)):
             return [self._predict(image) for image in images]
         if isinstance(images, np.ndarray) and images.ndim == 4:
@@ -102,15 +113,22 @@ class Segmenter:
         t0 = time.perf_counter()
         image = to_bgr(image)
         spec = self.backend.input_spec
-        blob, info = letterbox(image, spec.shape, scaleup=True, auto=False, stride=self.metadata.stride,
-                               layout=spec.layout, dtype=spec.dtype, bgr_to_rgb=True)
+        blob, info = letterbox(
+            image,
+            spec.shape,
+            scaleup=True,
+            auto=False,
+            stride=self.metadata.stride,
+            layout=spec.layout,
+            dtype=spec.dtype,
+            bgr_to_rgb=True,
+        )
         t1 = time.perf_counter()
         outputs = self.backend.infer(blob)
         t2 = time.perf_counter()
         detections = self._postprocess(outputs, info, image.shape[:2])
         t3 = time.perf_counter()
-        timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3,
-                   "postprocess": (t3 - t2) * 1e3}
+        timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
         return dataclasses.replace(detections, timings=timings)
 
     def _postprocess(self, outputs, info, image_shape) -> Detections:
@@ -121,8 +139,14 @@ class Segmenter:
                 f"the model produced {candidates.nonfinite} prediction(s) with NaN or infinity "
                 "(broken export or unsupported precision?); pass on_nonfinite='drop' to ignore them"
             )
-        keep = nms(candidates.boxes, candidates.scores, candidates.class_ids, iou=self.iou,
-                   agnostic=self.agnostic_nms, max_det=self.max_det)
+        keep = nms(
+            candidates.boxes,
+            candidates.scores,
+            candidates.class_ids,
+            iou=self.iou,
+            agnostic=self.agnostic_nms,
+            max_det=self.max_det,
+        )
         candidates = candidates.select(keep)
         if len(candidates) == 0:
             return Detections.empty(self.names, image_shape, masks=MaskSet.empty(image_shape))
@@ -136,12 +160,18 @@ class Segmenter:
                 f"the model's mask prototypes or coefficients hold {masks.nonfinite} NaN/infinite value(s); "
                 "pass on_nonfinite='drop' to ignore them"
             )
-        detections = Detections(xyxy=boxes, confidence=candidates.scores, class_id=candidates.class_ids,
-                                names=self.names, masks=masks, image_shape=image_shape)
+        detections = Detections(
+            xyxy=boxes,
+            confidence=candidates.scores,
+            class_id=candidates.class_ids,
+            names=self.names,
+            masks=masks,
+            image_shape=image_shape,
+        )
         has_mask = masks.areas() > 0
         return detections if has_mask.all() else detections[has_mask]
 
-    def _class_ids(self, classes) -> Optional[List[int]]:
+    def _class_ids(self, classes) -> list[int] | None:
         if classes is None:
             return None
         if isinstance(classes, (int, str, np.integer)):
@@ -151,8 +181,10 @@ class Segmenter:
             try:
                 cid = _class_id_of(self.names, cls)
             except ValueError:
-                raise ValueError(f"unknown class name {cls!r}; the model's classes are "
-                                 f"{', '.join(list(self.names.values())[:10])}...") from None
+                raise ValueError(
+                    f"unknown class name {cls!r}; the model's classes are "
+                    f"{', '.join(list(self.names.values())[:10])}..."
+                ) from None
             if not 0 <= cid < len(self.names):
                 raise ValueError(f"class id {cid} out of range: the model has {len(self.names)} classes")
             ids.append(cid)
@@ -160,8 +192,10 @@ class Segmenter:
 
     def __repr__(self) -> str:
         spec = self.backend.input_spec
-        return (f"Segmenter(backend={self.backend.name!r}, input={spec.shape[0]}x{spec.shape[1]}, "
-                f"classes={len(self.names)}, conf={self.conf}, iou={self.iou})")
+        return (
+            f"Segmenter(backend={self.backend.name!r}, input={spec.shape[0]}x{spec.shape[1]}, "
+            f"classes={len(self.names)}, conf={self.conf}, iou={self.iou})"
+        )
 
 
 def _unit_interval(name: str, value) -> float:

@@ -5,15 +5,18 @@
 rtsp/http URLs) are read on a background thread; if no frame arrives for ``read_timeout`` seconds the
 iteration ends and ``stop_reason`` says why, so a dead stream never hangs the caller.
 """
+
 from __future__ import annotations
 
+import contextlib
 import glob
 import queue
 import re
 import threading
+from collections.abc import Iterator
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Iterator, List, NamedTuple, Optional, Union
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -22,8 +25,7 @@ from .errors import SourceError
 from .image_io import IMAGE_SUFFIXES, read_image, to_bgr
 
 VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
-     ".asf", ".gif", ".3gp"}
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".asf", ".gif", ".3gp"}
 )
 DEMO_SOURCE = "demo"  # the generated demo clip (edgeseg.synthetic.clip), no file needed
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -35,7 +37,7 @@ class Frame(NamedTuple):
     index: int  # frame number within that source (0 for a single image)
 
 
-def open_source(source: Union[str, int, PathLike], *, read_timeout: float = 10.0) -> "FrameSource":
+def open_source(source: str | int | PathLike, *, read_timeout: float = 10.0) -> FrameSource:
     """Open a frame source.
 
     ``source`` is an image or video path, a directory (its images and videos, sorted by name), a glob
@@ -87,7 +89,7 @@ def redact_url(url: str) -> str:
     return re.sub(r"(://)[^/@]*@", r"\1***@", url)
 
 
-def media_kind(path: Path) -> Optional[str]:
+def media_kind(path: Path) -> str | None:
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return "image"
@@ -101,8 +103,8 @@ class FrameSource:
 
     kind: str = "files"
     is_live: bool = False
-    fps: Optional[float] = None  # frames per second of the current (or first) video, when known
-    stop_reason: Optional[str] = None  # why a live source stopped early, if it did
+    fps: float | None = None  # frames per second of the current (or first) video, when known
+    stop_reason: str | None = None  # why a live source stopped early, if it did
 
     def __iter__(self) -> Iterator[Frame]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -110,7 +112,7 @@ class FrameSource:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -120,10 +122,10 @@ class FrameSource:
 class _FileSource(FrameSource):
     """Image and video files, in the given order."""
 
-    def __init__(self, files: List[Path]):
+    def __init__(self, files: list[Path]):
         self.files = list(files)
         self.kind = "video" if len(files) == 1 and media_kind(files[0]) == "video" else "files"
-        self._capture: Optional[cv2.VideoCapture] = None
+        self._capture: cv2.VideoCapture | None = None
         first_video = next((f for f in files if media_kind(f) == "video"), None)
         if first_video is not None:
             cap = _open_video(first_video)
@@ -181,7 +183,7 @@ def _open_video(path: Path) -> cv2.VideoCapture:
     return cap
 
 
-def _fps(cap: cv2.VideoCapture) -> Optional[float]:
+def _fps(cap: cv2.VideoCapture) -> float | None:
     """The capture's frame rate, or None when it reports none or nonsense (cameras often report 0)."""
     fps = cap.get(cv2.CAP_PROP_FPS)
     return float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None
@@ -192,7 +194,7 @@ class _LiveSource(FrameSource):
 
     is_live = True
 
-    def __init__(self, target: Union[int, str], name: str, read_timeout: float):
+    def __init__(self, target: int | str, name: str, read_timeout: float):
         self.name = name
         self.kind = "camera" if isinstance(target, int) else "stream"
         self.read_timeout = read_timeout
@@ -207,9 +209,9 @@ class _LiveSource(FrameSource):
             raise SourceError(f"cannot open {name} (not connected, wrong address or no permission)")
         self.fps = _fps(cap)
         self._capture = cap
-        self._frames: "queue.Queue" = queue.Queue(maxsize=1)
+        self._frames: queue.Queue = queue.Queue(maxsize=1)
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     def _read_loop(self) -> None:
         cap = self._capture
@@ -217,10 +219,8 @@ class _LiveSource(FrameSource):
             while not self._stop.is_set():
                 ok, frame = cap.read()
                 item = frame if ok and frame is not None else None
-                try:  # keep only the newest frame: drop the unread one
+                with contextlib.suppress(queue.Empty):  # keep only the newest frame: drop the unread one
                     self._frames.get_nowait()
-                except queue.Empty:
-                    pass
                 self._frames.put(item)
                 if item is None:
                     return

@@ -1,4 +1,5 @@
 """Use edgeseg from your own application: segment a frame, use the results, draw them."""
+
 import sys
 
 import cv2

@@ -7,6 +7,7 @@ Each format lives in its own module (``edgeseg.exporters.onnx``, ...) with an ``
 function returning an :class:`~edgeseg.exporters.common.ExportResult`; :mod:`edgeseg.exporters.common` holds what they
 share (output names, metadata, verification, atomic writes). Nothing heavy is imported here.
 """
+
 from __future__ import annotations
 
 from importlib import import_module
@@ -17,7 +18,7 @@ from edgeseg.formats import PLANNED_FORMATS as _PLANNED
 
 from .common import ExportError, ExportResult, ExportVerificationError
 
-__all__ = ["FORMATS", "PLANNED_FORMATS", "export", "ExportError", "ExportResult", "ExportVerificationError"]
+__all__ = ["FORMATS", "PLANNED_FORMATS", "ExportError", "ExportResult", "ExportVerificationError", "export"]
 
 # format name -> module implementing it (a view of edgeseg.formats, the one table of formats)
 FORMATS = {name: fmt.exporter_module for name, fmt in _ALL_FORMATS.items() if fmt.exporter is not None}
@@ -38,7 +39,7 @@ def check_format(fmt: Any) -> str:
     raise ExportError(f"unknown export format '{fmt}'; supported formats: {supported}")
 
 
-def export(model: Any, format: str = "onnx", **options) -> ExportResult:  # noqa: A002 - Ultralytics' name
+def export(model: Any, format: str = "onnx", **options) -> ExportResult:
     """Export ``model`` (checkpoint path or SegmentationModel) to ``format``; see the format module."""
     key = check_format(format)
     return import_module(FORMATS[key]).export(model, **options)

@@ -18,18 +18,20 @@ BGR -> RGB, no ``auto`` stride padding), so the calibration statistics are those
 
 torch-free and light: numpy, OpenCV (image reading) and, for dataset yamls, PyYAML.
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import numpy as np
 
 from .common import ExportError
 
-__all__ = ["CalibrationError", "calibration_images", "calibration_blobs", "DEFAULT_MAX_IMAGES", "IMG_SUFFIXES"]
+__all__ = ["DEFAULT_MAX_IMAGES", "IMG_SUFFIXES", "CalibrationError", "calibration_blobs", "calibration_images"]
 
 DEFAULT_MAX_IMAGES = 300
 IMG_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -42,8 +44,14 @@ class CalibrationError(ExportError):
     """The calibration images cannot be found or read, or the selection options are invalid."""
 
 
-def calibration_images(data, *, fraction: float = 1.0, max_images: Optional[int] = DEFAULT_MAX_IMAGES,
-                       split: str = "train", indices: Optional[Union[slice, Iterable[int]]] = None) -> List[Path]:
+def calibration_images(
+    data,
+    *,
+    fraction: float = 1.0,
+    max_images: int | None = DEFAULT_MAX_IMAGES,
+    split: str = "train",
+    indices: slice | Iterable[int] | None = None,
+) -> list[Path]:
     """The calibration image files, in a deterministic (sorted) order.
 
     Args:
@@ -76,8 +84,9 @@ def calibration_images(data, *, fraction: float = 1.0, max_images: Optional[int]
     return files
 
 
-def calibration_blobs(paths: Sequence[PathLike], imgsz, layout: str = "nchw",
-                      dtype: str = "float32") -> Iterator[np.ndarray]:
+def calibration_blobs(
+    paths: Sequence[PathLike], imgsz, layout: str = "nchw", dtype: str = "float32"
+) -> Iterator[np.ndarray]:
     """Yield one letterboxed input blob per image, exactly as inference prepares it.
 
     ``imgsz`` is an int or (h, w); ``layout`` "nchw" -> [1, 3, h, w], "nhwc" -> [1, h, w, 3];
@@ -98,12 +107,14 @@ def calibration_blobs(paths: Sequence[PathLike], imgsz, layout: str = "nchw",
             image = read_image(path)
         except (ImageReadError, FileNotFoundError, OSError) as exc:
             raise CalibrationError(f"cannot read calibration image {path}: {exc}") from exc
-        blob, _ = letterbox(image, size, scaleup=True, auto=False, stride=32, layout=layout, dtype=dtype,
-                            bgr_to_rgb=True)
+        blob, _ = letterbox(
+            image, size, scaleup=True, auto=False, stride=32, layout=layout, dtype=dtype, bgr_to_rgb=True
+        )
         yield np.ascontiguousarray(blob)
 
 
 # ---- helpers -------------------------------------------------------------------------------------
+
 
 def _check_fraction(fraction) -> float:
     if isinstance(fraction, bool):
@@ -117,7 +128,7 @@ def _check_fraction(fraction) -> float:
     return value
 
 
-def _check_max_images(max_images) -> Optional[int]:
+def _check_max_images(max_images) -> int | None:
     if max_images is None:
         return None
     if isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer)) or max_images < 1:
@@ -125,11 +136,14 @@ def _check_max_images(max_images) -> Optional[int]:
     return int(max_images)
 
 
-def _imgsz(imgsz) -> Tuple[int, int]:
+def _imgsz(imgsz) -> tuple[int, int]:
     if isinstance(imgsz, (int, np.integer)) and not isinstance(imgsz, bool):
         size = (int(imgsz), int(imgsz))
-    elif isinstance(imgsz, (tuple, list)) and len(imgsz) == 2 and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in imgsz):
+    elif (
+        isinstance(imgsz, (tuple, list))
+        and len(imgsz) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in imgsz)
+    ):
         size = (int(imgsz[0]), int(imgsz[1]))
     else:
         raise CalibrationError(f"imgsz must be an int or (height, width), got {imgsz!r}")
@@ -138,7 +152,7 @@ def _imgsz(imgsz) -> Tuple[int, int]:
     return size
 
 
-def _select(files: List[Path], indices: Union[slice, Iterable[int]], where: str) -> List[Path]:
+def _select(files: list[Path], indices: slice | Iterable[int], where: str) -> list[Path]:
     if isinstance(indices, slice):  # e.g. slice(0, 64): images 0-63 (clipped to what there is, as lists are)
         indices = range(*indices.indices(len(files)))
     out = []
@@ -153,7 +167,7 @@ def _select(files: List[Path], indices: Union[slice, Iterable[int]], where: str)
     return out
 
 
-def _list_files(data, split: str) -> Tuple[List[Path], str]:
+def _list_files(data, split: str) -> tuple[list[Path], str]:
     from edgeseg.data.dataset_yaml import DatasetConfig, list_image_files, load_dataset_yaml
     from edgeseg.data.errors import DatasetError
 
@@ -177,10 +191,12 @@ def _list_files(data, split: str) -> Tuple[List[Path], str]:
             sources, where = [path], str(path)
         else:
             raise CalibrationError(
-                f"calibration data must be a dataset yaml, an image folder or a .txt image list, got {path}")
+                f"calibration data must be a dataset yaml, an image folder or a .txt image list, got {path}"
+            )
     else:
         raise CalibrationError(
-            f"calibration data must be a path (dataset yaml or image folder), got {type(data).__name__}")
+            f"calibration data must be a path (dataset yaml or image folder), got {type(data).__name__}"
+        )
     try:
         files = list_image_files(sources)
     except DatasetError as exc:

@@ -4,38 +4,40 @@ verification against the torch model, and atomic writes.
 Kept free of any particular export format so that the ONNX exporter and later ones (OpenVINO, ncnn,
 TFLite) describe and check their files the same way. torch is imported only inside functions.
 """
+
 from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 
-from edgeseg.formats import is_exported_model
 from edgeseg import __version__ as EDGESEG_VERSION
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
+from edgeseg.formats import is_exported_model
 
 __all__ = [
+    "DYNAMIC_AXES",
     "INPUT_NAME",
     "OUTPUT_NAMES",
-    "DYNAMIC_AXES",
     "ExportError",
-    "ExportVerificationError",
     "ExportResult",
+    "ExportVerificationError",
     "SourceModel",
-    "load_source_model",
-    "normalise_imgsz",
-    "build_metadata",
-    "metadata_strings",
-    "check_image_blob",
-    "torch_outputs",
-    "max_abs_diff",
     "atomic_output",
+    "build_metadata",
+    "check_image_blob",
+    "load_source_model",
+    "max_abs_diff",
+    "metadata_strings",
+    "normalise_imgsz",
+    "torch_outputs",
 ]
 
 # Ultralytics' names for the input and the two outputs of a segmentation export.
@@ -73,17 +75,17 @@ class ExportResult:
 
     path: Path
     format: str
-    imgsz: Tuple[int, int]
-    opset: Optional[int] = None
+    imgsz: tuple[int, int]
+    opset: int | None = None
     dynamic: bool = False
     half: bool = False
     simplified: bool = False
-    metadata: Dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
     check_image: str = ""
-    max_abs_diff: Dict[str, float] = field(default_factory=dict)
-    output_shapes: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+    output_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     seconds: float = 0.0
-    notes: Tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def size_mb(self) -> float:
@@ -91,8 +93,10 @@ class ExportResult:
 
     def summary(self) -> str:
         diffs = ", ".join(f"{k} {v:.3g}" for k, v in self.max_abs_diff.items())
-        return (f"{self.format} export saved to {self.path} ({self.size_mb:.1f} MB, {self.seconds:.1f} s); "
-                f"max |exported - torch| on {self.check_image}: {diffs}")
+        return (
+            f"{self.format} export saved to {self.path} ({self.size_mb:.1f} MB, {self.seconds:.1f} s); "
+            f"max |exported - torch| on {self.check_image}: {diffs}"
+        )
 
 
 @dataclass
@@ -100,11 +104,11 @@ class SourceModel:
     """A fused, eval-mode float32 :class:`edgeseg.nn.SegmentationModel` and what is known about it."""
 
     model: Any  # SegmentationModel
-    path: Optional[Path]
-    names: Dict[int, str]
+    path: Path | None
+    names: dict[int, str]
     imgsz: Any = None  # the size the checkpoint was trained at, if known
-    train_args: Optional[dict] = None
-    license: Optional[str] = None
+    train_args: dict | None = None
+    license: str | None = None
 
     @property
     def pretty_name(self) -> str:
@@ -157,8 +161,9 @@ def load_source_model(model_path_or_module) -> SourceModel:
         p.requires_grad_(False)
     model.fuse()
     _reset_anchor_cache(model)
-    return SourceModel(model=model, path=path, names=dict(model.names), imgsz=imgsz,
-                       train_args=train_args, license=license_)
+    return SourceModel(
+        model=model, path=path, names=dict(model.names), imgsz=imgsz, train_args=train_args, license=license_
+    )
 
 
 def _reset_anchor_cache(model) -> None:
@@ -168,14 +173,16 @@ def _reset_anchor_cache(model) -> None:
         head._anchor_cache = {}
 
 
-def normalise_imgsz(imgsz) -> Tuple[int, int]:
+def normalise_imgsz(imgsz) -> tuple[int, int]:
     """640 or (h, w) -> (h, w), each a positive multiple of the model stride (32)."""
     if isinstance(imgsz, bool):
         raise ExportError(f"imgsz must be an int or (height, width), got {imgsz!r}")
     if isinstance(imgsz, (int, np.integer)):
         size = (int(imgsz), int(imgsz))
-    elif isinstance(imgsz, (list, tuple)) and len(imgsz) in (1, 2) and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in imgsz
+    elif (
+        isinstance(imgsz, (list, tuple))
+        and len(imgsz) in (1, 2)
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in imgsz)
     ):
         size = (int(imgsz[0]), int(imgsz[-1]))
     else:
@@ -185,8 +192,9 @@ def normalise_imgsz(imgsz) -> Tuple[int, int]:
     return size
 
 
-def build_metadata(source: SourceModel, *, imgsz: Tuple[int, int], batch: int = 1,
-                   args: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+def build_metadata(
+    source: SourceModel, *, imgsz: tuple[int, int], batch: int = 1, args: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The metadata Ultralytics attaches to its exports (same keys and order), as Python values,
     plus edgeseg's ``architecture`` and ``edgeseg_version``.
 
@@ -216,7 +224,7 @@ def build_metadata(source: SourceModel, *, imgsz: Tuple[int, int], batch: int = 
     }
 
 
-def metadata_strings(metadata: Mapping[str, Any]) -> Dict[str, str]:
+def metadata_strings(metadata: Mapping[str, Any]) -> dict[str, str]:
     """Values as ``str()`` of the Python objects, exactly as Ultralytics writes ONNX metadata_props
     (``"[640, 640]"``, ``"{0: 'person', ...}"``, ``"32"``, ``"False"``)."""
     return {str(k): str(v) for k, v in metadata.items()}
@@ -224,7 +232,8 @@ def metadata_strings(metadata: Mapping[str, Any]) -> Dict[str, str]:
 
 # ---- check image ---------------------------------------------------------------------------------
 
-def _sample_image() -> Optional[Path]:
+
+def _sample_image() -> Path | None:
     """The first sample photo (bus.jpg, see :func:`edgeseg.assets.sample_images`), if there is one."""
     from edgeseg.assets import sample_images
 
@@ -236,15 +245,15 @@ def synthetic_image(height: int = 1080, width: int = 810) -> np.ndarray:
     """A deterministic BGR test image (gradients, rectangles, a disc and seeded noise)."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     image = np.stack([xx / width * 255, yy / height * 255, (xx + yy) / (width + height) * 255], -1)
-    image[height // 5: height // 2, width // 6: width // 2] = (40, 160, 220)
-    image[height // 2: height * 4 // 5, width // 2: width * 5 // 6] = (200, 60, 30)
+    image[height // 5 : height // 2, width // 6 : width // 2] = (40, 160, 220)
+    image[height // 2 : height * 4 // 5, width // 2 : width * 5 // 6] = (200, 60, 30)
     disc = (xx - width * 0.7) ** 2 + (yy - height * 0.25) ** 2 < (min(height, width) * 0.12) ** 2
     image[disc] = (30, 30, 30)
     noise = np.random.default_rng(0).integers(-12, 13, size=image.shape)
     return np.clip(image + noise, 0, 255).astype(np.uint8)
 
 
-def check_image_blob(check_image, imgsz: Tuple[int, int]) -> Tuple[np.ndarray, str]:
+def check_image_blob(check_image, imgsz: tuple[int, int]) -> tuple[np.ndarray, str]:
     """(letterboxed float32 NCHW RGB 0..1 blob, a description of where the image came from).
 
     ``check_image``: a path, a BGR uint8 array or None. None uses, in order, the EDGESEG_CHECK_IMAGE
@@ -260,13 +269,17 @@ def check_image_blob(check_image, imgsz: Tuple[int, int]) -> Tuple[np.ndarray, s
         if found is not None:
             image, described = load_image(found), str(found)
         else:
-            image, described = synthetic_image(), "a deterministic synthetic image (no real image found; pass check_image=...)"
+            image, described = (
+                synthetic_image(),
+                "a deterministic synthetic image (no real image found; pass check_image=...)",
+            )
     elif isinstance(check_image, np.ndarray):
         image, described = load_image(check_image), f"the given {check_image.shape[1]}x{check_image.shape[0]} image"
     else:
         image, described = load_image(check_image), str(check_image)
-    blob, _ = letterbox(image, imgsz, scaleup=True, auto=False, stride=STRIDE, layout="nchw",
-                        dtype="float32", bgr_to_rgb=True)
+    blob, _ = letterbox(
+        image, imgsz, scaleup=True, auto=False, stride=STRIDE, layout="nchw", dtype="float32", bgr_to_rgb=True
+    )
     return np.ascontiguousarray(blob), described
 
 
@@ -281,8 +294,9 @@ def torch_outputs(model, blob: np.ndarray) -> Sequence[np.ndarray]:
     return [preds.float().numpy(), protos.float().numpy()]
 
 
-def max_abs_diff(exported: Sequence[np.ndarray], reference: Sequence[np.ndarray],
-                 names: Sequence[str] = OUTPUT_NAMES) -> Dict[str, float]:
+def max_abs_diff(
+    exported: Sequence[np.ndarray], reference: Sequence[np.ndarray], names: Sequence[str] = OUTPUT_NAMES
+) -> dict[str, float]:
     """Per output: max |exported - reference| (inf when shapes differ or values are not finite)."""
     diffs = {}
     for name, a, b in zip(names, exported, reference):
@@ -296,6 +310,7 @@ def max_abs_diff(exported: Sequence[np.ndarray], reference: Sequence[np.ndarray]
 
 
 # ---- files ---------------------------------------------------------------------------------------
+
 
 def atomic_output(path: PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on a clean exit it is renamed over ``path``.

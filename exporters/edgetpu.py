@@ -18,6 +18,7 @@ size); :func:`compile_model` runs it and parses its report.
 ``export(model, ...)`` (format "edgetpu"): the full-int8 split-output TFLite export, the static check,
 then the compiler.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,13 +27,23 @@ import subprocess
 from dataclasses import dataclass, field
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any
 
 from edgeseg.formats import FORMATS
+
 from .common import ExportError
 
-__all__ = ["static_check", "EdgeTPUCheck", "OpCheck", "compile_model", "parse_compiler_log",
-           "CompileReport", "export", "SUPPORTED_OPS", "COMPILER_INSTALL"]
+__all__ = [
+    "COMPILER_INSTALL",
+    "SUPPORTED_OPS",
+    "CompileReport",
+    "EdgeTPUCheck",
+    "OpCheck",
+    "compile_model",
+    "export",
+    "parse_compiler_log",
+    "static_check",
+]
 
 COMPILER_INSTALL = (
     "edgetpu_compiler is not installed (it runs on Debian/Ubuntu x86-64 only). Install it with:\n"
@@ -45,9 +56,20 @@ COMPILER_INSTALL = (
 )
 
 # Operation -> limitation checked here ("" = none). Names as in the TFLite BuiltinOperator enum.
-SUPPORTED_OPS: Dict[str, str] = {
-    "ADD": "", "SUB": "", "MUL": "", "MAXIMUM": "", "MINIMUM": "", "SQUARED_DIFFERENCE": "",
-    "LOGISTIC": "", "RELU": "", "RELU6": "", "RELU_N1_TO_1": "", "TANH": "", "PRELU": "", "HARD_SWISH": "",
+SUPPORTED_OPS: dict[str, str] = {
+    "ADD": "",
+    "SUB": "",
+    "MUL": "",
+    "MAXIMUM": "",
+    "MINIMUM": "",
+    "SQUARED_DIFFERENCE": "",
+    "LOGISTIC": "",
+    "RELU": "",
+    "RELU6": "",
+    "RELU_N1_TO_1": "",
+    "TANH": "",
+    "PRELU": "",
+    "HARD_SWISH": "",
     "CONV_2D": "same dilation in x and y",
     "DEPTHWISE_CONV_2D": "same dilation in x and y",
     "TRANSPOSE_CONV": "",
@@ -55,19 +77,30 @@ SUPPORTED_OPS: Dict[str, str] = {
     "AVERAGE_POOL_2D": "no fused activation",
     "MAX_POOL_2D": "no fused activation",
     "CONCATENATION": "no fused activation; a constant input only as the second of two, all zeros",
-    "L2_NORMALIZATION": "", "LSTM": "", "UNIDIRECTIONAL_SEQUENCE_LSTM": "",
-    "MEAN": "no reduction over the batch dimension", "SUM": "no reduction over the batch dimension",
-    "REDUCE_MAX": "no reduction over the batch dimension", "REDUCE_MIN": "no reduction over the batch dimension",
+    "L2_NORMALIZATION": "",
+    "LSTM": "",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "",
+    "MEAN": "no reduction over the batch dimension",
+    "SUM": "no reduction over the batch dimension",
+    "REDUCE_MAX": "no reduction over the batch dimension",
+    "REDUCE_MIN": "no reduction over the batch dimension",
     "PAD": "no padding of the batch dimension",  # checked
     "PACK": "no packing in the batch dimension",
-    "SPLIT": "no splitting in the batch dimension", "SPLIT_V": "no splitting in the batch dimension",
-    "SLICE": "", "STRIDED_SLICE": "stride 1, no ellipsis/new-axis masks", "SQUEEZE": "", "EXPAND_DIMS": "",
-    "RESHAPE": "", "TRANSPOSE": "",
+    "SPLIT": "no splitting in the batch dimension",
+    "SPLIT_V": "no splitting in the batch dimension",
+    "SLICE": "",
+    "STRIDED_SLICE": "stride 1, no ellipsis/new-axis masks",
+    "SQUEEZE": "",
+    "EXPAND_DIMS": "",
+    "RESHAPE": "",
+    "TRANSPOSE": "",
     "RESIZE_BILINEAR": "input and output at most 3-D (batch 1)",
     "RESIZE_NEAREST_NEIGHBOR": "input and output at most 3-D (batch 1)",
     "SOFTMAX": "1-D input of at most 16,000 elements",
-    "SPACE_TO_DEPTH": "", "DEPTH_TO_SPACE": "",
-    "QUANTIZE": "", "RSQRT": "",
+    "SPACE_TO_DEPTH": "",
+    "DEPTH_TO_SPACE": "",
+    "QUANTIZE": "",
+    "RSQRT": "",
 }
 _QUANT_TYPES = ("INT8", "UINT8")
 
@@ -85,8 +118,8 @@ class EdgeTPUCheck:
     """What the static check found (see the module docstring)."""
 
     path: Path
-    ops: List[OpCheck]
-    model_problems: List[str] = field(default_factory=list)  # problems that stop the whole model
+    ops: list[OpCheck]
+    model_problems: list[str] = field(default_factory=list)  # problems that stop the whole model
 
     @property
     def n_ops(self) -> int:
@@ -97,7 +130,7 @@ class EdgeTPUCheck:
         return 0 if self.model_problems else sum(o.ok for o in self.ops)
 
     @property
-    def first_unsupported(self) -> Optional[OpCheck]:
+    def first_unsupported(self) -> OpCheck | None:
         return next((o for o in self.ops if not o.ok), None)
 
     @property
@@ -117,9 +150,9 @@ class EdgeTPUCheck:
         """Edge TPU subgraphs the compiler would create (0 or 1: it stops at the first unsupported op)."""
         return 1 if self.n_mappable else 0
 
-    def op_counts(self) -> Dict[str, Tuple[int, int]]:
+    def op_counts(self) -> dict[str, tuple[int, int]]:
         """op name -> (count, count that can map in the Edge TPU subgraph)."""
-        counts: Dict[str, List[int]] = {}
+        counts: dict[str, list[int]] = {}
         limit = self.n_mappable
         for o in self.ops:
             c = counts.setdefault(o.op, [0, 0])
@@ -128,15 +161,21 @@ class EdgeTPUCheck:
         return {k: (v[0], v[1]) for k, v in sorted(counts.items())}
 
     def summary(self) -> str:
-        lines = [f"Edge TPU static check of {self.path.name}: {self.n_mappable}/{self.n_ops} ops "
-                 f"({100 * self.share_mappable:.1f}%) can map to the Edge TPU in {self.subgraphs} subgraph(s); "
-                 f"{self.n_supported}/{self.n_ops} are supported ops"]
+        lines = [
+            (
+                f"Edge TPU static check of {self.path.name}: {self.n_mappable}/{self.n_ops} ops "
+                f"({100 * self.share_mappable:.1f}%) can map to the Edge TPU in {self.subgraphs} subgraph(s); "
+                f"{self.n_supported}/{self.n_ops} are supported ops"
+            )
+        ]
         for p in self.model_problems:
             lines.append(f"  model: {p}")
         first = self.first_unsupported
         if first is not None:
-            lines.append(f"  first op that cannot map: #{first.index} {first.op}: {first.reason} "
-                         f"(it and the {self.n_ops - first.index - 1} ops after it would run on the CPU)")
+            lines.append(
+                f"  first op that cannot map: #{first.index} {first.op}: {first.reason} "
+                f"(it and the {self.n_ops - first.index - 1} ops after it would run on the CPU)"
+            )
         for name, (n, mapped) in self.op_counts().items():
             lines.append(f"  {name:<24} {n:4d}  {mapped:4d} mappable")
         return "\n".join(lines)
@@ -144,22 +183,21 @@ class EdgeTPUCheck:
 
 # ---- flatbuffer reading -----------------------------------------------------------------------------
 
+
 def _schema():
-    for module in ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated",
-                   "tflite"):
+    for module in ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated", "tflite"):
         try:
             return __import__(module, fromlist=["ModelT"])
         except ImportError:
             continue
-    raise ExportError("reading a .tflite graph needs the TFLite schema: pip install 'edgeseg[tflite]' "
-                      "(ai-edge-litert)")
+    raise ExportError("reading a .tflite graph needs the TFLite schema: pip install 'edgeseg[tflite]' (ai-edge-litert)")
 
 
-def _enum_names(enum_cls) -> Dict[int, str]:
+def _enum_names(enum_cls) -> dict[int, str]:
     return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-def _op_names(schema, model) -> List[str]:
+def _op_names(schema, model) -> list[str]:
     """Builtin operator name of each entry of the model's operator-code table (``OP_<n>`` if unknown)."""
     by_code = _enum_names(schema.BuiltinOperator)
     names = []
@@ -185,7 +223,7 @@ def _opt(options, name, default=None):
     return getattr(options, name, default) if options is not None else default
 
 
-def static_check(path: Union[str, PathLike]) -> EdgeTPUCheck:
+def static_check(path: str | PathLike) -> EdgeTPUCheck:
     """Check a .tflite against the Edge TPU requirements (see the module docstring)."""
     path = Path(fspath(path))
     if not path.is_file():
@@ -194,7 +232,7 @@ def static_check(path: Union[str, PathLike]) -> EdgeTPUCheck:
     op_names = _op_names(schema, model)
     type_names = _enum_names(schema.TensorType)
     act_names = _enum_names(schema.ActivationFunctionType)
-    problems: List[str] = []
+    problems: list[str] = []
     if not model.subgraphs:
         raise ExportError(f"{path} holds no subgraph")
     if len(model.subgraphs) > 1:
@@ -209,7 +247,7 @@ def static_check(path: Union[str, PathLike]) -> EdgeTPUCheck:
             return False
         return (b.data is not None and len(b.data) > 0) or bool(getattr(b, "size", 0))
 
-    def shape(t) -> List[int]:
+    def shape(t) -> list[int]:
         return [int(v) for v in (t.shape if t.shape is not None else [])]
 
     def tensor_problem(i: int) -> str:
@@ -242,7 +280,7 @@ def static_check(path: Union[str, PathLike]) -> EdgeTPUCheck:
 
         return np.frombuffer(bytes(bytearray(b.data)), dtype="<i4")
 
-    ops: List[OpCheck] = []
+    ops: list[OpCheck] = []
     for k, op in enumerate(graph.operators or []):
         code = model.operatorCodes[op.opcodeIndex]
         name = op_names[op.opcodeIndex]
@@ -309,38 +347,41 @@ def _op_limit(name, op, options, tensors, act_names, is_const, shape, const_valu
 
 # ---- the compiler -----------------------------------------------------------------------------------
 
+
 @dataclass
 class CompileReport:
     """What edgetpu_compiler said (parsed from its log)."""
 
-    output: Optional[Path]
-    version: Optional[str]
-    ops_on_tpu: Optional[int]
-    ops_on_cpu: Optional[int]
-    subgraphs: Optional[int]
-    on_chip_memory: Optional[str]
-    off_chip_memory: Optional[str]
-    per_op: List[Tuple[str, int, str]] = field(default_factory=list)  # (op, count, status)
+    output: Path | None
+    version: str | None
+    ops_on_tpu: int | None
+    ops_on_cpu: int | None
+    subgraphs: int | None
+    on_chip_memory: str | None
+    off_chip_memory: str | None
+    per_op: list[tuple[str, int, str]] = field(default_factory=list)  # (op, count, status)
     log: str = ""
 
     @property
-    def total_ops(self) -> Optional[int]:
+    def total_ops(self) -> int | None:
         if self.ops_on_tpu is None or self.ops_on_cpu is None:
             return None
         return self.ops_on_tpu + self.ops_on_cpu
 
     def summary(self) -> str:
-        return (f"edgetpu_compiler {self.version or '?'}: {self.ops_on_tpu}/{self.total_ops} ops on the Edge TPU, "
-                f"{self.subgraphs} subgraph(s), on-chip {self.on_chip_memory}, off-chip {self.off_chip_memory}; "
-                f"output {self.output}")
+        return (
+            f"edgetpu_compiler {self.version or '?'}: {self.ops_on_tpu}/{self.total_ops} ops on the Edge TPU, "
+            f"{self.subgraphs} subgraph(s), on-chip {self.on_chip_memory}, off-chip {self.off_chip_memory}; "
+            f"output {self.output}"
+        )
 
 
-def _int(pattern: str, text: str) -> Optional[int]:
+def _int(pattern: str, text: str) -> int | None:
     m = re.search(pattern, text, re.IGNORECASE | re.MULTILINE)
     return int(m.group(1)) if m else None
 
 
-def _str(pattern: str, text: str) -> Optional[str]:
+def _str(pattern: str, text: str) -> str | None:
     m = re.search(pattern, text, re.IGNORECASE | re.MULTILINE)
     return m.group(1).strip() if m else None
 
@@ -366,8 +407,13 @@ def parse_compiler_log(text: str) -> CompileReport:
     )
 
 
-def compile_model(path: Union[str, PathLike], output_dir: Optional[Union[str, PathLike]] = None, *,
-                  compiler: Optional[str] = None, timeout: float = 600.0) -> CompileReport:
+def compile_model(
+    path: str | PathLike,
+    output_dir: str | PathLike | None = None,
+    *,
+    compiler: str | None = None,
+    timeout: float = 600.0,
+) -> CompileReport:
     """Run edgetpu_compiler on a full-int8 .tflite; return its parsed report.
 
     Raises ExportError with install instructions when the compiler is not installed, and with its
@@ -377,7 +423,7 @@ def compile_model(path: Union[str, PathLike], output_dir: Optional[Union[str, Pa
     if not path.is_file():
         raise FileNotFoundError(f"model not found: {path}")
     exe = compiler or shutil.which("edgetpu_compiler")
-    if not exe or not Path(exe).exists() and not shutil.which(exe):
+    if not exe or (not Path(exe).exists() and not shutil.which(exe)):
         raise ExportError(COMPILER_INSTALL)
     out_dir = Path(fspath(output_dir)) if output_dir is not None else path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -401,9 +447,20 @@ def compile_model(path: Union[str, PathLike], output_dir: Optional[Union[str, Pa
     return report
 
 
-def export(model_path_or_module: Any, *, imgsz=640, data=None, fraction: float = 1.0, calib_indices=None,
-           int8: bool = True, output=None, check_image=None, simplify: bool = True, threads: int = 2,
-           compiler: Optional[str] = None):
+def export(
+    model_path_or_module: Any,
+    *,
+    imgsz=640,
+    data=None,
+    fraction: float = 1.0,
+    calib_indices=None,
+    int8: bool = True,
+    output=None,
+    check_image=None,
+    simplify: bool = True,
+    threads: int = 2,
+    compiler: str | None = None,
+):
     """Full-int8 split-output TFLite export (:func:`edgeseg.exporters.tflite.export`; ``data`` is required),
     the static check, then edgetpu_compiler. Returns the ExportResult (path: the ``*_edgetpu.tflite``)
     with the check and the compiler report in ``notes``. Without a compiler: ExportError with install
@@ -412,11 +469,21 @@ def export(model_path_or_module: Any, *, imgsz=640, data=None, fraction: float =
 
     if not int8:
         raise ExportError("the Edge TPU needs a full-int8 model (int8=True)")
-    result = export_tflite(model_path_or_module, imgsz=imgsz, precision="int8", outputs="split", data=data,
-                           fraction=fraction, calib_indices=calib_indices, output=output,
-                           check_image=check_image, simplify=simplify, threads=threads)
+    result = export_tflite(
+        model_path_or_module,
+        imgsz=imgsz,
+        precision="int8",
+        outputs="split",
+        data=data,
+        fraction=fraction,
+        calib_indices=calib_indices,
+        output=output,
+        check_image=check_image,
+        simplify=simplify,
+        threads=threads,
+    )
     check = static_check(result.path)
-    notes = list(result.notes) + [check.summary().splitlines()[0]]
+    notes = [*list(result.notes), check.summary().splitlines()[0]]
     try:
         report = compile_model(result.path, compiler=compiler)
     except ExportError as exc:

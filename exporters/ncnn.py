@@ -28,6 +28,7 @@ The folder is assembled and checked under a temporary name beside the destinatio
 place only when everything passed; an existing ncnn model folder at the destination is replaced.
 int8 (ncnn's post-training quantisation tools) is not supported.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,9 +40,10 @@ import time
 import warnings
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from edgeseg.formats import FORMATS
+
 from .common import (
     OUTPUT_NAMES,
     ExportError,
@@ -56,7 +58,7 @@ from .common import (
     torch_outputs,
 )
 
-__all__ = ["export", "TOLERANCE", "FOLDER_SUFFIX", "PARAM_FILE", "BIN_FILE", "METADATA_FILE"]
+__all__ = ["BIN_FILE", "FOLDER_SUFFIX", "METADATA_FILE", "PARAM_FILE", "TOLERANCE", "export"]
 
 FOLDER_SUFFIX = FORMATS["ncnn"].folder_ending
 PARAM_FILE = "model.ncnn.param"
@@ -85,14 +87,14 @@ class NcnnExportResult(ExportResult):
 def export(
     model_path_or_module: Any,
     *,
-    imgsz: Union[int, tuple] = 640,
+    imgsz: int | tuple = 640,
     half: bool = False,
     int8: bool = False,
-    output: Optional[Union[str, PathLike]] = None,
+    output: str | PathLike | None = None,
     check_image: Any = None,
     dynamic: bool = False,
     simplify: bool = False,
-    opset: Optional[int] = None,
+    opset: int | None = None,
     data: Any = None,
     fraction: Any = None,
 ) -> ExportResult:
@@ -129,8 +131,14 @@ def export(
 
     blob, described = check_image_blob(check_image, size)
     reference = torch_outputs(source.model, blob)
-    args = {"batch": 1, "half": half, "int8": False, "data": (source.train_args or {}).get("data"),
-            "imgsz": list(size), "format": "ncnn"}
+    args = {
+        "batch": 1,
+        "half": half,
+        "int8": False,
+        "data": (source.train_args or {}).get("data"),
+        "imgsz": list(size),
+        "format": "ncnn",
+    }
     metadata = build_metadata(source, imgsz=size, batch=1, args=args)
     metadata["precision"] = "fp16" if half else "fp32"
 
@@ -160,26 +168,39 @@ def export(
     if "synthetic" in described:
         notes.append("verified on a synthetic image only")
     if not destination.name.lower().endswith(FOLDER_SUFFIX):
-        notes.append(f"the folder name does not end with {FOLDER_SUFFIX}, so backend='auto' will not recognise "
-                     f"it: pass backend='ncnn' (--backend ncnn) or the path of {PARAM_FILE}")
+        notes.append(
+            f"the folder name does not end with {FOLDER_SUFFIX}, so backend='auto' will not recognise "
+            f"it: pass backend='ncnn' (--backend ncnn) or the path of {PARAM_FILE}"
+        )
     return NcnnExportResult(
-        path=destination, format="ncnn", imgsz=size, half=half, metadata=metadata_strings(metadata),
-        check_image=described, max_abs_diff=diffs,
+        path=destination,
+        format="ncnn",
+        imgsz=size,
+        half=half,
+        metadata=metadata_strings(metadata),
+        check_image=described,
+        max_abs_diff=diffs,
         output_shapes={name: tuple(int(d) for d in out.shape) for name, out in zip(OUTPUT_NAMES, exported)},
-        seconds=time.perf_counter() - started, notes=tuple(notes),
+        seconds=time.perf_counter() - started,
+        notes=tuple(notes),
     )
 
 
 # ---- options and packages ------------------------------------------------------------------------
 
+
 def _check_options(*, int8, dynamic, simplify, opset) -> None:
     if int8:
-        raise ExportError("int8 is not supported for ncnn export (ncnn's quantisation tools are not wired "
-                          "in); export float32 or half=True (--half), or use --format openvino or tflite "
-                          "for int8")
+        raise ExportError(
+            "int8 is not supported for ncnn export (ncnn's quantisation tools are not wired "
+            "in); export float32 or half=True (--half), or use --format openvino or tflite "
+            "for int8"
+        )
     if dynamic:
-        raise ExportError("dynamic=True (--dynamic) is not supported for ncnn: ncnn exports have a fixed input "
-                          "size; export once per size with imgsz=...")
+        raise ExportError(
+            "dynamic=True (--dynamic) is not supported for ncnn: ncnn exports have a fixed input "
+            "size; export once per size with imgsz=..."
+        )
     if simplify:
         raise ExportError("simplify=True (--simplify) is an ONNX option; pnnx optimises the ncnn graph itself")
     if opset is not None:
@@ -220,6 +241,7 @@ def _check_runtime() -> None:
 
 # ---- destination ---------------------------------------------------------------------------------
 
+
 def _destination(output, source) -> Path:
     stem = source.path.stem if source.path is not None else source.architecture
     default_name = f"{stem}{FOLDER_SUFFIX}"
@@ -240,7 +262,9 @@ def _destination(output, source) -> Path:
 
 
 def _is_ncnn_folder(path: Path) -> bool:
-    return (path / PARAM_FILE).is_file() or ((path / METADATA_FILE).is_file() and any(path.glob(f"*{FORMATS['ncnn'].suffix}")))
+    return (path / PARAM_FILE).is_file() or (
+        (path / METADATA_FILE).is_file() and any(path.glob(f"*{FORMATS['ncnn'].suffix}"))
+    )
 
 
 def _check_replaceable(destination: Path) -> None:
@@ -263,6 +287,7 @@ def _move_into_place(folder: Path, destination: Path, staging: Path) -> None:
 
 
 # ---- conversion ----------------------------------------------------------------------------------
+
 
 def _trace(torch, model, size, path: Path) -> None:
     module = copy.deepcopy(model).eval()
@@ -287,15 +312,29 @@ def _run_pnnx(exe: Path, torchscript: Path, size, half: bool, work: Path) -> Non
     h, w = size
     stem = work / "model"
     command = [
-        fspath(exe), fspath(torchscript), f"inputshape=[1,3,{h},{w}]f32", "device=cpu",
+        fspath(exe),
+        fspath(torchscript),
+        f"inputshape=[1,3,{h},{w}]f32",
+        "device=cpu",
         f"fp16={int(half)}",
-        f"ncnnparam={work / PARAM_FILE}", f"ncnnbin={work / BIN_FILE}", f"ncnnpy={stem}_ncnn.py",
-        f"pnnxparam={stem}.pnnx.param", f"pnnxbin={stem}.pnnx.bin", f"pnnxpy={stem}_pnnx.py",
+        f"ncnnparam={work / PARAM_FILE}",
+        f"ncnnbin={work / BIN_FILE}",
+        f"ncnnpy={stem}_ncnn.py",
+        f"pnnxparam={stem}.pnnx.param",
+        f"pnnxbin={stem}.pnnx.bin",
+        f"pnnxpy={stem}_pnnx.py",
         f"pnnxonnx={stem}.pnnx.onnx",
     ]
     try:
-        done = subprocess.run(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, errors="replace", timeout=PNNX_TIMEOUT_S)
+        done = subprocess.run(
+            command,
+            cwd=work,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=PNNX_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         raise ExportError(f"pnnx did not finish within {PNNX_TIMEOUT_S} s") from None
     except OSError as exc:
@@ -308,6 +347,7 @@ def _run_pnnx(exe: Path, torchscript: Path, size, half: bool, work: Path) -> Non
 
 
 # ---- verification --------------------------------------------------------------------------------
+
 
 def _run_ncnn(folder: Path, blob, described: str):
     from edgeseg.backends.ncnn import NcnnBackend
@@ -336,6 +376,9 @@ def _check_tolerance(diffs, reference, half: bool, described: str) -> None:
             failed.append(f"{name}: max abs difference {diff:.4g} > {limit:.4g}")
     if failed:
         raise ExportVerificationError(
-            "the exported ncnn model does not reproduce the torch model on " + described + ": "
-            + "; ".join(failed) + " (nothing was written)"
+            "the exported ncnn model does not reproduce the torch model on "
+            + described
+            + ": "
+            + "; ".join(failed)
+            + " (nothing was written)"
         )

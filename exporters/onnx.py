@@ -35,6 +35,7 @@ deterministic synthetic image, which the result says). The max abs difference of
 
 The file is written to a temporary name beside the destination, verified, and only then renamed.
 """
+
 from __future__ import annotations
 
 import io
@@ -43,9 +44,10 @@ import types
 import warnings
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 from edgeseg.formats import FORMATS
+
 from .common import (
     DYNAMIC_AXES,
     INPUT_NAME,
@@ -63,7 +65,7 @@ from .common import (
     torch_outputs,
 )
 
-__all__ = ["export", "MIN_OPSET", "MAX_OPSET", "DEFAULT_OPSET", "TOLERANCE"]
+__all__ = ["DEFAULT_OPSET", "MAX_OPSET", "MIN_OPSET", "TOLERANCE", "export"]
 
 MIN_OPSET = 12
 MAX_OPSET = 18
@@ -76,12 +78,12 @@ TOLERANCE = {False: (1e-2, 1e-4), True: (0.1, 5e-3)}  # half -> (atol, rtol)
 def export(
     model_path_or_module: Any,
     *,
-    imgsz: Union[int, tuple] = 640,
+    imgsz: int | tuple = 640,
     opset: int = DEFAULT_OPSET,
     dynamic: bool = False,
     half: bool = False,
     simplify: bool = False,
-    output: Optional[Union[str, PathLike]] = None,
+    output: str | PathLike | None = None,
     check_image: Any = None,
 ) -> ExportResult:
     """Export a segmentation checkpoint (path to an Ultralytics or edgeseg ``.pt``, or an
@@ -125,8 +127,15 @@ def export(
             raise ExportError(f"onnxslim could not simplify the model: {exc}") from exc
     _rename_io(proto)
     _set_output_shapes(proto, source.model, size, dynamic)
-    args = {"data": (source.train_args or {}).get("data"), "batch": 1, "half": half, "nms": None,
-            "dynamic": dynamic, "simplify": simplify, "opset": opset}
+    args = {
+        "data": (source.train_args or {}).get("data"),
+        "batch": 1,
+        "half": half,
+        "nms": None,
+        "dynamic": dynamic,
+        "simplify": simplify,
+        "opset": opset,
+    }
     metadata = metadata_strings(build_metadata(source, imgsz=size, batch=1, args=args))
     del proto.metadata_props[:]
     for key, value in metadata.items():
@@ -148,14 +157,24 @@ def export(
     if "synthetic" in described:
         notes.append("verified on a synthetic image only")
     return ExportResult(
-        path=destination, format="onnx", imgsz=size, opset=opset, dynamic=dynamic, half=half,
-        simplified=simplify, metadata=metadata, check_image=described, max_abs_diff=diffs,
+        path=destination,
+        format="onnx",
+        imgsz=size,
+        opset=opset,
+        dynamic=dynamic,
+        half=half,
+        simplified=simplify,
+        metadata=metadata,
+        check_image=described,
+        max_abs_diff=diffs,
         output_shapes={name: tuple(int(d) for d in out.shape) for name, out in zip(OUTPUT_NAMES, exported)},
-        seconds=time.perf_counter() - started, notes=tuple(notes),
+        seconds=time.perf_counter() - started,
+        notes=tuple(notes),
     )
 
 
 # ---- steps ---------------------------------------------------------------------------------------
+
 
 def _check_opset(opset) -> int:
     if isinstance(opset, bool) or not isinstance(opset, int):
@@ -282,9 +301,7 @@ def _rename_io(proto) -> None:
     """Make sure the I/O names are Ultralytics' (a simplifier may not keep them)."""
     graph = proto.graph
     if len(graph.input) != 1 or len(graph.output) != 2:
-        raise ExportError(
-            f"unexpected exported graph: {len(graph.input)} input(s), {len(graph.output)} output(s)"
-        )
+        raise ExportError(f"unexpected exported graph: {len(graph.input)} input(s), {len(graph.output)} output(s)")
     renames = {graph.input[0].name: INPUT_NAME}
     renames.update({o.name: new for o, new in zip(graph.output, OUTPUT_NAMES)})
     renames = {old: new for old, new in renames.items() if old != new}
@@ -346,6 +363,9 @@ def _check_tolerance(diffs, reference, half: bool, described: str) -> None:
             failed.append(f"{name}: max abs difference {diff:.4g} > {limit:.4g}")
     if failed:
         raise ExportVerificationError(
-            "the exported ONNX model does not reproduce the torch model on " + described + ": "
-            + "; ".join(failed) + " (nothing was written)"
+            "the exported ONNX model does not reproduce the torch model on "
+            + described
+            + ": "
+            + "; ".join(failed)
+            + " (nothing was written)"
         )

@@ -39,6 +39,7 @@ noise is not a broken graph; accuracy is measured with :func:`edgeseg.val.valida
 The folder is built in a temporary folder beside the destination and renamed into place only after
 verification; an existing destination is replaced only then.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,15 +47,16 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any
 
 import numpy as np
 
-from edgeseg.formats import FORMATS
 from edgeseg.backends._signal_stack import preserve_sigaltstack
+from edgeseg.formats import FORMATS
 
 from .common import (
     INPUT_NAME,
@@ -71,8 +73,15 @@ from .common import (
     torch_outputs,
 )
 
-__all__ = ["export", "OpenVINOExportResult", "decode_subgraph", "fake_quantize_in", "RT_INFO_SECTION",
-           "METADATA_FILE", "TOLERANCE"]
+__all__ = [
+    "METADATA_FILE",
+    "RT_INFO_SECTION",
+    "TOLERANCE",
+    "OpenVINOExportResult",
+    "decode_subgraph",
+    "export",
+    "fake_quantize_in",
+]
 
 RT_INFO_SECTION = "edgeseg_metadata"
 METADATA_FILE = "metadata.yaml"
@@ -89,9 +98,9 @@ class OpenVINOExportResult(ExportResult):
     ``precision`` "fp32" | "fp16" | "int8"; ``calibration_images`` and ``ignored_nodes`` for int8."""
 
     precision: str = "fp32"
-    xml: Optional[Path] = None
+    xml: Path | None = None
     calibration_images: int = 0
-    ignored_nodes: Tuple[str, ...] = ()
+    ignored_nodes: tuple[str, ...] = ()
 
     @property
     def size_mb(self) -> float:  # the folder's files, not the directory entry
@@ -106,14 +115,14 @@ class OpenVINOExportResult(ExportResult):
 def export(
     model: Any,
     *,
-    imgsz: Union[int, tuple] = 640,
+    imgsz: int | tuple = 640,
     half: bool = False,
     int8: bool = False,
     data: Any = None,
     fraction: float = 1.0,
-    max_images: Optional[int] = 300,
+    max_images: int | None = 300,
     split: str = "train",
-    output: Optional[Union[str, PathLike]] = None,
+    output: str | PathLike | None = None,
     check_image: Any = None,
 ) -> OpenVINOExportResult:
     """Export a segmentation checkpoint (``.pt`` path or :class:`edgeseg.nn.SegmentationModel`) to an
@@ -143,14 +152,15 @@ def export(
     if int8 and data is None:
         raise ExportError(
             "int8=True needs calibration images: pass data=<dataset.yaml or image folder> (--data); "
-            "e.g. data='coco128-seg.yaml'")
+            "e.g. data='coco128-seg.yaml'"
+        )
     if not int8 and data is not None:
         raise ExportError("data= (calibration images) is only used with int8=True")
     precision = "int8" if int8 else "fp16" if half else "fp32"
     ov = _import_openvino()
     nncf = _import_nncf() if int8 else None
 
-    calibration: List[Path] = []
+    calibration: list[Path] = []
     if int8:  # resolve the images before the slow steps, so that a bad --data fails at once
         from .calibration import calibration_images
 
@@ -172,14 +182,21 @@ def export(
             raise ExportError(f"openvino.convert_model failed on the ONNX export: {exc}") from exc
     _check_io(ov_model)
 
-    ignored: Tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
     if int8:
         with preserve_sigaltstack(collect=True):  # NNCF compiles (and drops) models of its own
             ov_model, ignored = _quantize(ov, nncf, ov_model, calibration, size)
 
-    args = {"batch": 1, "half": half, "int8": int8, "dynamic": False, "nms": False,
-            "data": fspath(data) if isinstance(data, (str, PathLike)) else None,
-            "fraction": float(fraction) if int8 else None, "imgsz": list(size)}
+    args = {
+        "batch": 1,
+        "half": half,
+        "int8": int8,
+        "dynamic": False,
+        "nms": False,
+        "data": fspath(data) if isinstance(data, (str, PathLike)) else None,
+        "fraction": float(fraction) if int8 else None,
+        "imgsz": list(size),
+    }
     metadata = build_metadata(source, imgsz=size, batch=1, args=args)
     metadata.update({"precision": precision, "layout": "nchw"})
     _set_rt_info(ov_model, metadata)
@@ -206,14 +223,27 @@ def export(
     if "synthetic" in described:
         notes.append("verified on a synthetic image only")
     if int8:
-        notes.append(f"int8: {len(calibration)} calibration image(s), preset MIXED, "
-                     f"{len(ignored)} decode node(s) kept in float")
+        notes.append(
+            f"int8: {len(calibration)} calibration image(s), preset MIXED, {len(ignored)} decode node(s) kept in float"
+        )
     return OpenVINOExportResult(
-        path=destination, format="openvino", imgsz=size, opset=ONNX_OPSET, dynamic=False, half=half,
-        simplified=False, metadata=metadata_strings(metadata), check_image=described, max_abs_diff=diffs,
+        path=destination,
+        format="openvino",
+        imgsz=size,
+        opset=ONNX_OPSET,
+        dynamic=False,
+        half=half,
+        simplified=False,
+        metadata=metadata_strings(metadata),
+        check_image=described,
+        max_abs_diff=diffs,
         output_shapes={n: tuple(int(d) for d in o.shape) for n, o in zip(OUTPUT_NAMES, exported)},
-        seconds=time.perf_counter() - started, notes=tuple(notes), precision=precision,
-        xml=destination / f"{stem}{_XML}", calibration_images=len(calibration), ignored_nodes=ignored,
+        seconds=time.perf_counter() - started,
+        notes=tuple(notes),
+        precision=precision,
+        xml=destination / f"{stem}{_XML}",
+        calibration_images=len(calibration),
+        ignored_nodes=ignored,
     )
 
 
@@ -224,7 +254,7 @@ _PASSIVE = {"Constant", "Parameter", "Result", "ShapeOf"}
 _LAYOUT_OPS = {"Reshape", "Transpose", "Squeeze", "Unsqueeze"}
 
 
-def decode_subgraph(ov_model, output_index: int = 0) -> Set[str]:
+def decode_subgraph(ov_model, output_index: int = 0) -> set[str]:
     """Friendly names of the nodes that decode the head's raw outputs into ``output0``.
 
     Walks back from the prediction output and stops at each Convolution that is a learned head
@@ -234,7 +264,7 @@ def decode_subgraph(ov_model, output_index: int = 0) -> Set[str]:
     Reshape/Concat/Split plumbing. Constants and shape computations are left out.
     """
     result = ov_model.outputs[output_index].get_node()
-    names: Set[str] = set()
+    names: set[str] = set()
     seen = set()
     stack = [result.input_value(0).get_node()]
     while stack:
@@ -282,7 +312,7 @@ def _bias_add_of_head_conv(node) -> bool:
     return not _is_dfl_conv(conv)
 
 
-def fake_quantize_in(ov_model, names: Set[str]) -> List[str]:
+def fake_quantize_in(ov_model, names: set[str]) -> list[str]:
     """Names of FakeQuantize nodes that feed or sit inside the node set ``names`` (empty when the
     decode subgraph really stayed float). FakeQuantize nodes on the head convolutions' own inputs are
     outside the set and not counted."""
@@ -296,10 +326,10 @@ def fake_quantize_in(ov_model, names: Set[str]) -> List[str]:
     return bad
 
 
-def _quantize(ov, nncf, ov_model, calibration: Sequence[Path], size) -> Tuple[Any, Tuple[str, ...]]:
-    from .calibration import calibration_blobs
-
+def _quantize(ov, nncf, ov_model, calibration: Sequence[Path], size) -> tuple[Any, tuple[str, ...]]:
     from nncf.common.logging import nncf_logger
+
+    from .calibration import calibration_blobs
 
     ignored = decode_subgraph(ov_model)
     if not ignored:
@@ -328,6 +358,7 @@ def _quantize(ov, nncf, ov_model, calibration: Sequence[Path], size) -> Tuple[An
 
 # ---- steps ---------------------------------------------------------------------------------------
 
+
 def _flag(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ExportError(f"{name} must be True or False, got {value!r}")
@@ -340,7 +371,8 @@ def _import_openvino():
     except ImportError as exc:
         raise ExportError(
             "OpenVINO export needs the 'openvino' package, which is not installed: "
-            f"pip install 'edgeseg[export-openvino]' ({exc})") from exc
+            f"pip install 'edgeseg[export-openvino]' ({exc})"
+        ) from exc
     return ov
 
 
@@ -350,11 +382,12 @@ def _import_nncf():
     except ImportError as exc:
         raise ExportError(
             "int8 OpenVINO export needs the 'nncf' package, which is not installed: "
-            f"pip install 'edgeseg[export-openvino]' ({exc})") from exc
+            f"pip install 'edgeseg[export-openvino]' ({exc})"
+        ) from exc
     return nncf
 
 
-def _destination(output, source, int8: bool) -> Tuple[Path, str]:
+def _destination(output, source, int8: bool) -> tuple[Path, str]:
     """(folder, file stem of the .xml inside it)."""
     stem = source.path.stem if source.path is not None else source.architecture
     folder_name = f"{stem}{'_int8' if int8 else ''}{FOLDER_SUFFIX}"
@@ -377,35 +410,35 @@ def _is_ir_folder(path: Path) -> bool:
 
 def _check_io(ov_model) -> None:
     if len(ov_model.inputs) != 1 or len(ov_model.outputs) != 2:
-        raise ExportError(f"unexpected converted model: {len(ov_model.inputs)} input(s), "
-                          f"{len(ov_model.outputs)} output(s)")
+        raise ExportError(
+            f"unexpected converted model: {len(ov_model.inputs)} input(s), {len(ov_model.outputs)} output(s)"
+        )
     names = [sorted(o.get_names()) for o in ov_model.outputs]
     if not all(n in names[i] for i, n in enumerate(OUTPUT_NAMES)) or INPUT_NAME not in ov_model.inputs[0].get_names():
         raise ExportError(f"unexpected tensor names in the converted model: outputs {names}")
 
 
-def _set_rt_info(ov_model, metadata: Dict[str, Any]) -> None:
+def _set_rt_info(ov_model, metadata: dict[str, Any]) -> None:
     for key, value in metadata_strings(metadata).items():
         ov_model.set_rt_info(value, [RT_INFO_SECTION, key])
     # Descriptive keys read by OpenVINO's model API tools (not needed by edgeseg).
     names = metadata["names"]
     ov_model.set_rt_info("YOLO", ["model_info", "model_type"])
-    ov_model.set_rt_info(" ".join(str(names[i]).replace(" ", "_") for i in sorted(names)),
-                         ["model_info", "labels"])
+    ov_model.set_rt_info(" ".join(str(names[i]).replace(" ", "_") for i in sorted(names)), ["model_info", "labels"])
     ov_model.set_rt_info("114", ["model_info", "pad_value"])
     ov_model.set_rt_info("255", ["model_info", "scale_values"])
     ov_model.set_rt_info("True", ["model_info", "reverse_input_channels"])
     ov_model.set_rt_info("fit_to_window_letterbox", ["model_info", "resize_type"])
 
 
-def _write_yaml(path: Path, metadata: Dict[str, Any]) -> None:
+def _write_yaml(path: Path, metadata: dict[str, Any]) -> None:
     import yaml
 
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(metadata, f, sort_keys=False, allow_unicode=True, default_flow_style=None)
 
 
-def _run_ir(ov, xml: Path, blob: np.ndarray) -> List[np.ndarray]:
+def _run_ir(ov, xml: Path, blob: np.ndarray) -> list[np.ndarray]:
     try:
         core = ov.Core()
         with preserve_sigaltstack():  # see edgeseg.backends._signal_stack
@@ -437,7 +470,9 @@ def _check(diffs, reference, exported, precision: str, described: str) -> None:
     if failed:
         raise ExportVerificationError(
             f"the exported OpenVINO {precision} model does not reproduce the torch model on {described}: "
-            + "; ".join(failed) + " (nothing was written)")
+            + "; ".join(failed)
+            + " (nothing was written)"
+        )
 
 
 def _chmod_like_mkdir(path: Path) -> None:

@@ -27,15 +27,17 @@ A mask mAP drop over ``max_drop`` points (default 1) adds a loud multi-line WARN
 entry in ``report["warnings"]``. The drop is the true val drop when ``data`` is given, otherwise the
 agreement loss (which is stricter: it also counts small mask-edge changes as misses).
 """
+
 from __future__ import annotations
 
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +45,18 @@ from edgeseg import formats
 from edgeseg.fileio import atomic_write_text
 from edgeseg.formats import guess_precision
 
-__all__ = ["build_report", "format_report", "write_report", "report_path", "model_files", "model_size",
-           "guess_precision", "default_report_images", "report_export", "REPORT_NAME"]
+__all__ = [
+    "REPORT_NAME",
+    "build_report",
+    "default_report_images",
+    "format_report",
+    "guess_precision",
+    "model_files",
+    "model_size",
+    "report_export",
+    "report_path",
+    "write_report",
+]
 
 REPORT_NAME = "export_report.json"
 REFERENCE_CONF = 0.25  # reference detections at the deployment threshold are the pseudo ground truth
@@ -55,18 +67,19 @@ MAX_DROP_POINTS = 1.0
 
 # ---- model files -----------------------------------------------------------------------------------
 
-def model_files(path: Union[str, PathLike]) -> List[Path]:
+
+def model_files(path: str | PathLike) -> list[Path]:
     """The files that make up a model: a folder's files (recursive, the report itself not counted), or the
     file plus its sidecars (OpenVINO ``.xml`` + ``.bin``, ncnn ``.param`` + ``.bin``)."""
     return formats.model_files(path, skip=(REPORT_NAME,))
 
 
-def model_size(path: Union[str, PathLike]) -> int:
+def model_size(path: str | PathLike) -> int:
     """Bytes on disk of all the model's files (see :func:`model_files`)."""
     return int(sum(f.stat().st_size for f in model_files(path)))
 
 
-def report_path(model: Union[str, PathLike]) -> Path:
+def report_path(model: str | PathLike) -> Path:
     """Where the report of ``model`` goes: ``<folder>/export_report.json`` for a model folder (OpenVINO,
     ncnn, ...); ``<stem>_export_report.json`` beside a single-file model, so that several exports in one
     folder (``m.onnx``, ``m_int8.onnx``) keep their own report."""
@@ -78,7 +91,8 @@ def report_path(model: Union[str, PathLike]) -> Path:
 
 # ---- measurement -----------------------------------------------------------------------------------
 
-def _load(model, *, conf: float, imgsz, options: Optional[dict], backend: Optional[str]):
+
+def _load(model, *, conf: float, imgsz, options: dict | None, backend: str | None):
     from edgeseg.segmenter import Segmenter
 
     t0 = time.perf_counter()
@@ -86,7 +100,7 @@ def _load(model, *, conf: float, imgsz, options: Optional[dict], backend: Option
     return seg, time.perf_counter() - t0
 
 
-def _image(item) -> Tuple[np.ndarray, str]:
+def _image(item) -> tuple[np.ndarray, str]:
     from edgeseg.image_io import load_image
 
     if isinstance(item, np.ndarray):
@@ -94,13 +108,21 @@ def _image(item) -> Tuple[np.ndarray, str]:
     return load_image(item), str(item)
 
 
-def _common_outputs(seg, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _common_outputs(seg, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Raw outputs for ``image`` as (preds [C, N] with boxes in input pixels, protos [nm, h, w])."""
     from edgeseg.ops.letterbox import letterbox
 
     spec = seg.backend.input_spec
-    blob, _ = letterbox(image, spec.shape, scaleup=True, auto=False, stride=seg.metadata.stride,
-                        layout=spec.layout, dtype=spec.dtype, bgr_to_rgb=True)
+    blob, _ = letterbox(
+        image,
+        spec.shape,
+        scaleup=True,
+        auto=False,
+        stride=seg.metadata.stride,
+        layout=spec.layout,
+        dtype=spec.dtype,
+        bgr_to_rgb=True,
+    )
     layout = seg.backend.output_layout
     preds, protos = layout.split(seg.backend.infer(blob))
     preds = np.asarray(preds, dtype=np.float32)
@@ -127,12 +149,16 @@ def _diff_stats(a: np.ndarray, b: np.ndarray) -> dict:
     return {"max_abs": float(d.max()) if d.size else 0.0, "mean_abs": float(d.mean()) if d.size else 0.0}
 
 
-def _output_error(pairs: List[Tuple[Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]], nc: int) -> dict:
+def _output_error(pairs: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]], nc: int) -> dict:
     """Per output (and per part of the predictions), max/mean abs difference over all images."""
-    parts = {"output0": lambda p: p, "output0.boxes": lambda p: p[:4], "output0.scores": lambda p: p[4:4 + nc],
-             "output0.mask_coefs": lambda p: p[4 + nc:]}
-    out: Dict[str, dict] = {}
-    for key, take in list(parts.items()) + [("output1", None)]:
+    parts = {
+        "output0": lambda p: p,
+        "output0.boxes": lambda p: p[:4],
+        "output0.scores": lambda p: p[4 : 4 + nc],
+        "output0.mask_coefs": lambda p: p[4 + nc :],
+    }
+    out: dict[str, dict] = {}
+    for key, take in [*list(parts.items()), ("output1", None)]:
         maxes, sums, count = [], 0.0, 0
         for (ep, epr), (rp, rpr) in pairs:
             a, b = (take(ep), take(rp)) if take else (epr, rpr)
@@ -161,7 +187,7 @@ def _small_masks(det, factor: int = MASK_DOWNSAMPLE) -> np.ndarray:
         bx0, by0 = x0 // factor, y0 // factor
         bx1, by1 = -(-x1 // factor), -(-y1 // factor)
         region = np.zeros(((by1 - by0) * factor, (bx1 - bx0) * factor), dtype=np.float32)
-        region[y0 - by0 * factor:y1 - by0 * factor, x0 - bx0 * factor:x1 - bx0 * factor] = masks.bitmap(i)
+        region[y0 - by0 * factor : y1 - by0 * factor, x0 - bx0 * factor : x1 - bx0 * factor] = masks.bitmap(i)
         # pixels beyond the image (right/bottom edge) count as background, as they are outside it
         pooled = region.reshape(by1 - by0, factor, bx1 - bx0, factor).mean(axis=(1, 3))
         out[i, by0:by1, bx0:bx1] = pooled > 0.5
@@ -169,14 +195,18 @@ def _small_masks(det, factor: int = MASK_DOWNSAMPLE) -> np.ndarray:
 
 
 def _metric_dict(m) -> dict:
-    return {"precision": float(m.precision), "recall": float(m.recall), "map50": float(m.map50),
-            "map50_95": float(m.map50_95)}
+    return {
+        "precision": float(m.precision),
+        "recall": float(m.recall),
+        "map50": float(m.map50),
+        "map50_95": float(m.map50_95),
+    }
 
 
 def _median_timings(seg, image: np.ndarray, runs: int, warmup: int) -> dict:
     for _ in range(warmup):
         seg(image)
-    per_stage: Dict[str, List[float]] = {"preprocess": [], "inference": [], "postprocess": []}
+    per_stage: dict[str, list[float]] = {"preprocess": [], "inference": [], "postprocess": []}
     cpu, n_det = [], 0
     for _ in range(runs):
         c0 = time.process_time()
@@ -193,7 +223,7 @@ def _median_timings(seg, image: np.ndarray, runs: int, warmup: int) -> dict:
     return med
 
 
-def _dataset_for(data, names: Dict[int, str]):
+def _dataset_for(data, names: dict[int, str]):
     """A dataset yaml/DatasetConfig as is; a list of image paths (labels beside, YOLO layout) as a config."""
     if isinstance(data, (list, tuple)):
         from edgeseg.data.dataset_yaml import DatasetConfig
@@ -205,12 +235,26 @@ def _dataset_for(data, names: Dict[int, str]):
     return data
 
 
-def build_report(exported: Union[str, PathLike], reference: Union[str, PathLike], *,
-                 images: Sequence[Any], imgsz=None, data=None, backend_options: Optional[dict] = None,
-                 reference_options: Optional[dict] = None, data_indices=None, data_split: str = "val",
-                 precision: Optional[str] = None, fmt: Optional[str] = None, runs: int = 10, warmup: int = 2,
-                 max_drop: float = MAX_DROP_POINTS, exported_backend: Optional[str] = None,
-                 reference_backend: Optional[str] = None, progress: bool = False) -> dict:
+def build_report(
+    exported: str | PathLike,
+    reference: str | PathLike,
+    *,
+    images: Sequence[Any],
+    imgsz=None,
+    data=None,
+    backend_options: dict | None = None,
+    reference_options: dict | None = None,
+    data_indices=None,
+    data_split: str = "val",
+    precision: str | None = None,
+    fmt: str | None = None,
+    runs: int = 10,
+    warmup: int = 2,
+    max_drop: float = MAX_DROP_POINTS,
+    exported_backend: str | None = None,
+    reference_backend: str | None = None,
+    progress: bool = False,
+) -> dict:
     """Measure ``exported`` against the fp32 ``reference`` (see the module docstring); returns a JSON-able dict.
 
     Args:
@@ -240,14 +284,18 @@ def build_report(exported: Union[str, PathLike], reference: Union[str, PathLike]
         raise ValueError(f"precision must be 'fp32', 'fp16' or 'int8', got {precision!r}")
     started = time.perf_counter()
 
-    exp, exp_load = _load(exported_path, conf=REFERENCE_CONF, imgsz=None, options=backend_options,
-                          backend=exported_backend)
+    exp, exp_load = _load(
+        exported_path, conf=REFERENCE_CONF, imgsz=None, options=backend_options, backend=exported_backend
+    )
     ref_size = imgsz if imgsz is not None else exp.input_spec.shape
-    ref, ref_load = _load(reference_path, conf=REFERENCE_CONF, imgsz=ref_size, options=reference_options,
-                          backend=reference_backend)
+    ref, ref_load = _load(
+        reference_path, conf=REFERENCE_CONF, imgsz=ref_size, options=reference_options, backend=reference_backend
+    )
     if len(exp.names) != len(ref.names):
-        raise ValueError(f"{exported_path.name} has {len(exp.names)} classes, the reference "
-                         f"{reference_path.name} {len(ref.names)}; they are not the same model")
+        raise ValueError(
+            f"{exported_path.name} has {len(exp.names)} classes, the reference "
+            f"{reference_path.name} {len(ref.names)}; they are not the same model"
+        )
 
     loaded = [_image(item) for item in images]
     pairs, notes = [], []
@@ -267,37 +315,51 @@ def build_report(exported: Union[str, PathLike], reference: Union[str, PathLike]
         n_ref_det += len(gt)
         n_exp_det += int((pred.confidence >= REFERENCE_CONF).sum())
         gt_masks = _small_masks(gt)
-        metrics.update(pred.xyxy, pred.confidence, pred.class_id, _small_masks(pred),
-                       gt.xyxy, gt.class_id, gt_masks)
+        metrics.update(pred.xyxy, pred.confidence, pred.class_id, _small_masks(pred), gt.xyxy, gt.class_id, gt_masks)
         baseline.update(gt.xyxy, gt.confidence, gt.class_id, gt_masks, gt.xyxy, gt.class_id, gt_masks)
     if not same_input:
-        notes.append(f"output error not measured: input sizes differ (export {list(exp.input_spec.shape)}, "
-                     f"reference {list(ref.input_spec.shape)})")
+        notes.append(
+            f"output error not measured: input sizes differ (export {list(exp.input_spec.shape)}, "
+            f"reference {list(ref.input_spec.shape)})"
+        )
     agreement, ceiling = metrics.compute(), baseline.compute()
     output_error = _output_error(pairs, len(ref.names)) if pairs else None
 
     timing_image = loaded[0][0]
-    latency = {"image": loaded[0][1], "exported": _median_timings(exp, timing_image, runs, warmup),
-               "reference": _median_timings(ref, timing_image, max(1, min(runs, 5)), 1)}
+    latency = {
+        "image": loaded[0][1],
+        "exported": _median_timings(exp, timing_image, runs, warmup),
+        "reference": _median_timings(ref, timing_image, max(1, min(runs, 5)), 1),
+    }
 
     val = None
     if data is not None:
         from edgeseg.val import validate
 
         dataset = _dataset_for(data, ref.names)
-        kw = dict(imgsz=max(exp.input_spec.shape), split=data_split, progress=progress, indices=data_indices)
+        kw = {"imgsz": max(exp.input_spec.shape), "split": data_split, "progress": progress, "indices": data_indices}
         rv = validate(reference_path, dataset, rect=False, backend=reference_backend, **kw)
         ev = validate(exported_path, dataset, backend=exported_backend, **kw)
-        val = {"data": str(getattr(dataset, "yaml_file", None) or data if not isinstance(data, (list, tuple))
-                           else f"{len(data)} images"),
-               "split": data_split, "indices": _describe_indices(data_indices), "images": ev.n_images,
-               "instances": ev.n_instances, "imgsz": list(ev.imgsz),
-               "reference": {"box": _metric_dict(rv.box), "mask": _metric_dict(rv.mask)},
-               "exported": {"box": _metric_dict(ev.box), "mask": _metric_dict(ev.mask)},
-               "drop_points": {"box_map50_95": 100 * (rv.box.map50_95 - ev.box.map50_95),
-                               "box_map50": 100 * (rv.box.map50 - ev.box.map50),
-                               "mask_map50_95": 100 * (rv.mask.map50_95 - ev.mask.map50_95),
-                               "mask_map50": 100 * (rv.mask.map50 - ev.mask.map50)}}
+        val = {
+            "data": str(
+                getattr(dataset, "yaml_file", None) or data
+                if not isinstance(data, (list, tuple))
+                else f"{len(data)} images"
+            ),
+            "split": data_split,
+            "indices": _describe_indices(data_indices),
+            "images": ev.n_images,
+            "instances": ev.n_instances,
+            "imgsz": list(ev.imgsz),
+            "reference": {"box": _metric_dict(rv.box), "mask": _metric_dict(rv.mask)},
+            "exported": {"box": _metric_dict(ev.box), "mask": _metric_dict(ev.mask)},
+            "drop_points": {
+                "box_map50_95": 100 * (rv.box.map50_95 - ev.box.map50_95),
+                "box_map50": 100 * (rv.box.map50 - ev.box.map50),
+                "mask_map50_95": 100 * (rv.mask.map50_95 - ev.mask.map50_95),
+                "mask_map50": 100 * (rv.mask.map50 - ev.mask.map50),
+            },
+        }
 
     report = {
         "edgeseg_version": __version__,
@@ -307,13 +369,18 @@ def build_report(exported: Union[str, PathLike], reference: Union[str, PathLike]
         "images": [d for _, d in loaded],
         "output_error": output_error,
         "agreement": {
-            "reference_conf": REFERENCE_CONF, "export_conf": EXPORT_CONF,
-            "reference_detections": n_ref_det, "export_detections_at_reference_conf": n_exp_det,
+            "reference_conf": REFERENCE_CONF,
+            "export_conf": EXPORT_CONF,
+            "reference_detections": n_ref_det,
+            "export_detections_at_reference_conf": n_exp_det,
             "mask_resolution": f"1/{MASK_DOWNSAMPLE} of the original image",
-            "box": _metric_dict(agreement.box), "mask": _metric_dict(agreement.mask),
+            "box": _metric_dict(agreement.box),
+            "mask": _metric_dict(agreement.mask),
             "reference_self": {"box": _metric_dict(ceiling.box), "mask": _metric_dict(ceiling.mask)},
-            "loss_points": {"box_map50_95": 100 * (ceiling.box.map50_95 - agreement.box.map50_95),
-                            "mask_map50_95": 100 * (ceiling.mask.map50_95 - agreement.mask.map50_95)},
+            "loss_points": {
+                "box_map50_95": 100 * (ceiling.box.map50_95 - agreement.box.map50_95),
+                "mask_map50_95": 100 * (ceiling.mask.map50_95 - agreement.mask.map50_95),
+            },
         },
         "val": val,
         "latency_ms": latency,
@@ -326,26 +393,36 @@ def build_report(exported: Union[str, PathLike], reference: Union[str, PathLike]
     return report
 
 
-def _describe_indices(indices) -> Optional[str]:
+def _describe_indices(indices) -> str | None:
     if indices is None:
         return None
     if isinstance(indices, slice):
         return f"{indices.start or 0}:{'' if indices.stop is None else indices.stop}" + (
-            f":{indices.step}" if indices.step not in (None, 1) else "")
+            f":{indices.step}" if indices.step not in (None, 1) else ""
+        )
     if isinstance(indices, range) and indices.step == 1:
         return f"{indices.start}:{indices.stop}"
     return ",".join(str(int(i)) for i in indices)
 
 
-def _describe_model(seg, path: Path, load_s: float, *, fmt: Optional[str], precision: str) -> dict:
+def _describe_model(seg, path: Path, load_s: float, *, fmt: str | None, precision: str) -> dict:
     spec = seg.backend.input_spec
     size = model_size(path)
-    return {"path": str(path), "format": fmt or formats.describe_path(path), "backend": seg.backend.name,
-            "precision": precision, "input": [int(v) for v in spec.shape], "layout": spec.layout,
-            "dtype": spec.dtype, "size_bytes": size, "size_mb": round(size / 1e6, 3), "load_s": round(load_s, 4)}
+    return {
+        "path": str(path),
+        "format": fmt or formats.describe_path(path),
+        "backend": seg.backend.name,
+        "precision": precision,
+        "input": [int(v) for v in spec.shape],
+        "layout": spec.layout,
+        "dtype": spec.dtype,
+        "size_bytes": size,
+        "size_mb": round(size / 1e6, 3),
+        "load_s": round(load_s, 4),
+    }
 
 
-def _warnings(report: dict, max_drop: float) -> List[str]:
+def _warnings(report: dict, max_drop: float) -> list[str]:
     out = []
     precision = report["exported"]["precision"]
     what = f"{precision} export" if precision != "fp32" else "export"
@@ -353,81 +430,108 @@ def _warnings(report: dict, max_drop: float) -> List[str]:
     if val is not None:
         drop = val["drop_points"]["mask_map50_95"]
         if drop > max_drop:
-            out.append(f"{what} loses {drop:.2f} points of mask mAP50-95 on {val['data']}"
-                       f"{' images ' + val['indices'] if val['indices'] else ''} "
-                       f"({100 * val['reference']['mask']['map50_95']:.2f} -> "
-                       f"{100 * val['exported']['mask']['map50_95']:.2f}; limit {max_drop:g} point"
-                       f"{'s' if max_drop != 1 else ''})")
+            out.append(
+                f"{what} loses {drop:.2f} points of mask mAP50-95 on {val['data']}"
+                f"{' images ' + val['indices'] if val['indices'] else ''} "
+                f"({100 * val['reference']['mask']['map50_95']:.2f} -> "
+                f"{100 * val['exported']['mask']['map50_95']:.2f}; limit {max_drop:g} point"
+                f"{'s' if max_drop != 1 else ''})"
+            )
     else:
         a = report["agreement"]
         loss = a["loss_points"]["mask_map50_95"]
         if loss > max_drop:
-            out.append(f"{what} reproduces the reference's masks with mask mAP50-95 "
-                       f"{100 * a['mask']['map50_95']:.2f} (the reference against itself: "
-                       f"{100 * a['reference_self']['mask']['map50_95']:.2f}): {loss:.2f} points lost, limit "
-                       f"{max_drop:g}. This compares masks with the reference's own, which is strict; measure the true "
-                       "mAP drop on labelled images with --report-data YAML (build_report(data=...))")
+            out.append(
+                f"{what} reproduces the reference's masks with mask mAP50-95 "
+                f"{100 * a['mask']['map50_95']:.2f} (the reference against itself: "
+                f"{100 * a['reference_self']['mask']['map50_95']:.2f}): {loss:.2f} points lost, limit "
+                f"{max_drop:g}. This compares masks with the reference's own, which is strict; measure the true "
+                "mAP drop on labelled images with --report-data YAML (build_report(data=...))"
+            )
     return out
 
 
 # ---- output ----------------------------------------------------------------------------------------
 
+
 def format_report(report: dict) -> str:
     """A readable multi-line summary (tables), ending with any WARNING block."""
     e, r = report["exported"], report["reference"]
-    lines = [f"Export report: {e['path']}",
-             f"  reference: {r['path']} ({r['backend']}, input {'x'.join(map(str, r['input']))})",
-             f"  images: {len(report['images'])} ({', '.join(Path(i).name for i in report['images'][:4])}"
-             f"{', ...' if len(report['images']) > 4 else ''})"]
+    lines = [
+        f"Export report: {e['path']}",
+        f"  reference: {r['path']} ({r['backend']}, input {'x'.join(map(str, r['input']))})",
+        (
+            f"  images: {len(report['images'])} ({', '.join(Path(i).name for i in report['images'][:4])}"
+            f"{', ...' if len(report['images']) > 4 else ''})"
+        ),
+    ]
     lines.append("")
-    lines.append(f"  {'model':<10}{'format':>10}{'precision':>10}{'input':>10}{'size MB':>10}{'load s':>9}"
-                 f"{'pre ms':>9}{'infer ms':>10}{'post ms':>9}{'total ms':>10}")
+    lines.append(
+        f"  {'model':<10}{'format':>10}{'precision':>10}{'input':>10}{'size MB':>10}{'load s':>9}"
+        f"{'pre ms':>9}{'infer ms':>10}{'post ms':>9}{'total ms':>10}"
+    )
     lat = report["latency_ms"]
     for tag, m in (("exported", e), ("reference", r)):
         t = lat[tag]
-        lines.append(f"  {tag:<10}{m['format']:>10}{m['precision']:>10}{'x'.join(map(str, m['input'])):>10}"
-                     f"{m['size_mb']:>10.2f}{m['load_s']:>9.2f}{t['preprocess']:>9.1f}{t['inference']:>10.1f}"
-                     f"{t['postprocess']:>9.1f}{t['total']:>10.1f}")
+        lines.append(
+            f"  {tag:<10}{m['format']:>10}{m['precision']:>10}{'x'.join(map(str, m['input'])):>10}"
+            f"{m['size_mb']:>10.2f}{m['load_s']:>9.2f}{t['preprocess']:>9.1f}{t['inference']:>10.1f}"
+            f"{t['postprocess']:>9.1f}{t['total']:>10.1f}"
+        )
     lines.append(f"  (median of {lat['exported']['runs']} runs on {Path(lat['image']).name})")
     err = report.get("output_error")
     if err:
         lines.append("")
         lines.append(f"  {'output':<20}{'shape':>18}{'max |diff|':>14}{'mean |diff|':>14}")
         for key, s in err.items():
-            lines.append(f"  {key:<20}{str(s['shape']):>18}{s['max_abs']:>14.4g}{s['mean_abs']:>14.4g}")
+            lines.append(f"  {key:<20}{s['shape']!s:>18}{s['max_abs']:>14.4g}{s['mean_abs']:>14.4g}")
     a = report["agreement"]
     lines.append("")
-    lines.append(f"  agreement with the reference's {a['reference_detections']} detections "
-                 f"(conf {a['reference_conf']}) as ground truth:")
+    lines.append(
+        f"  agreement with the reference's {a['reference_detections']} detections "
+        f"(conf {a['reference_conf']}) as ground truth:"
+    )
     for tag in ("box", "mask"):
-        lines.append(f"    {tag:<5}mAP50 {100 * a[tag]['map50']:6.2f}  mAP50-95 {100 * a[tag]['map50_95']:6.2f}"
-                     f"  (reference against itself {100 * a['reference_self'][tag]['map50_95']:.2f}: "
-                     f"{a['loss_points'][tag + '_map50_95']:.2f} points lost)")
+        lines.append(
+            f"    {tag:<5}mAP50 {100 * a[tag]['map50']:6.2f}  mAP50-95 {100 * a[tag]['map50_95']:6.2f}"
+            f"  (reference against itself {100 * a['reference_self'][tag]['map50_95']:.2f}: "
+            f"{a['loss_points'][tag + '_map50_95']:.2f} points lost)"
+        )
     v = report.get("val")
     if v:
         lines.append("")
-        lines.append(f"  val mAP on {v['data']}{' images ' + v['indices'] if v['indices'] else ''} "
-                     f"({v['images']} images, {v['instances']} instances, imgsz {'x'.join(map(str, v['imgsz']))}):")
+        lines.append(
+            f"  val mAP on {v['data']}{' images ' + v['indices'] if v['indices'] else ''} "
+            f"({v['images']} images, {v['instances']} instances, imgsz {'x'.join(map(str, v['imgsz']))}):"
+        )
         lines.append(f"    {'':<10}{'box mAP50':>11}{'box 50-95':>11}{'mask mAP50':>12}{'mask 50-95':>12}")
         for tag in ("reference", "exported"):
             b, m = v[tag]["box"], v[tag]["mask"]
-            lines.append(f"    {tag:<10}{100 * b['map50']:>11.2f}{100 * b['map50_95']:>11.2f}"
-                         f"{100 * m['map50']:>12.2f}{100 * m['map50_95']:>12.2f}")
+            lines.append(
+                f"    {tag:<10}{100 * b['map50']:>11.2f}{100 * b['map50_95']:>11.2f}"
+                f"{100 * m['map50']:>12.2f}{100 * m['map50_95']:>12.2f}"
+            )
         d = v["drop_points"]
-        lines.append(f"    {'drop':<10}{d['box_map50']:>11.2f}{d['box_map50_95']:>11.2f}"
-                     f"{d['mask_map50']:>12.2f}{d['mask_map50_95']:>12.2f}")
+        lines.append(
+            f"    {'drop':<10}{d['box_map50']:>11.2f}{d['box_map50_95']:>11.2f}"
+            f"{d['mask_map50']:>12.2f}{d['mask_map50_95']:>12.2f}"
+        )
     for note in report.get("notes", []):
         lines.append(f"  note: {note}")
     for w in report.get("warnings", []):
         bar = "!" * 78
-        lines += ["", bar, "WARNING: EXPORT ACCURACY BELOW THE LIMIT", f"WARNING: {w}",
-                  "WARNING: check the calibration data / quantisation settings before deploying this model.",
-                  bar]
+        lines += [
+            "",
+            bar,
+            "WARNING: EXPORT ACCURACY BELOW THE LIMIT",
+            f"WARNING: {w}",
+            "WARNING: check the calibration data / quantisation settings before deploying this model.",
+            bar,
+        ]
     return "\n".join(lines)
 
 
-def write_report(report: dict, path: Union[str, PathLike, None] = None, *,
-                 beside: Union[str, PathLike, None] = None) -> Path:
+def write_report(report: dict, path: str | PathLike | None = None, *, beside: str | PathLike | None = None) -> Path:
     """Write ``report`` as JSON atomically to ``path`` (default: :func:`report_path` of ``beside``, or of
     the exported model). Returns the path written."""
     if path is None:
@@ -444,8 +548,7 @@ def write_report(report: dict, path: Union[str, PathLike, None] = None, *,
 # ---- the export hook ---------------------------------------------------------------------------------
 
 
-
-def default_report_images(data=None, *, max_images: int = 8, indices=None) -> Tuple[List[Path], str]:
+def default_report_images(data=None, *, max_images: int = 8, indices=None) -> tuple[list[Path], str]:
     """(images, where they came from) for an export report: the first ``max_images`` calibration images
     of ``data`` (its train split), else the sample photos (:func:`edgeseg.assets.sample_images`), else []."""
     if data is not None:
@@ -459,9 +562,17 @@ def default_report_images(data=None, *, max_images: int = 8, indices=None) -> Tu
     return found, ("the sample bus.jpg and zidane.jpg" if found else "")
 
 
-def report_export(exported: Union[str, PathLike, Any], reference: Union[str, PathLike], *, data=None,
-                  val_data=None, images: Optional[Sequence[Any]] = None, calibration_indices=None,
-                  print_fn=print, **options) -> Optional[dict]:
+def report_export(
+    exported: str | PathLike | Any,
+    reference: str | PathLike,
+    *,
+    data=None,
+    val_data=None,
+    images: Sequence[Any] | None = None,
+    calibration_indices=None,
+    print_fn=print,
+    **options,
+) -> dict | None:
     """Build, print and write the report of a finished export (an ExportResult or the model path).
 
     Images: ``images``, else calibration images of ``data`` (the export's calibration data), else the
@@ -472,8 +583,9 @@ def report_export(exported: Union[str, PathLike, Any], reference: Union[str, Pat
     fmt = options.pop("fmt", None) or getattr(exported, "format", None)
     if options.get("precision") is None:
         declared = getattr(exported, "precision", None)  # OpenVINO's result says fp32/fp16/int8
-        options["precision"] = declared if declared in ("fp32", "fp16", "int8") else (
-            "fp16" if getattr(exported, "half", False) else None)
+        options["precision"] = (
+            declared if declared in ("fp32", "fp16", "int8") else ("fp16" if getattr(exported, "half", False) else None)
+        )
     if images is None:
         images, where = default_report_images(data, indices=calibration_indices)
         if not images:
@@ -481,8 +593,11 @@ def report_export(exported: Union[str, PathLike, Any], reference: Union[str, Pat
             return None
     else:
         where = f"{len(images)} given image(s)"
-    print_fn(f"export report: {path.name} vs {Path(fspath(reference)).name} on {where}"
-             + (f", val mAP on {val_data}" if val_data is not None else "") + " ...")
+    print_fn(
+        f"export report: {path.name} vs {Path(fspath(reference)).name} on {where}"
+        + (f", val mAP on {val_data}" if val_data is not None else "")
+        + " ..."
+    )
     report = build_report(path, reference, images=images, data=val_data, fmt=fmt, **options)
     written = write_report(report, beside=path)
     print_fn(format_report(report))
@@ -492,20 +607,34 @@ def report_export(exported: Union[str, PathLike, Any], reference: Union[str, Pat
 
 # ---- the `edgeseg export` options ------------------------------------------------------------------
 
+
 def add_report_arguments(parser) -> None:
     """``--report/--no-report``, ``--report-data`` and ``--report-indices`` for ``edgeseg export``."""
-    parser.add_argument("--report", dest="report", action="store_true", default=True,
-                        help="after the export, measure it against the source checkpoint and write "
-                             "<model>_export_report.json (default on; images: calibration images from "
-                             "--data, else the shared bus.jpg/zidane.jpg)")
+    parser.add_argument(
+        "--report",
+        dest="report",
+        action="store_true",
+        default=True,
+        help="after the export, measure it against the source checkpoint and write "
+        "<model>_export_report.json (default on; images: calibration images from "
+        "--data, else the shared bus.jpg/zidane.jpg)",
+    )
     parser.add_argument("--no-report", dest="report", action="store_false", help="skip the export report")
-    parser.add_argument("--report-data", default=None, metavar="YAML",
-                        help="dataset for the report's true val mAP of export and checkpoint (default: none)")
-    parser.add_argument("--report-indices", default=None, metavar="A:B",
-                        help="only these images of --report-data's val split, e.g. 64:128 (sorted by name)")
+    parser.add_argument(
+        "--report-data",
+        default=None,
+        metavar="YAML",
+        help="dataset for the report's true val mAP of export and checkpoint (default: none)",
+    )
+    parser.add_argument(
+        "--report-indices",
+        default=None,
+        metavar="A:B",
+        help="only these images of --report-data's val split, e.g. 64:128 (sorted by name)",
+    )
 
 
-def parse_indices(text: Optional[str]):
+def parse_indices(text: str | None):
     """'64:128' -> slice(64, 128); '1,5,7' -> [1, 5, 7]; None -> None."""
     if text is None or str(text).strip() == "":
         return None
@@ -521,7 +650,7 @@ def parse_indices(text: Optional[str]):
         raise ValueError(f"image indices must look like 64:128 or 1,5,7, got {text!r}") from None
 
 
-def report_from_args(args, result) -> Optional[dict]:
+def report_from_args(args, result) -> dict | None:
     """The report step of ``edgeseg export`` (``args`` from :func:`add_report_arguments`)."""
     if not getattr(args, "report", True):
         return None
@@ -529,7 +658,11 @@ def report_from_args(args, result) -> Optional[dict]:
     if not formats.is_checkpoint(source) or not source.is_file():
         print(f"export report skipped: the reference must be a torch checkpoint, got {source}")
         return None
-    return report_export(result, source, data=getattr(args, "data", None),
-                         val_data=getattr(args, "report_data", None),
-                         data_indices=parse_indices(getattr(args, "report_indices", None)),
-                         imgsz=tuple(result.imgsz))
+    return report_export(
+        result,
+        source,
+        data=getattr(args, "data", None),
+        val_data=getattr(args, "report_data", None),
+        data_indices=parse_indices(getattr(args, "report_indices", None)),
+        imgsz=tuple(result.imgsz),
+    )

@@ -22,6 +22,7 @@ normalised to 0..1, prototypes [1, mh, mw, nm]); ``"split"`` (the default for in
 the head's raw conv outputs, each its own int8 tensor with its own scale, decoded by the native core
 (:func:`edgeseg.ops.decode_split.decode_split`). See :mod:`edgeseg.exporters.tflite_split`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,13 +34,15 @@ import tempfile
 import time
 import warnings
 import zipfile
+from collections.abc import Sequence
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 
 from edgeseg.formats import FORMATS
+
 from .common import (
     INPUT_NAME,
     OUTPUT_NAMES,
@@ -54,8 +57,15 @@ from .common import (
 )
 from .tflite_ranges import SILU_FLOOR, tighten_silu_inputs
 
-__all__ = ["export", "PRECISIONS", "OUTPUT_KINDS", "calibration_images", "calibration_blobs",
-           "read_tflite_metadata", "TOOLCHAIN"]
+__all__ = [
+    "OUTPUT_KINDS",
+    "PRECISIONS",
+    "TOOLCHAIN",
+    "calibration_blobs",
+    "calibration_images",
+    "export",
+    "read_tflite_metadata",
+]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 OUTPUT_KINDS = ("single", "split")
@@ -70,28 +80,30 @@ NEW_QUANTIZER = True
 TOOLCHAIN = {"tensorflow-cpu": "2.21.0", "onnx2tf": "1.28.8"}
 # float32/float16 files must reproduce torch to this (atol, rtol of the output's max |value|).
 TOLERANCE = {"fp32": (2e-2, 1e-3), "fp16": (0.5, 2e-2)}
-INSTALL_HINT = ("pip install 'edgeseg[export-tflite]' && pip install --no-deps tf_keras==2.21.0 "
-                "(tf_keras without its dependencies: they would pull a second TensorFlow)")
+INSTALL_HINT = (
+    "pip install 'edgeseg[export-tflite]' && pip install --no-deps tf_keras==2.21.0 "
+    "(tf_keras without its dependencies: they would pull a second TensorFlow)"
+)
 
 
 def export(
     model_path_or_module: Any,
     *,
-    imgsz: Union[int, tuple] = 640,
-    precision: Optional[str] = None,
+    imgsz: int | tuple = 640,
+    precision: str | None = None,
     half: bool = False,
     int8: bool = False,
     outputs: str = "auto",
     data: Any = None,
     fraction: float = 1.0,
     calib_indices=None,
-    output: Optional[Union[str, PathLike]] = None,
+    output: str | PathLike | None = None,
     check_image: Any = None,
     dynamic: bool = False,
     simplify: bool = True,
     opset: int = OPSET,
     threads: int = 2,
-    silu_floor: Optional[float] = SILU_FLOOR,
+    silu_floor: float | None = SILU_FLOOR,
 ) -> ExportResult:
     """Export a segmentation checkpoint (or SegmentationModel) to a .tflite file and check it.
 
@@ -155,16 +167,27 @@ def export(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    args = {"data": str(data) if data is not None else None, "batch": 1, "half": precision == "fp16",
-            "int8": precision == "int8", "fraction": fraction, "nms": None, "dynamic": False}
+    args = {
+        "data": str(data) if data is not None else None,
+        "batch": 1,
+        "half": precision == "fp16",
+        "int8": precision == "int8",
+        "fraction": fraction,
+        "nms": None,
+        "dynamic": False,
+    }
     metadata = build_metadata(source, imgsz=size, batch=1, args=args)
     metadata["edgeseg_outputs"] = kind
     metadata["precision"] = precision
     if precision == "int8":
         metadata["silu_input_floor"] = None if silu_floor is None else float(silu_floor)
     if kind == "split":
-        metadata.update(output_names=names, reg_max=int(wrapper.reg_max), nm=int(wrapper.nm),
-                        strides=[int(s) for s in wrapper.strides])
+        metadata.update(
+            output_names=names,
+            reg_max=int(wrapper.reg_max),
+            nm=int(wrapper.nm),
+            strides=[int(s) for s in wrapper.strides],
+        )
     else:
         metadata["boxes_normalized"] = True
     content = append_metadata(content, metadata)
@@ -181,10 +204,19 @@ def export(
         if silu_floor is not None:
             notes.append(f"SiLU input range floored at -{float(silu_floor):g} on {tightened} conv output(s)")
     result = ExportResult(
-        path=destination, format="tflite", imgsz=size, opset=opset, dynamic=False, half=precision == "fp16",
-        simplified=bool(simplify), metadata={k: str(v) for k, v in metadata.items()}, check_image=described,
-        max_abs_diff=diffs, output_shapes={n: tuple(int(d) for d in o.shape) for n, o in zip(names, exported)},
-        seconds=time.perf_counter() - started, notes=tuple(notes),
+        path=destination,
+        format="tflite",
+        imgsz=size,
+        opset=opset,
+        dynamic=False,
+        half=precision == "fp16",
+        simplified=bool(simplify),
+        metadata={k: str(v) for k, v in metadata.items()},
+        check_image=described,
+        max_abs_diff=diffs,
+        output_shapes={n: tuple(int(d) for d in o.shape) for n, o in zip(names, exported)},
+        seconds=time.perf_counter() - started,
+        notes=tuple(notes),
     )
     result.precision = precision  # shown by `edgeseg export`
     result.outputs = kind
@@ -192,6 +224,7 @@ def export(
 
 
 # ---- options ---------------------------------------------------------------------------------------
+
 
 def _precision(precision, half, int8) -> str:
     if precision is None:
@@ -221,7 +254,9 @@ def _destination(output, source, precision: str, kind: str) -> Path:
     if output is None:
         return (source.path.parent if source.path is not None else Path.cwd()) / name
     path = Path(fspath(output))
-    if path.suffix.lower() != FORMATS["tflite"].suffix:  # a directory (created when missing, e.g. Ultralytics' *_saved_model)
+    if (
+        path.suffix.lower() != FORMATS["tflite"].suffix
+    ):  # a directory (created when missing, e.g. Ultralytics' *_saved_model)
         if path.exists() and not path.is_dir():
             raise ExportError(f"output {path} must be a .tflite file or a directory")
         path.mkdir(parents=True, exist_ok=True)
@@ -231,7 +266,8 @@ def _destination(output, source, precision: str, kind: str) -> Path:
 
 # ---- calibration -----------------------------------------------------------------------------------
 
-def calibration_images(data, *, fraction: float = 1.0, indices=None, max_images: Optional[int] = None) -> List[Path]:
+
+def calibration_images(data, *, fraction: float = 1.0, indices=None, max_images: int | None = None) -> list[Path]:
     """Calibration image files, chosen by the shared :mod:`edgeseg.exporters.calibration` (sorted by path, then
     ``indices`` (a slice, range or ints), then the first ``ceil(fraction * n)``)."""
     from . import calibration
@@ -241,20 +277,23 @@ def calibration_images(data, *, fraction: float = 1.0, indices=None, max_images:
         missing = [str(p) for p in files if not p.is_file()]
         if missing or not files:
             raise ExportError(f"calibration image(s) not found: {', '.join(missing[:3]) or '(empty list)'}")
-        picked = files[indices] if isinstance(indices, slice) else (
-            [files[i] for i in indices] if indices is not None else files)
+        picked = (
+            files[indices]
+            if isinstance(indices, slice)
+            else ([files[i] for i in indices] if indices is not None else files)
+        )
         if not picked:
             raise ExportError("calib_indices select no calibration image")
         n = max(1, math.ceil(calibration._check_fraction(fraction) * len(picked)))
         return picked[:n]
     if isinstance(indices, slice):
-        indices = range(*indices.indices(10 ** 9))  # clipped to the split's size below
+        indices = range(*indices.indices(10**9))  # clipped to the split's size below
         files = calibration.calibration_images(data, fraction=1.0, max_images=None)
         indices = [i for i in indices if i < len(files)]
     return calibration.calibration_images(data, fraction=fraction, max_images=max_images, indices=indices)
 
 
-def calibration_blobs(files: Sequence[Path], size: Tuple[int, int]) -> np.ndarray:
+def calibration_blobs(files: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
     """[n, h, w, 3] float32 RGB 0..1, letterboxed exactly as Segmenter letterboxes at inference."""
     from . import calibration
 
@@ -264,14 +303,16 @@ def calibration_blobs(files: Sequence[Path], size: Tuple[int, int]) -> np.ndarra
 
 # ---- conversion steps -------------------------------------------------------------------------------
 
+
 def _import_torch_onnx():
     try:
-        import torch
         import onnx
+        import torch
     except ImportError as exc:
         raise ExportError(f"TFLite export needs torch and onnx: {INSTALL_HINT} ({exc})") from exc
     try:
         import onnxslim
+
         slim = onnxslim.slim
     except ImportError:
         slim = None
@@ -297,8 +338,16 @@ def _to_onnx(torch, onnx, slim, wrapper, size, names, path: Path, opset: int, si
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(wrapper, (dummy,), buffer, dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=list(names), do_constant_folding=True)
+            torch.onnx.export(
+                wrapper,
+                (dummy,),
+                buffer,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=list(names),
+                do_constant_folding=True,
+            )
         except Exception as exc:
             raise ExportError(f"torch.onnx.export failed: {exc}") from exc
     proto = onnx.load_from_string(buffer.getvalue())
@@ -359,7 +408,7 @@ def _onnx2tf_sample(blob_nchw: np.ndarray) -> np.ndarray:
     return np.repeat(small[None], 20, axis=0)
 
 
-def _convert(saved_model: Path, precision: str, blobs: Optional[np.ndarray]) -> bytes:
+def _convert(saved_model: Path, precision: str, blobs: np.ndarray | None) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(fspath(saved_model))
@@ -367,9 +416,10 @@ def _convert(saved_model: Path, precision: str, blobs: Optional[np.ndarray]) -> 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif precision == "int8":
+
         def representative():
             for i in range(blobs.shape[0]):
-                yield [blobs[i:i + 1]]
+                yield [blobs[i : i + 1]]
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -386,7 +436,8 @@ def _convert(saved_model: Path, precision: str, blobs: Optional[np.ndarray]) -> 
 
 # ---- metadata (Ultralytics' convention: a zip appended to the flatbuffer) ----------------------------
 
-def append_metadata(content: bytes, metadata: Dict[str, Any]) -> bytes:
+
+def append_metadata(content: bytes, metadata: dict[str, Any]) -> bytes:
     """``content`` with a zip holding ``metadata.txt`` (the dict as a Python literal) appended: the
     form Ultralytics' AutoBackend and edgeseg's TFLite backend read. TFLite ignores trailing bytes."""
     buffer = io.BytesIO()
@@ -396,7 +447,7 @@ def append_metadata(content: bytes, metadata: Dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def read_tflite_metadata(path: Union[str, PathLike]) -> Optional[dict]:
+def read_tflite_metadata(path: str | PathLike) -> dict | None:
     """The metadata dict appended to a .tflite (Ultralytics or edgeseg), or None when there is none."""
     from edgeseg.formats import read_tflite_metadata as read
 
@@ -405,7 +456,8 @@ def read_tflite_metadata(path: Union[str, PathLike]) -> Optional[dict]:
 
 # ---- verification -----------------------------------------------------------------------------------
 
-def _run_litert(path: Path, blob: np.ndarray, threads: int, names: Sequence[str]) -> List[np.ndarray]:
+
+def _run_litert(path: Path, blob: np.ndarray, threads: int, names: Sequence[str]) -> list[np.ndarray]:
     """Outputs of the .tflite (dequantised) in ``names`` order, via edgeseg's backend."""
     from edgeseg.backends.tflite import TFLiteBackend
 
@@ -419,7 +471,7 @@ def _run_litert(path: Path, blob: np.ndarray, threads: int, names: Sequence[str]
     raise ExportVerificationError(f"the exported model has outputs {got}, expected {list(names)}")
 
 
-def _compare(exported, reference, names, kind) -> Dict[str, float]:
+def _compare(exported, reference, names, kind) -> dict[str, float]:
     diffs = {}
     for name, a, b in zip(names, exported, reference):
         a = np.asarray(a, dtype=np.float32)
@@ -432,12 +484,13 @@ def _compare(exported, reference, names, kind) -> Dict[str, float]:
     return diffs
 
 
-def _check(diffs, reference, names, precision: str, described: str) -> List[str]:
+def _check(diffs, reference, names, precision: str, described: str) -> list[str]:
     bad = [n for n, d in diffs.items() if not np.isfinite(d)]
     if bad:
         raise ExportVerificationError(
             f"the exported TFLite model gives outputs of the wrong shape or NaN/inf for {', '.join(bad)} on "
-            f"{described} (nothing was written)")
+            f"{described} (nothing was written)"
+        )
     if precision == "int8":  # int8 error is judged by the accuracy report, not element-wise
         return ["int8: max |exported - torch| is quantisation error; measure accuracy with edgeseg.exporters.report"]
     atol, rtol = TOLERANCE[precision]
@@ -447,6 +500,11 @@ def _check(diffs, reference, names, precision: str, described: str) -> List[str]
         if not diff <= limit:
             failed.append(f"{name}: max abs difference {diff:.4g} > {limit:.4g}")
     if failed:
-        raise ExportVerificationError("the exported TFLite model does not reproduce the torch model on "
-                                      + described + ": " + "; ".join(failed) + " (nothing was written)")
+        raise ExportVerificationError(
+            "the exported TFLite model does not reproduce the torch model on "
+            + described
+            + ": "
+            + "; ".join(failed)
+            + " (nothing was written)"
+        )
     return []

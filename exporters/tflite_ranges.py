@@ -19,21 +19,20 @@ Measured on yolov8n-seg-coco-dq at 640 (split outputs, calibrated on coco128-seg
 validated on 64-127; fp32: mask mAP50-95 38.57, box 45.49): with TensorFlow's MLIR quantiser mask
 36.00 -> 38.65, box 44.12 -> 45.98; with its legacy quantiser mask 37.12 -> 38.30, box 44.37 -> 45.55.
 """
-from __future__ import annotations
 
-from typing import List, Tuple
+from __future__ import annotations
 
 import numpy as np
 
 from .edgetpu import _op_names, _schema
 
-__all__ = ["SILU_FLOOR", "tighten_silu_inputs", "silu_input_tensors"]
+__all__ = ["SILU_FLOOR", "silu_input_tensors", "tighten_silu_inputs"]
 
 SILU_FLOOR = 8.0
 _CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
-def silu_input_tensors(model, schema) -> List[int]:
+def silu_input_tensors(model, schema) -> list[int]:
     """Indices of int8 per-tensor-quantised conv outputs (no fused activation) whose only consumers are
     a LOGISTIC of that tensor and a MUL of the tensor by that LOGISTIC's output (a SiLU)."""
     graph = model.subgraphs[0]
@@ -53,8 +52,7 @@ def silu_input_tensors(model, schema) -> List[int]:
         t = int(op.outputs[0])
         tensor = graph.tensors[t]
         q = tensor.quantization
-        if (t in outputs or tensor.type != schema.TensorType.INT8 or q is None or q.scale is None
-                or len(q.scale) != 1):
+        if t in outputs or tensor.type != schema.TensorType.INT8 or q is None or q.scale is None or len(q.scale) != 1:
             continue
         users = consumers.get(t, [])
         if len(users) != 2:
@@ -70,7 +68,7 @@ def silu_input_tensors(model, schema) -> List[int]:
     return found
 
 
-def tighten_silu_inputs(content: bytes, floor: float = SILU_FLOOR) -> Tuple[bytes, int]:
+def tighten_silu_inputs(content: bytes, floor: float = SILU_FLOOR) -> tuple[bytes, int]:
     """``content`` (a full-integer .tflite flatbuffer, no appended metadata) with the range of every
     SiLU input tensor (see :func:`silu_input_tensors`) cut to ``[-floor, max]`` where it reached
     below ``-floor``. Returns the new flatbuffer and how many tensors changed."""

@@ -13,14 +13,13 @@
 * :class:`NormalisedOutputModel` is the standard single-output layout ([1, 4+nc+nm, A] + prototypes)
   with boxes divided by the input width/height (0..1), the convention of Ultralytics' TFLite exports.
 """
-from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["SplitOutputModel", "NormalisedOutputModel", "split_output_names", "CLS_LOGIT_FLOOR"]
+__all__ = ["CLS_LOGIT_FLOOR", "NormalisedOutputModel", "SplitOutputModel", "split_output_names"]
 
 # Class logits are clamped below at this value in split exports: sigmoid(-10) = 4.5e-5, far under any
 # useful confidence threshold (val uses 0.001 = logit -6.9), while the background logits (down to about
@@ -29,23 +28,20 @@ __all__ = ["SplitOutputModel", "NormalisedOutputModel", "split_output_names", "C
 CLS_LOGIT_FLOOR = -10.0
 
 
-def split_output_names(levels: int = 3) -> List[str]:
+def split_output_names(levels: int = 3) -> list[str]:
     """``box0, cls0, mc0, box1, ..., protos``: the output names of a split-output export."""
     names = []
     for i in range(levels):
         names += [f"box{i}", f"cls{i}", f"mc{i}"]
-    return names + ["protos"]
+    return [*names, "protos"]
 
 
-def _head_inputs(model, x: torch.Tensor) -> List[torch.Tensor]:
+def _head_inputs(model, x: torch.Tensor) -> list[torch.Tensor]:
     """Run every layer of ``model`` but the head; return the head's input feature maps."""
     outs = {}
     last = len(model.model) - 1
     for i, (module, src) in enumerate(zip(model.model, model._sources)):
-        if len(src) == 1:
-            inp = x if src[0] == i - 1 else outs[src[0]]
-        else:
-            inp = [x if s == i - 1 else outs[s] for s in src]
+        inp = (x if src[0] == i - 1 else outs[src[0]]) if len(src) == 1 else [x if s == i - 1 else outs[s] for s in src]
         if i == last:
             return list(inp)
         x = module(inp)
@@ -57,7 +53,7 @@ def _head_inputs(model, x: torch.Tensor) -> List[torch.Tensor]:
 class SplitOutputModel(nn.Module):
     """The head's raw tensors per level plus the prototypes (see the module docstring)."""
 
-    def __init__(self, model, cls_floor: Optional[float] = CLS_LOGIT_FLOOR) -> None:
+    def __init__(self, model, cls_floor: float | None = CLS_LOGIT_FLOOR) -> None:
         super().__init__()
         self.model = model
         head = model.head
@@ -66,15 +62,19 @@ class SplitOutputModel(nn.Module):
         self.cls_floor = None if cls_floor is None else float(cls_floor)
 
     @property
-    def output_names(self) -> List[str]:
+    def output_names(self) -> list[str]:
         return split_output_names(self.nl)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         head = self.model.head
         xs = _head_inputs(self.model, x)
         outs = []
         for i in range(self.nl):
-            cls = torch.clamp(head.cv3[i](xs[i]), min=self.cls_floor) if self.cls_floor is not None else head.cv3[i](xs[i])
+            cls = (
+                torch.clamp(head.cv3[i](xs[i]), min=self.cls_floor)
+                if self.cls_floor is not None
+                else head.cv3[i](xs[i])
+            )
             outs += [head.cv2[i](xs[i]), cls, head.cv4[i](xs[i])]
         outs.append(head.proto(xs[0]))
         return tuple(outs)
@@ -89,7 +89,7 @@ class NormalisedOutputModel(nn.Module):
     handful of levels.
     """
 
-    def __init__(self, model, imgsz: Tuple[int, int]) -> None:
+    def __init__(self, model, imgsz: tuple[int, int]) -> None:
         super().__init__()
         self.model = model
         head = model.head
@@ -98,8 +98,9 @@ class NormalisedOutputModel(nn.Module):
         self.register_buffer("bins", torch.arange(self.reg_max, dtype=torch.float32).view(1, 1, -1, 1))
         for i, s in enumerate(head.level_strides):
             gh, gw = int(h // s), int(w // s)
-            ys, xs = torch.meshgrid(torch.arange(gh, dtype=torch.float32) + 0.5,
-                                    torch.arange(gw, dtype=torch.float32) + 0.5, indexing="ij")
+            ys, xs = torch.meshgrid(
+                torch.arange(gh, dtype=torch.float32) + 0.5, torch.arange(gw, dtype=torch.float32) + 0.5, indexing="ij"
+            )
             anchors = torch.stack((xs.reshape(-1) * s / w, ys.reshape(-1) * s / h), 0).unsqueeze(0)  # [1, 2, HW]
             self.register_buffer(f"anchors{i}", anchors)
             self.register_buffer(f"norm{i}", torch.tensor([s / w, s / h], dtype=torch.float32).view(1, 2, 1))

@@ -1,4 +1,5 @@
 """Test-wide fixtures. The shared test-data folder is defined once, in shared_paths.py."""
+
 from __future__ import annotations
 
 from pathlib import Path

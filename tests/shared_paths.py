@@ -4,6 +4,7 @@ One definition for every test module. Set ``EDGESEG_SHARED`` to use another fold
 ``SHARED`` from here (``from shared_paths import SHARED``) for module-level uses such as ``skipif`` marks;
 test functions can take the ``shared`` fixture from conftest.py instead, which skips when the folder is missing.
 """
+
 from __future__ import annotations
 
 import os

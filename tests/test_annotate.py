@@ -1,4 +1,5 @@
 """Drawing: paints masks only where the masks are, boxes and labels; never touches the input."""
+
 import numpy as np
 import pytest
 

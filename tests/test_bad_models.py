@@ -1,4 +1,5 @@
 """Broken, foreign and unsupported models are rejected with a clear, specific error."""
+
 import sys
 
 import numpy as np
@@ -46,8 +47,9 @@ def test_missing_model_file(tmp_path):
 
 
 def test_detect_model_single_output(tmp_path):
-    path = save_model(tmp_path / "det.onnx", {"output0": np.zeros((1, 84, 8400), np.float32)},
-                      input_shape=(1, 3, 640, 640))
+    path = save_model(
+        tmp_path / "det.onnx", {"output0": np.zeros((1, 84, 8400), np.float32)}, input_shape=(1, 3, 640, 640)
+    )
     with pytest.raises(ModelOutputError, match="detection"):
         Segmenter(path)
 

@@ -1,4 +1,5 @@
 """Hostile and broken checkpoint files are refused with clear errors, and nothing in them runs."""
+
 from __future__ import annotations
 
 import io
@@ -108,16 +109,20 @@ def test_subprocess_popen_refused(tmp_path, marker):
 
 def test_reduce_through_getattr_refused(tmp_path, marker):
     # getattr(collections.OrderedDict, "fromkeys")(...) - getattr must never be handed out
-    data = (b"cbuiltins\ngetattr\n(ccollections\nOrderedDict\n" + _s("fromkeys") + b"tR("
-            + _s("x") + b"tR.")
+    data = b"cbuiltins\ngetattr\n(ccollections\nOrderedDict\n" + _s("fromkeys") + b"tR(" + _s("x") + b"tR."
     path = _torch_zip(tmp_path / "evil.pt", data)
     _assert_refused(path, "builtins.getattr", marker)
 
 
 def test_functools_partial_and_importlib_refused(tmp_path, marker):
-    for module, name in (("functools", "partial"), ("importlib", "import_module"),
-                         ("torch", "load"), ("torch.serialization", "load"),
-                         ("ultralytics.nn.tasks", "DetectionModel"), ("ultralytics.utils", "checks")):
+    for module, name in (
+        ("functools", "partial"),
+        ("importlib", "import_module"),
+        ("torch", "load"),
+        ("torch.serialization", "load"),
+        ("ultralytics.nn.tasks", "DetectionModel"),
+        ("ultralytics.utils", "checks"),
+    ):
         path = _torch_zip(tmp_path / f"{module}.{name}.pt", _call(module, name, "os"))
         _assert_refused(path, f"{module}.{name}", marker)
 
@@ -144,8 +149,7 @@ def test_ext_opcode_refused(tmp_path, marker):
 
 def test_native_looking_file_with_payload_refused(tmp_path, marker):
     """A file that claims to be an edgeseg checkpoint goes through torch's weights_only loader."""
-    payload = {"format": "edgeseg-checkpoint", "version": 1,
-               "evil": _Reducer(os.system, (f"touch {marker}",))}
+    payload = {"format": "edgeseg-checkpoint", "version": 1, "evil": _Reducer(os.system, (f"touch {marker}",))}
     path = tmp_path / "fake_native.pt"
     torch.save(payload, path)
     with pytest.raises(UnsafeCheckpointError) as info:
@@ -238,8 +242,7 @@ def test_tensor_past_end_of_storage(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TypedStorage is deprecated, but it is what torch pickles
         storage = torch.ones(2).storage()
-    rebuild = _Reducer(torch._utils._rebuild_tensor_v2,
-                       (storage, 0, (10,), (1,), False, collections.OrderedDict()))
+    rebuild = _Reducer(torch._utils._rebuild_tensor_v2, (storage, 0, (10,), (1,), False, collections.OrderedDict()))
     path = tmp_path / "oob.pt"
     torch.save({"w": rebuild}, path)
     with pytest.raises(CheckpointFormatError, match="past the end"):

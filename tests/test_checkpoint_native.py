@@ -1,4 +1,5 @@
 """edgeseg's own checkpoint format and atomic writes."""
+
 from __future__ import annotations
 
 import os
@@ -22,11 +23,11 @@ from edgeseg.nn.checkpoint import (  # noqa: E402
     load_checkpoint,
     load_safetensors,
     make_checkpoint,
+    native,
     restore_rng_state,
     save_checkpoint,
     save_safetensors,
 )
-from edgeseg.nn.checkpoint import native  # noqa: E402
 from edgeseg.nn.load import load_model  # noqa: E402
 from shared_paths import SHARED  # noqa: E402
 
@@ -71,8 +72,16 @@ def test_training_state_round_trip(tmp_path, model):
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     rng = capture_rng_state()
     expected = (random.random(), float(np.random.rand()), float(torch.rand(1)))
-    path = save_checkpoint(tmp_path / "last.pt", model, epoch=7, optimizer=optimizer, ema=model,
-                           updates=1234, best_fitness=0.5, rng_state=rng)
+    path = save_checkpoint(
+        tmp_path / "last.pt",
+        model,
+        epoch=7,
+        optimizer=optimizer,
+        ema=model,
+        updates=1234,
+        best_fitness=0.5,
+        rng_state=rng,
+    )
     ck = load_checkpoint(path)
     assert (ck["epoch"], ck["updates"], ck["best_fitness"]) == (7, 1234, 0.5)
     restored = torch.optim.SGD(params, lr=0.1, momentum=0.9)
@@ -150,10 +159,9 @@ def test_atomic_write_failure_leaves_nothing(tmp_path):
 def test_atomic_write_failure_keeps_old_file(tmp_path):
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_write(target) as fh:
-            fh.write(b"new but incomplete")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_write(target) as fh:
+        fh.write(b"new but incomplete")
+        raise KeyboardInterrupt
     assert target.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [target]
 

@@ -1,4 +1,5 @@
 """Reading Ultralytics YOLOv8-seg / YOLO11-seg .pt checkpoints without Ultralytics."""
+
 from __future__ import annotations
 
 import sys
@@ -57,7 +58,7 @@ def no_ultralytics(monkeypatch):
 
 
 @needs_models
-@pytest.mark.parametrize("path, arch, n_params", CASES, ids=lambda v: getattr(v, "name", None))
+@pytest.mark.parametrize(("path", "arch", "n_params"), CASES, ids=lambda v: getattr(v, "name", None))
 def test_load_model_detects_architecture(no_ultralytics, path, arch, n_params):
     model, info = load_model(path)
     assert (info.format, info.arch, info.scale, info.nc) == ("ultralytics", arch, "n", 80)

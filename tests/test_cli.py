@@ -1,4 +1,5 @@
 """The edgeseg command, run as users run it: `python -m edgeseg ...` in a subprocess."""
+
 import json
 import subprocess
 import sys
@@ -6,19 +7,22 @@ import sys
 import cv2
 import numpy as np
 import pytest
+
 from shared_paths import SHARED
 
 MODEL = SHARED / "models" / "yolov8n-seg_int8.onnx"
 BUS = SHARED / "data" / "images" / "bus.jpg"
 VIDEO = SHARED / "data" / "video" / "people_movement.mp4"
 
-needs_shared = pytest.mark.skipif(not (MODEL.exists() and BUS.exists() and VIDEO.exists()),
-                                  reason="shared models/data not available")
+needs_shared = pytest.mark.skipif(
+    not (MODEL.exists() and BUS.exists() and VIDEO.exists()), reason="shared models/data not available"
+)
 
 
 def edgeseg(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "edgeseg", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edgeseg", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @needs_shared
@@ -41,7 +45,7 @@ def test_predict_image_writes_annotated_image_and_json(tmp_path):
         assert 0.25 < row["confidence"] <= 1 and len(row["box"]) == 4
         polygon = np.array(row["polygons"][0])
         assert polygon.ndim == 2 and polygon.shape[1] == 2 and len(polygon) >= 10
-        x1, y1, x2, y2 = row["box"]
+        x1, _y1, x2, _y2 = row["box"]
         assert x1 - 2 <= polygon[:, 0].min() and polygon[:, 0].max() <= x2 + 2
 
 
@@ -49,8 +53,9 @@ def test_predict_image_writes_annotated_image_and_json(tmp_path):
 def test_run_on_video_prints_fps_and_saves_mp4(tmp_path):
     pytest.importorskip("onnxruntime")
     out = tmp_path / "out.mp4"
-    result = edgeseg("run", "--backend", "onnxruntime", "--model", MODEL, "--source", VIDEO,
-                     "--max-frames", 20, "--save", out)
+    result = edgeseg(
+        "run", "--backend", "onnxruntime", "--model", MODEL, "--source", VIDEO, "--max-frames", 20, "--save", out
+    )
     assert result.returncode == 0, result.stderr
     summary = [line for line in result.stdout.splitlines() if line.startswith("summary:")]
     assert summary and "20 frame(s)" in summary[0] and "FPS" in summary[0]
@@ -86,12 +91,15 @@ def test_unknown_command_suggests_closest():
     assert result.returncode == 2 and "did you mean 'predict'?" in result.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--conf", "1.5"], "between 0 and 1"),
-    (["--conf", "abc"], "number"),
-    (["--max-det", "0"], "positive"),
-    (["--imgsz", "big"], "SIZE"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--conf", "1.5"], "between 0 and 1"),
+        (["--conf", "abc"], "number"),
+        (["--max-det", "0"], "positive"),
+        (["--imgsz", "big"], "SIZE"),
+    ],
+)
 def test_bad_values_exit_2(args, message):
     result = edgeseg("predict", "--model", "m.onnx", "--source", "x.jpg", *args)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
@@ -131,10 +139,16 @@ def test_run_ctrl_c_prints_summary_and_exits_0():
     import time
 
     # restore Python's SIGINT handler in case this test runs under a shell that ignores SIGINT
-    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from edgeseg.cli import main; sys.exit(main())")
-    proc = subprocess.Popen([sys.executable, "-c", code, "run", "--model", str(MODEL), "--source", str(VIDEO)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    code = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from edgeseg.cli import main; sys.exit(main())"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "run", "--model", str(MODEL), "--source", str(VIDEO)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().startswith("edgeseg run:")  # model loaded, loop starting
         time.sleep(1.5)

@@ -1,4 +1,5 @@
 """Augmentations move polygons with the pixels; HSV keeps geometry; seeded runs repeat (edgeseg.data)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,12 +11,11 @@ cv2 = pytest.importorskip("cv2")
 torch = pytest.importorskip("torch")
 
 from edgeseg.data import label_cache  # noqa: E402
-from edgeseg.data.augment import (LetterBox, RandomAffine, RandomFlip, RandomHSV, box_candidates,  # noqa: E402
-                                        mosaic4)
-from edgeseg.train.data.dataset import SegmentationDataset, collate_fn  # noqa: E402
+from edgeseg.data.augment import LetterBox, RandomAffine, RandomFlip, RandomHSV, box_candidates, mosaic4  # noqa: E402
 from edgeseg.data.instances import Instances, resample_polygon, resample_polygons  # noqa: E402
-from edgeseg.train.data.loader import build_dataloader  # noqa: E402
 from edgeseg.data.masks import polygons_to_overlap_mask  # noqa: E402
+from edgeseg.train.data.dataset import SegmentationDataset, collate_fn  # noqa: E402
+from edgeseg.train.data.loader import build_dataloader  # noqa: E402
 
 COLOURS = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255)]  # BGR, far from the 114 grey
 
@@ -31,12 +31,19 @@ def synthetic_sample(k: int, h=180, w=240) -> dict:
     cv2.fillPoly(img, [np.round(poly).astype(np.int32)], COLOURS[k])
     segs = resample_polygons([poly])
     inst = Instances(np.concatenate([poly.min(0), poly.max(0)])[None].astype(np.float32), segs, np.array([k]))
-    return dict(img=img, instances=inst, im_file=f"synthetic{k}.jpg", ori_shape=(h, w), resized_shape=(h, w),
-                ratio_pad=(1.0, 1.0), polygon=poly)
+    return {
+        "img": img,
+        "instances": inst,
+        "im_file": f"synthetic{k}.jpg",
+        "ori_shape": (h, w),
+        "resized_shape": (h, w),
+        "ratio_pad": (1.0, 1.0),
+        "polygon": poly,
+    }
 
 
 def colour_mask(img, colour):
-    return (np.abs(img.astype(int) - np.array(colour)).max(-1) < 40)
+    return np.abs(img.astype(int) - np.array(colour)).max(-1) < 40
 
 
 def poly_mask(shape, seg):
@@ -177,8 +184,15 @@ def test_same_seed_same_samples(synth_images):
 
 
 def test_augmented_dataset_masks_match_pixels(synth_images):
-    ds = SegmentationDataset(synth_images, nc=4, imgsz=160, augment=True, seed=0, overlap_mask=False,
-                             hyp=dict(hsv_h=0, hsv_s=0, hsv_v=0))
+    ds = SegmentationDataset(
+        synth_images,
+        nc=4,
+        imgsz=160,
+        augment=True,
+        seed=0,
+        overlap_mask=False,
+        hyp={"hsv_h": 0, "hsv_s": 0, "hsv_v": 0},
+    )
     for i in range(len(ds)):
         x = ds[i]
         img = np.ascontiguousarray(x["img"].numpy().transpose(1, 2, 0)[..., ::-1])  # back to BGR HWC
@@ -191,7 +205,7 @@ def test_augmented_dataset_masks_match_pixels(synth_images):
 
 def test_close_mosaic_reaches_persistent_workers(synth_images):
     # identity affine, no colour/flip: without mosaic the train sample equals the letterboxed image
-    hyp = dict(translate=0.0, scale=0.0, hsv_h=0, hsv_s=0, hsv_v=0, fliplr=0.0)
+    hyp = {"translate": 0.0, "scale": 0.0, "hsv_h": 0, "hsv_s": 0, "hsv_v": 0, "fliplr": 0.0}
     ds = SegmentationDataset(synth_images, nc=4, imgsz=160, augment=True, hyp=hyp)
     ref = SegmentationDataset(synth_images, nc=4, imgsz=160, augment=False)
     ref_batch = collate_fn([ref[i] for i in range(len(ref))])

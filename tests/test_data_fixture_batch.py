@@ -2,6 +2,7 @@
 
 Fixture: shared/fixtures/loss_case_batch.pt (see shared/fixtures/README.md). Skips when shared is absent.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("cv2")
 
-from edgeseg.train.data.dataset import SegmentationDataset, collate_fn  # noqa: E402
 from edgeseg.data.dataset_yaml import load_dataset_yaml  # noqa: E402
+from edgeseg.train.data.dataset import SegmentationDataset, collate_fn  # noqa: E402
 from shared_paths import SHARED  # noqa: E402
 
 FIXTURE = SHARED / "fixtures" / "loss_case_batch.pt"

@@ -1,4 +1,5 @@
 """Dataset yaml, label scanning/verification and the label cache (edgeseg.data)."""
+
 from __future__ import annotations
 
 import logging
@@ -12,8 +13,11 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("yaml")
 
-from edgeseg.data import DatasetError, DatasetNotFoundError  # noqa: E402
-from edgeseg.data import label_cache  # noqa: E402
+from edgeseg.data import (  # noqa: E402
+    DatasetError,
+    DatasetNotFoundError,
+    label_cache,
+)
 from edgeseg.data.dataset_yaml import list_image_files, load_dataset_yaml  # noqa: E402
 from edgeseg.data.labels import img2label_path, load_labels, parse_label_text  # noqa: E402
 
@@ -66,8 +70,9 @@ def test_yaml_relative_path_names_dict_and_txt_list(tmp_path):
     (ds / "train.txt").write_text("./images/train/a.jpg\nimages/train/b.jpg\n\n")
     cfg_dir = tmp_path / "cfg"
     cfg_dir.mkdir()
-    y = write_yaml(cfg_dir / "d.yaml", "path: ../data/set\ntrain: train.txt\nval: images/train\n"
-                                       "names:\n  0: person\n  1: car\n")
+    y = write_yaml(
+        cfg_dir / "d.yaml", "path: ../data/set\ntrain: train.txt\nval: images/train\nnames:\n  0: person\n  1: car\n"
+    )
     cfg = load_dataset_yaml(y)
     assert cfg.root == ds.resolve() and cfg.names == {0: "person", 1: "car"}
     files = list_image_files(cfg.train)
@@ -75,14 +80,17 @@ def test_yaml_relative_path_names_dict_and_txt_list(tmp_path):
     assert files == list_image_files(cfg.val)
 
 
-@pytest.mark.parametrize("text, match", [
-    ("path:\nval: images/train\nnames: [a]\n", "'train'"),
-    ("path:\ntrain: images/train\nnames: [a]\n", "'val'"),
-    ("path:\ntrain: images/train\nval: images/train\n", "'names'"),
-    ("path:\ntrain: images/train\nval: images/train\nnames: {0: a, 2: b}\n", "without gaps"),
-    ("path:\ntrain: images/train\nval: images/train\nnames: [a, b]\nnc: 3\n", "'nc' is 3"),
-    ("- just\n- a list\n", "mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("path:\nval: images/train\nnames: [a]\n", "'train'"),
+        ("path:\ntrain: images/train\nnames: [a]\n", "'val'"),
+        ("path:\ntrain: images/train\nval: images/train\n", "'names'"),
+        ("path:\ntrain: images/train\nval: images/train\nnames: {0: a, 2: b}\n", "without gaps"),
+        ("path:\ntrain: images/train\nval: images/train\nnames: [a, b]\nnc: 3\n", "'nc' is 3"),
+        ("- just\n- a list\n", "mapping"),
+    ],
+)
 def test_yaml_missing_or_bad_keys(tmp_path, text, match):
     make_dataset(tmp_path, {"a": GOOD_ROW})
     with pytest.raises(DatasetError, match=match):
@@ -117,17 +125,19 @@ def test_img2label_path_uses_last_images_folder():
 
 
 def test_parse_rows_box_polygon_broken_and_duplicates():
-    text = "\n".join([
-        GOOD_ROW,                     # 1 ok
-        "1 0.5 0.5 0.2 0.4",          # 2 box row
-        "0 0.1 0.1 0.5",              # 3 odd count
-        "0 0.1 abc 0.5 0.1 0.5 0.6",  # 4 non-numeric
-        "0 0.1 0.1 0.5 0.1",          # 5 two points
-        "0 0.1 0.1 1.5 0.1 0.5 0.6",  # 6 outside [0, 1]
-        GOOD_ROW,                     # 7 duplicate of 1
-        "",                           # 8 blank: ignored
-        "1 -0.001 0.2 1.001 0.2 0.5 0.9",  # 9 within tolerance: clipped
-    ])
+    text = "\n".join(
+        [
+            GOOD_ROW,  # 1 ok
+            "1 0.5 0.5 0.2 0.4",  # 2 box row
+            "0 0.1 0.1 0.5",  # 3 odd count
+            "0 0.1 abc 0.5 0.1 0.5 0.6",  # 4 non-numeric
+            "0 0.1 0.1 0.5 0.1",  # 5 two points
+            "0 0.1 0.1 1.5 0.1 0.5 0.6",  # 6 outside [0, 1]
+            GOOD_ROW,  # 7 duplicate of 1
+            "",  # 8 blank: ignored
+            "1 -0.001 0.2 1.001 0.2 0.5 0.9",  # 9 within tolerance: clipped
+        ]
+    )
     cls, segs, msgs, n_broken, n_dup = parse_label_text(text, "L.txt", nc=2)
     assert cls.tolist() == [0, 1, 1]
     np.testing.assert_allclose(segs[1], [[0.4, 0.3], [0.6, 0.3], [0.6, 0.7], [0.4, 0.7]], atol=1e-6)
@@ -149,13 +159,17 @@ def test_class_out_of_range_names_file_and_line(tmp_path, bad):
 
 
 def test_corrupt_image_and_broken_row_skipped_with_summary(tmp_path, caplog):
-    make_dataset(tmp_path, {
-        "good": GOOD_ROW,
-        "broken": f"{GOOD_ROW}\n0 0.1 0.2 0.3\n",
-        "corrupt": GOOD_ROW,
-        "nolabel": None,
-        "empty": "",
-    }, corrupt=("corrupt",))
+    make_dataset(
+        tmp_path,
+        {
+            "good": GOOD_ROW,
+            "broken": f"{GOOD_ROW}\n0 0.1 0.2 0.3\n",
+            "corrupt": GOOD_ROW,
+            "nolabel": None,
+            "empty": "",
+        },
+        corrupt=("corrupt",),
+    )
     (tmp_path / "images/train/tiny.png").write_bytes(cv2.imencode(".png", np.zeros((5, 5, 3), np.uint8))[1].tobytes())
     files = list_image_files([tmp_path / "images/train"])
     with caplog.at_level(logging.WARNING, logger="edgeseg.data"):
@@ -193,7 +207,7 @@ def test_cache_written_reused_and_invalidated(tmp_path):
     lf = tmp_path / "labels/train/a.txt"
     lf.write_text(GOOD_ROW + "\n0 0.2 0.2 0.3 0.2 0.3 0.3\n")
     os.utime(lf, ns=(os.stat(lf).st_atime_ns, os.stat(lf).st_mtime_ns + 10**9))
-    l3, s3 = load_labels(files, nc=1)
+    _l3, s3 = load_labels(files, nc=1)
     assert not s3.from_cache and s3.instances == 3
     # a different class count is a different key
     _, s4 = load_labels(files, nc=2)

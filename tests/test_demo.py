@@ -1,4 +1,5 @@
 """The built-in demo model and the README's main command (`edgeseg run --source demo`)."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,11 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from edgeseg import Segmenter  # noqa: E402
-from edgeseg.assets import ASSETS_DIR, demo_model_path  # noqa: E402
-from edgeseg.sources import open_source  # noqa: E402
-from edgeseg.synthetic import CLASS_NAMES  # noqa: E402
-from edgeseg.synthetic.dataset import write_dataset  # noqa: E402
+from edgeseg import Segmenter
+from edgeseg.assets import ASSETS_DIR, demo_model_path
+from edgeseg.sources import open_source
+from edgeseg.synthetic import CLASS_NAMES
+from edgeseg.synthetic.dataset import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,8 +43,9 @@ def test_demo_model_reaches_mask_map50_on_its_generated_val_split(tmp_path):
 
     record = json.loads((ASSETS_DIR / "demo-seg.json").read_text())
     n_val = min(100, record["dataset"]["n_val"])
-    data = write_dataset(tmp_path / "data", n_train=0, n_val=n_val, imgsz=record["imgsz"],
-                         seed=record["dataset"]["seed"])
+    data = write_dataset(
+        tmp_path / "data", n_train=0, n_val=n_val, imgsz=record["imgsz"], seed=record["dataset"]["seed"]
+    )
     result = validate(str(demo_model_path()), str(data), imgsz=record["imgsz"], progress=False)
     assert result.n_images == n_val
     assert result.mask.map50 >= 0.8, result.summary()
@@ -67,8 +69,13 @@ def test_demo_source_and_model_find_the_moving_shapes():
 
 def test_main_command_runs_offline_and_writes_a_video(tmp_path):
     out = tmp_path / "demo.mp4"
-    proc = subprocess.run([sys.executable, "-m", "edgeseg", "run", "--source", "demo", "--save", str(out),
-                           "--max-frames", "20"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeseg", "run", "--source", "demo", "--save", str(out), "--max-frames", "20"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "built-in demo model" in proc.stdout
     assert "FPS" in proc.stdout or "fps" in proc.stdout.lower()

@@ -1,4 +1,5 @@
 """Detections: validation, slicing, filters and JSON rows."""
+
 import json
 
 import numpy as np
@@ -42,10 +43,18 @@ def test_fields_are_normalised(det):
     assert det.class_names == ["person", "bus", "person"]
 
 
-@pytest.mark.parametrize("key, expected", [
-    (1, [1]), (-1, [2]), (slice(0, 2), [0, 1]), (np.array([True, False, True]), [0, 2]),
-    (np.array([2, 0]), [2, 0]), ([1], [1]), (np.array([], dtype=np.int64), []),
-])
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        (1, [1]),
+        (-1, [2]),
+        (slice(0, 2), [0, 1]),
+        (np.array([True, False, True]), [0, 2]),
+        (np.array([2, 0]), [2, 0]),
+        ([1], [1]),
+        (np.array([], dtype=np.int64), []),
+    ],
+)
 def test_indexing(det, key, expected):
     sub = det[key]
     assert isinstance(sub, Detections)
@@ -56,10 +65,17 @@ def test_indexing(det, key, expected):
     assert sub.names is det.names and sub.image_shape == det.image_shape
 
 
-@pytest.mark.parametrize("key, error", [
-    (3, IndexError), (-4, IndexError), (np.array([True, False]), IndexError),
-    (np.array([0.5]), IndexError), (np.array([5]), IndexError), (True, TypeError),
-])
+@pytest.mark.parametrize(
+    ("key", "error"),
+    [
+        (3, IndexError),
+        (-4, IndexError),
+        (np.array([True, False]), IndexError),
+        (np.array([0.5]), IndexError),
+        (np.array([5]), IndexError),
+        (True, TypeError),
+    ],
+)
 def test_bad_indexing(det, key, error):
     with pytest.raises(error):
         det[key]
@@ -87,16 +103,25 @@ def test_areas(det):
     assert det.mask_area.tolist() == [50, 100, 800]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"xyxy": np.zeros((2, 3))}, "xyxy"),
-    ({"confidence": np.zeros(2)}, "confidence"),
-    ({"class_id": np.zeros(4)}, "class_id"),
-    ({"class_id": np.array([0.5, 1, 2])}, "integers"),
-    ({"xyxy": np.array([[0, 0, np.nan, 1]] * 3)}, "NaN"),
-    ({"masks": _maskset([[0, 0, 2, 2]])}, "masks"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"xyxy": np.zeros((2, 3))}, "xyxy"),
+        ({"confidence": np.zeros(2)}, "confidence"),
+        ({"class_id": np.zeros(4)}, "class_id"),
+        ({"class_id": np.array([0.5, 1, 2])}, "integers"),
+        ({"xyxy": np.array([[0, 0, np.nan, 1]] * 3)}, "NaN"),
+        ({"masks": _maskset([[0, 0, 2, 2]])}, "masks"),
+    ],
+)
 def test_validation(det, kwargs, match):
-    fields = dict(xyxy=det.xyxy, confidence=det.confidence, class_id=det.class_id, names=NAMES, masks=det.masks)
+    fields = {
+        "xyxy": det.xyxy,
+        "confidence": det.confidence,
+        "class_id": det.class_id,
+        "names": NAMES,
+        "masks": det.masks,
+    }
     fields.update(kwargs)
     with pytest.raises(ValueError, match=match):
         Detections(**fields)

@@ -1,5 +1,6 @@
 """Edge TPU: static check of .tflite graphs (built here with the TFLite schema, no TensorFlow), the
 compiler's error path without a compiler, and the compiler-log parser."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -89,8 +90,11 @@ def conv_net(tmp_path, middle=OP.LOGISTIC, float_io=False, dynamic=False, concat
         mid = (OP.CONCATENATION, [3], [4], schema.BuiltinOptions.ConcatenationOptions, mid_opts)
     else:
         mid = (middle, [3], [4], None, None)
-    ops = [(OP.CONV_2D, [0, 1, 2], [3], schema.BuiltinOptions.Conv2DOptions, conv), mid,
-           (OP.CONV_2D, [4, 5, 6], [7], schema.BuiltinOptions.Conv2DOptions, conv)]
+    ops = [
+        (OP.CONV_2D, [0, 1, 2], [3], schema.BuiltinOptions.Conv2DOptions, conv),
+        mid,
+        (OP.CONV_2D, [4, 5, 6], [7], schema.BuiltinOptions.Conv2DOptions, conv),
+    ]
     consts = [b"\x01" * 108, b"\x00" * 16, b"\x01" * 16, b"\x00" * 16]
     return build_model(tmp_path / "net.tflite", ops, tensors, consts)
 
@@ -122,8 +126,7 @@ def test_dynamic_shapes_do_not_map(tmp_path):
 
 
 def test_op_limits_are_checked(tmp_path):
-    check = static_check(conv_net(tmp_path, middle=OP.CONCATENATION,
-                                  concat_act=schema.ActivationFunctionType.RELU))
+    check = static_check(conv_net(tmp_path, middle=OP.CONCATENATION, concat_act=schema.ActivationFunctionType.RELU))
     assert check.first_unsupported.index == 1 and "fused activation" in check.first_unsupported.reason
 
 

@@ -2,6 +2,7 @@
 
 Exports take several seconds each, so each exported file is made once per module and reused.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -28,8 +29,9 @@ COCO_ONNX = MODELS / "yolov8n-seg-coco-dq.onnx"
 V8_RAND = MODELS / "yolov8n-seg-rand.pt"
 V11_RAND = MODELS / "yolo11n-seg-rand.pt"
 
-needs_shared = pytest.mark.skipif(not (COCO_PT.is_file() and COCO_ONNX.is_file() and BUS.is_file()),
-                                  reason="shared test models/images not available")
+needs_shared = pytest.mark.skipif(
+    not (COCO_PT.is_file() and COCO_ONNX.is_file() and BUS.is_file()), reason="shared test models/images not available"
+)
 
 
 def _ort_run(path, blob):
@@ -75,6 +77,7 @@ def v11_dynamic(tmp_path_factory):
 
 # ---- layout, metadata ------------------------------------------------------------------------------
 
+
 @needs_shared
 def test_export_layout_and_verification(coco_export):
     model = onnx.load(str(coco_export.path))
@@ -98,7 +101,7 @@ def test_metadata_keys_and_formatting_match_ultralytics(coco_export):
     assert ours["architecture"] == "yolov8n-seg" and ours["edgeseg_version"]
     for key in ("stride", "task", "head", "batch", "imgsz", "names", "channels", "end2end", "license"):
         assert ours[key] == theirs[key], key
-    args = eval(ours["args"], {})  # noqa: S307 - Ultralytics' AutoBackend reads it with eval too
+    args = eval(ours["args"], {})
     assert args["opset"] == 17 and args["dynamic"] is False and args["simplify"] is False
 
 
@@ -118,6 +121,7 @@ def test_metadata_parses_with_runtime_reader(coco_export):
 
 
 # ---- numerics against Ultralytics' own export ------------------------------------------------------
+
 
 @needs_shared
 def test_fused_weights_bit_identical_to_ultralytics_export():
@@ -188,6 +192,7 @@ def test_same_detections_as_ultralytics_onnx(coco_export):
 
 # ---- architectures and options -----------------------------------------------------------------
 
+
 @pytest.mark.skipif(not V8_RAND.is_file(), reason="shared test models not available")
 def test_yolov8_rand_opset12_simplified(v8_opset12_simplified):
     res = v8_opset12_simplified
@@ -198,7 +203,7 @@ def test_yolov8_rand_opset12_simplified(v8_opset12_simplified):
     assert max(res.max_abs_diff.values()) < 1e-3
     props = {p.key: p.value for p in model.metadata_props}
     assert props["architecture"] == "yolov8n-seg" and props["imgsz"] == "[320, 320]"
-    assert eval(props["args"], {})["simplify"] is True  # noqa: S307
+    assert eval(props["args"], {})["simplify"] is True
 
 
 @pytest.mark.skipif(not V11_RAND.is_file(), reason="shared test models not available")
@@ -244,9 +249,7 @@ def test_module_input_and_synthetic_fallback(tmp_path, monkeypatch):
     """A SegmentationModel can be exported; without a real image the check says it was synthetic."""
     from edgeseg.nn import build_model
 
-    import edgeseg.exporters.common as common
-
-    monkeypatch.setattr(common, "_shared_bus_image", lambda: None)
+    monkeypatch.setenv("EDGESEG_SAMPLES", str(tmp_path))  # a folder without sample photos
     monkeypatch.delenv("EDGESEG_CHECK_IMAGE", raising=False)
     model = build_model("yolov8n-seg", nc=3, names=["a", "b", "c"])
     res = export(model, imgsz=64, output=tmp_path / "tiny.onnx")
@@ -256,6 +259,7 @@ def test_module_input_and_synthetic_fallback(tmp_path, monkeypatch):
 
 
 # ---- errors -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("opset", [11, 19, 0, "x", 12.5])
 def test_bad_opset_is_a_clear_error(opset, tmp_path):
@@ -288,11 +292,18 @@ def test_bad_imgsz_and_format():
 def test_cli_errors_are_clear(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_text("nope")
-    for extra, message in ((["--format", "coreml"], "not yet supported"),
-                           (["--opset", "11"], "between 12 and 18"),
-                           ([], "not a torch checkpoint")):
-        proc = subprocess.run([sys.executable, "-m", "edgeseg", "export", "--model", str(bad), *extra],
-                              capture_output=True, text=True, cwd=REPO, timeout=300)
+    for extra, message in (
+        (["--format", "coreml"], "not yet supported"),
+        (["--opset", "11"], "between 12 and 18"),
+        ([], "not a torch checkpoint"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgeseg", "export", "--model", str(bad), *extra],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+        )
         assert proc.returncode == 1, proc.stderr
         assert message in proc.stderr
 
@@ -301,9 +312,26 @@ def test_cli_errors_are_clear(tmp_path):
 def test_cli_export_prints_the_check(tmp_path):
     out = tmp_path / "cli.onnx"
     proc = subprocess.run(
-        [sys.executable, "-m", "edgeseg", "export", "--model", str(V8_RAND), "--format", "onnx",
-         "--imgsz", "160", "--opset", "12", "--output", str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "edgeseg",
+            "export",
+            "--model",
+            str(V8_RAND),
+            "--format",
+            "onnx",
+            "--imgsz",
+            "160",
+            "--opset",
+            "12",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert out.is_file()

@@ -6,6 +6,7 @@ on coco8-seg at 320 its mask mAP50-95 is 32.10 against 33.87 for the fp32 export
 coco128-seg images 64-127: 28.77 vs 29.96, -1.19), so the report must warn loudly.
 Runtime ~30-60 s on 2 cores.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeseg.exporters.report import (
+    build_report,
+    format_report,
+    guess_precision,
+    model_files,
+    model_size,
+    parse_indices,
+    report_path,
+    write_report,
+)
 from edgeseg.val.data import select_images
-from edgeseg.exporters.report import (build_report, format_report, guess_precision, model_files, model_size,
-                              parse_indices, report_path, write_report)
 from shared_paths import SHARED
 
 PT = SHARED / "models" / "yolov8n-seg-coco-dq.pt"
@@ -26,8 +35,9 @@ BUS = SHARED / "data" / "images" / "bus.jpg"
 ZIDANE = SHARED / "data" / "images" / "zidane.jpg"
 COCO8 = SHARED / "data" / "coco8-seg" / "coco8-seg.yaml"
 
-needs_shared = pytest.mark.skipif(not (PT.exists() and INT8.exists() and BUS.exists() and COCO8.exists()),
-                                  reason="shared models/images not available")
+needs_shared = pytest.mark.skipif(
+    not (PT.exists() and INT8.exists() and BUS.exists() and COCO8.exists()), reason="shared models/images not available"
+)
 
 
 def _has(module: str) -> bool:
@@ -38,11 +48,13 @@ def _has(module: str) -> bool:
         return False
 
 
-needs_export = pytest.mark.skipif(not (_has("torch") and _has("onnx") and _has("onnxruntime")),
-                                  reason="torch/onnx/onnxruntime not installed")
+needs_export = pytest.mark.skipif(
+    not (_has("torch") and _has("onnx") and _has("onnxruntime")), reason="torch/onnx/onnxruntime not installed"
+)
 
 
 # ---- small pieces ---------------------------------------------------------------------------------
+
 
 def test_select_images():
     files = [Path(f"{i:03d}.jpg") for i in range(10)]
@@ -77,8 +89,12 @@ def test_guess_precision_reads_tflite_metadata(tmp_path):
     from edgeseg.exporters.tflite import append_metadata
 
     body = b"\x1c\x00\x00\x00TFL3" + b"\x00" * 56
-    for meta, want in (({"precision": "int8"}, "int8"), ({"args": {"int8": True}}, "int8"),
-                       ({"args": {"half": True, "int8": False}}, "fp16"), ({"names": {0: "a"}}, "fp32")):
+    for meta, want in (
+        ({"precision": "int8"}, "int8"),
+        ({"args": {"int8": True}}, "int8"),
+        ({"args": {"half": True, "int8": False}}, "fp16"),
+        ({"names": {0: "a"}}, "fp32"),
+    ):
         path = tmp_path / f"model_{want}_{len(meta)}.tflite".replace("int8", "a").replace("fp16", "b")
         path.write_bytes(append_metadata(body, meta))
         assert guess_precision(path) == want, meta
@@ -89,6 +105,7 @@ def test_guess_precision_reads_tflite_metadata(tmp_path):
 
 
 # ---- real exports ---------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cli_export(tmp_path_factory):

@@ -1,4 +1,5 @@
 """Reading and normalising images: every odd input is either converted correctly or rejected clearly."""
+
 from pathlib import Path
 
 import cv2
@@ -52,15 +53,18 @@ def test_bgr_uint8_passes_through_unchanged():
     assert np.array_equal(out, img)
 
 
-@pytest.mark.parametrize("arr, match", [
-    (np.zeros((4, 4, 2), np.uint8), "channels"),
-    (np.zeros((3, 8, 8), np.uint8), "channels"),  # channel-first
-    (np.zeros((1, 2, 3, 4), np.uint8), "shape"),
-    (np.zeros(5, np.uint8), "shape"),
-    (np.zeros((0, 4, 3), np.uint8), "empty"),
-    (np.zeros((4, 4, 3), np.int32), "dtype"),
-    (np.zeros((4, 4, 3), bool), "dtype"),
-])
+@pytest.mark.parametrize(
+    ("arr", "match"),
+    [
+        (np.zeros((4, 4, 2), np.uint8), "channels"),
+        (np.zeros((3, 8, 8), np.uint8), "channels"),  # channel-first
+        (np.zeros((1, 2, 3, 4), np.uint8), "shape"),
+        (np.zeros(5, np.uint8), "shape"),
+        (np.zeros((0, 4, 3), np.uint8), "empty"),
+        (np.zeros((4, 4, 3), np.int32), "dtype"),
+        (np.zeros((4, 4, 3), bool), "dtype"),
+    ],
+)
 def test_bad_arrays_raise_value_error(arr, match):
     with pytest.raises(ValueError, match=match):
         to_bgr(arr)
@@ -133,7 +137,7 @@ def test_jpeg_exif_orientation_is_applied(tmp_path):
     """A phone photo stored sideways with EXIF orientation 6 must come out upright (30 wide -> 30 tall)."""
     import struct
 
-    ok, jpg = cv2.imencode(".jpg", np.zeros((10, 30, 3), np.uint8))
+    _ok, jpg = cv2.imencode(".jpg", np.zeros((10, 30, 3), np.uint8))
     tiff = b"II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack("<I", 0)
     app1 = b"Exif\x00\x00" + tiff
     data = jpg.tobytes()

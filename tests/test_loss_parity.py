@@ -3,7 +3,6 @@ plus synthetic edge cases (no gts, empty images, small gts, gradients, mask form
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -30,7 +29,7 @@ def _load_case(model: str) -> dict:
 def _pd_scores(feats, reg_max: int = 16) -> torch.Tensor:
     bs = feats[0].shape[0]
     flat = torch.cat([f.reshape(bs, f.shape[1], -1) for f in feats], 2)
-    return flat[:, 4 * reg_max:].permute(0, 2, 1).sigmoid()
+    return flat[:, 4 * reg_max :].permute(0, 2, 1).sigmoid()
 
 
 # --------------------------------------------------------------------------- fixture parity
@@ -38,10 +37,17 @@ def _pd_scores(feats, reg_max: int = 16) -> torch.Tensor:
 def test_assigner_matches_reference(model):
     d = _load_case(model)
     a, hyp = d["assigner"], d["hyp"]
-    assigner = TaskAlignedAssigner.from_strides(hyp["stride"], num_classes=hyp["nc"], topk=hyp["topk"],
-                                                alpha=hyp["alpha"], beta=hyp["beta"], eps=hyp["eps"])
-    res = assigner(_pd_scores(d["feats"], hyp["reg_max"]), a["pd_bboxes"], a["anc_points"], a["gt_labels"],
-                   a["gt_bboxes"], a["mask_gt"])
+    assigner = TaskAlignedAssigner.from_strides(
+        hyp["stride"], num_classes=hyp["nc"], topk=hyp["topk"], alpha=hyp["alpha"], beta=hyp["beta"], eps=hyp["eps"]
+    )
+    res = assigner(
+        _pd_scores(d["feats"], hyp["reg_max"]),
+        a["pd_bboxes"],
+        a["anc_points"],
+        a["gt_labels"],
+        a["gt_bboxes"],
+        a["mask_gt"],
+    )
     fg = a["fg_mask"]
     assert fg.any()
     assert torch.equal(res.fg_mask, fg)
@@ -101,7 +107,7 @@ def _batch(boxes_px, img_idx, cls, bs: int = 2, device="cpu"):
     per_image = [0] * bs
     for (x1, y1, x2, y2), i in zip(boxes_px, img_idx):
         per_image[i] += 1
-        masks[i, int(y1) // 4:int(y2 + 3) // 4, int(x1) // 4:int(x2 + 3) // 4] = per_image[i]
+        masks[i, int(y1) // 4 : int(y2 + 3) // 4, int(x1) // 4 : int(x2 + 3) // 4] = per_image[i]
     xyxy = torch.tensor(boxes_px, dtype=torch.float32).reshape(-1, 4)
     return {
         "batch_idx": torch.tensor(img_idx, dtype=torch.float32, device=device),
@@ -124,7 +130,7 @@ def test_no_gts_in_batch(device):
     assert items.device.type == torch.device(device).type
     assert items[0] == 0 and items[1] == 0 and items[3] == 0
     bs = preds[0][0].shape[0]
-    scores = torch.cat([f.reshape(bs, f.shape[1], -1) for f in preds[0]], 2)[:, 4 * REG:]
+    scores = torch.cat([f.reshape(bs, f.shape[1], -1) for f in preds[0]], 2)[:, 4 * REG :]
     expected_cls = 0.5 * F.binary_cross_entropy_with_logits(scores, torch.zeros_like(scores), reduction="sum")
     torch.testing.assert_close(items[2], expected_cls.detach(), atol=1e-4, rtol=1e-5)
     total.backward()
@@ -162,8 +168,14 @@ def _assign_one(box, **kwargs):
     n_anchors = anchors.shape[0]
     gt = torch.tensor(box, dtype=torch.float32).view(1, 1, 4)
     assigner = TaskAlignedAssigner(num_classes=NC, **kwargs)
-    res = assigner(torch.full((1, n_anchors, NC), 0.5), gt.expand(1, n_anchors, 4).clone(), anchors * stride_t,
-                   torch.zeros(1, 1, 1), gt, torch.ones(1, 1, 1))
+    res = assigner(
+        torch.full((1, n_anchors, NC), 0.5),
+        gt.expand(1, n_anchors, 4).clone(),
+        anchors * stride_t,
+        torch.zeros(1, 1, 1),
+        gt,
+        torch.ones(1, 1, 1),
+    )
     return res
 
 
@@ -190,7 +202,7 @@ def test_small_gt_rule_threshold_matches_84():
 def test_small_gt_loss_is_finite():
     feats, pred_masks, proto = _preds()
     for f in feats:  # predict small boxes (1 grid cell per side) so the CIoU with tiny gts is positive
-        f[:, 1:4 * REG:REG] += 10.0
+        f[:, 1 : 4 * REG : REG] += 10.0
     preds = (feats, pred_masks, proto)
     for t in (*feats, pred_masks, proto):
         t.requires_grad_(True)

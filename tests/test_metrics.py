@@ -1,4 +1,5 @@
 """Tests for edgeseg.metrics: hand-computed cases, IoU properties and a pycocotools cross-check."""
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,9 @@ def feed(metrics, preds, gts):
     """preds: list of (box, score, cls); gts: list of (box, cls). Masks are the filled boxes."""
     pb = np.array([p[0] for p in preds], float).reshape(-1, 4)
     gb = np.array([g[0] for g in gts], float).reshape(-1, 4)
-    metrics.update(pb, [p[1] for p in preds], [p[2] for p in preds], masks_for(pb),
-                   gb, [g[1] for g in gts], masks_for(gb))
+    metrics.update(
+        pb, [p[1] for p in preds], [p[2] for p in preds], masks_for(pb), gb, [g[1] for g in gts], masks_for(gb)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,8 +85,9 @@ def test_iou_bad_input():
         mask_iou(np.zeros(16, bool), np.zeros((1, 16), bool))
 
 
-boxes_st = hnp.arrays(np.float64, st.tuples(st.integers(0, 6), st.just(4)),
-                      elements=st.floats(-50, 50, allow_nan=False, width=32))
+boxes_st = hnp.arrays(
+    np.float64, st.tuples(st.integers(0, 6), st.just(4)), elements=st.floats(-50, 50, allow_nan=False, width=32)
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -289,8 +292,15 @@ def test_zero_predictions_and_no_updates():
 
 def test_update_validation():
     m = SegmentMetrics()
-    good = dict(pred_boxes=np.zeros((1, 4)), pred_scores=[0.5], pred_classes=[0], pred_masks=np.zeros((1, 4, 4), bool),
-                gt_boxes=np.zeros((1, 4)), gt_classes=[0], gt_masks=np.zeros((1, 4, 4), bool))
+    good = {
+        "pred_boxes": np.zeros((1, 4)),
+        "pred_scores": [0.5],
+        "pred_classes": [0],
+        "pred_masks": np.zeros((1, 4, 4), bool),
+        "gt_boxes": np.zeros((1, 4)),
+        "gt_classes": [0],
+        "gt_masks": np.zeros((1, 4, 4), bool),
+    }
     m.update(**good)
     with pytest.raises(ValueError, match="pred_boxes"):
         m.update(**{**good, "pred_boxes": np.zeros((2, 4))})
@@ -351,11 +361,17 @@ def build_fixture(seed=0, n_images=20, miss_rate=0.1, jitter=0.06):
             pb.append([x1, y1, x1 + w, y1 + h])
             pc.append(int(rng.integers(N_CLASSES)))
         pb = np.clip(np.array(pb).reshape(-1, 4), 0, [IMG_W, IMG_H, IMG_W, IMG_H])
-        images.append(dict(
-            gt_boxes=gt_boxes, gt_classes=np.array(gt_cls), gt_masks=np.stack([ellipse(b) for b in gt_boxes]),
-            pred_boxes=pb, pred_classes=np.array(pc), pred_scores=rng.uniform(0.05, 1.0, len(pb)),
-            pred_masks=np.stack([ellipse(b) for b in pb]) if len(pb) else np.zeros((0, IMG_H, IMG_W), bool),
-        ))
+        images.append(
+            {
+                "gt_boxes": gt_boxes,
+                "gt_classes": np.array(gt_cls),
+                "gt_masks": np.stack([ellipse(b) for b in gt_boxes]),
+                "pred_boxes": pb,
+                "pred_classes": np.array(pc),
+                "pred_scores": rng.uniform(0.05, 1.0, len(pb)),
+                "pred_masks": np.stack([ellipse(b) for b in pb]) if len(pb) else np.zeros((0, IMG_H, IMG_W), bool),
+            }
+        )
     return images
 
 
@@ -374,8 +390,17 @@ def to_coco(images):
     for i, im in enumerate(images, start=1):
         gt["images"].append({"id": i, "height": IMG_H, "width": IMG_W})
         for b, c, m in zip(im["gt_boxes"], im["gt_classes"], im["gt_masks"]):
-            gt["annotations"].append({"id": ann_id, "image_id": i, "category_id": int(c) + 1, "iscrowd": 0,
-                                      "bbox": xywh(b), "area": float(m.sum()), "segmentation": rle(m)})
+            gt["annotations"].append(
+                {
+                    "id": ann_id,
+                    "image_id": i,
+                    "category_id": int(c) + 1,
+                    "iscrowd": 0,
+                    "bbox": xywh(b),
+                    "area": float(m.sum()),
+                    "segmentation": rle(m),
+                }
+            )
             ann_id += 1
         for b, c, s, m in zip(im["pred_boxes"], im["pred_classes"], im["pred_scores"], im["pred_masks"]):
             det_box.append({"image_id": i, "category_id": int(c) + 1, "bbox": xywh(b), "score": float(s)})
@@ -404,8 +429,15 @@ def cocoeval(gt_dict, dets, iou_type):
 def run_ours(images, mode):
     m = SegmentMetrics(mode=mode)
     for im in images:
-        m.update(im["pred_boxes"], im["pred_scores"], im["pred_classes"], im["pred_masks"],
-                 im["gt_boxes"], im["gt_classes"], im["gt_masks"])
+        m.update(
+            im["pred_boxes"],
+            im["pred_scores"],
+            im["pred_classes"],
+            im["pred_masks"],
+            im["gt_boxes"],
+            im["gt_classes"],
+            im["gt_masks"],
+        )
     return m.compute()
 
 
@@ -448,8 +480,9 @@ def test_fixture_preconditions(coco_exact_case):
         iou = box_iou(im["gt_boxes"], im["pred_boxes"])
         order = np.argsort(-im["pred_scores"], kind="mergesort")
         a = match_predictions(im["pred_classes"][order], im["gt_classes"], iou[:, order])
-        b = match_predictions_greedy(im["pred_classes"][order], im["gt_classes"], iou[:, order],
-                                     im["pred_scores"][order])
+        b = match_predictions_greedy(
+            im["pred_classes"][order], im["gt_classes"], iou[:, order], im["pred_scores"][order]
+        )
         np.testing.assert_array_equal(a, b)
     n_pred = sum(len(im["pred_scores"]) for im in images)
     assert n_pred > 60 and sum(len(im["gt_classes"]) for im in images) > 60

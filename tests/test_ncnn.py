@@ -3,6 +3,7 @@
 Real conversions and the real ncnn runtime (no mocks). Exports (imgsz 320: fp32, fp16, and an ONNX
 export for the comparison) are made once per module and reused.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -11,14 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from shared_paths import SHARED
 
 COCO_PT = SHARED / "models" / "yolov8n-seg-coco-dq.pt"
 BUS = SHARED / "data" / "images" / "bus.jpg"
 IMGSZ = 320
 
-needs_shared = pytest.mark.skipif(not (COCO_PT.is_file() and BUS.is_file()),
-                                  reason="shared test models/images not available")
+needs_shared = pytest.mark.skipif(
+    not (COCO_PT.is_file() and BUS.is_file()), reason="shared test models/images not available"
+)
 
 
 def _export_packages():
@@ -80,6 +83,7 @@ def _match(reference, detections, box_px):
 
 # ---- export ----------------------------------------------------------------------------------------
 
+
 @needs_shared
 def test_export_folder_layout_and_check(fp32_folder):
     import yaml
@@ -89,8 +93,24 @@ def test_export_folder_layout_and_check(fp32_folder):
     assert sorted(p.name for p in folder.iterdir()) == ["metadata.yaml", "model.ncnn.bin", "model.ncnn.param"]
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # staging and pnnx side files gone
     meta = yaml.safe_load((folder / "metadata.yaml").read_text())
-    for key in ("description", "author", "date", "version", "license", "docs", "stride", "task", "batch",
-                "imgsz", "names", "args", "channels", "architecture", "edgeseg_version", "precision"):
+    for key in (
+        "description",
+        "author",
+        "date",
+        "version",
+        "license",
+        "docs",
+        "stride",
+        "task",
+        "batch",
+        "imgsz",
+        "names",
+        "args",
+        "channels",
+        "architecture",
+        "edgeseg_version",
+        "precision",
+    ):
         assert key in meta, key
     assert meta["task"] == "segment" and meta["imgsz"] == [IMGSZ, IMGSZ] and meta["stride"] == 32
     assert meta["names"][0] == "person" and len(meta["names"]) == 80
@@ -180,6 +200,7 @@ def test_export_without_pnnx_names_the_extra(monkeypatch):
 
 
 # ---- backend errors --------------------------------------------------------------------------------
+
 
 def test_missing_ncnn_package_names_the_extra(monkeypatch, tmp_path):
     from edgeseg.backends.ncnn import NcnnBackend
@@ -298,8 +319,9 @@ def test_ultralytics_style_folder(fp32_folder, tmp_path):
     folder = _copy(fp32_folder.path, tmp_path / "yolov8n-seg_ncnn_model", "model.ncnn.param", "model.ncnn.bin")
     (folder / "model_ncnn.py").write_text("# pnnx's test script, as Ultralytics leaves it\n")
     names = Segmenter(fp32_folder.path).names
-    (folder / "metadata.yaml").write_text(ULTRALYTICS_METADATA.format(
-        imgsz=IMGSZ, names="\n".join(f"  {i}: {n}" for i, n in names.items())))
+    (folder / "metadata.yaml").write_text(
+        ULTRALYTICS_METADATA.format(imgsz=IMGSZ, names="\n".join(f"  {i}: {n}" for i, n in names.items()))
+    )
     assert select_backend(folder) is NcnnBackend
     segmenter = Segmenter(folder)
     assert segmenter.names == names

@@ -66,7 +66,7 @@ def test_tiny_demo_scale():
 
 
 @pytest.mark.parametrize(
-    "name, json_file, head_index",
+    ("name", "json_file", "head_index"),
     [("yolov8n-seg", "ultralytics_keys_v8n.json", 22), ("yolo11n-seg", "ultralytics_keys_v11n.json", 23)],
 )
 def test_state_dict_keys_and_shapes_match_ultralytics(name, json_file, head_index):
@@ -87,7 +87,7 @@ def test_model_attributes(v8n, v11n):
 
 
 @pytest.mark.parametrize("fixture", ["v8n", "v11n"])
-@pytest.mark.parametrize("size, anchors", [(640, 8400), (320, 2100)])
+@pytest.mark.parametrize(("size", "anchors"), [(640, 8400), (320, 2100)])
 def test_eval_output_shapes(request, fixture, size, anchors):
     model = request.getfixturevalue(fixture)
     with torch.no_grad():
@@ -123,8 +123,14 @@ def test_non_square_input_and_anchor_cache(v8n):
 def test_make_anchors_order():
     points, strides = make_anchors([(2, 3), (1, 2)], [8, 16])
     assert points.tolist() == [
-        [0.5, 0.5], [1.5, 0.5], [2.5, 0.5], [0.5, 1.5], [1.5, 1.5], [2.5, 1.5],  # level 0, row-major
-        [0.5, 0.5], [1.5, 0.5],  # level 1
+        [0.5, 0.5],
+        [1.5, 0.5],
+        [2.5, 0.5],
+        [0.5, 1.5],
+        [1.5, 1.5],
+        [2.5, 1.5],  # level 0, row-major
+        [0.5, 0.5],
+        [1.5, 0.5],  # level 1
     ]
     assert strides.view(-1).tolist() == [8.0] * 6 + [16.0] * 2
 
@@ -222,7 +228,7 @@ def test_build_by_arch_and_scale():
 
 
 def test_c3k_forced_for_large_yolo11_scales():
-    from edgeseg.nn.modules import C3k, Bottleneck
+    from edgeseg.nn.modules import Bottleneck, C3k
 
     for scale, inner in (("s", Bottleneck), ("m", C3k), ("x", C3k)):
         model = _meta_model(f"yolo11{scale}-seg")
@@ -230,7 +236,7 @@ def test_c3k_forced_for_large_yolo11_scales():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    ("kwargs", "match"),
     [
         ({"name": "yolov9n-seg"}, "yolo11n-seg.*yolov8x-seg"),
         ({"name": "yolov8q-seg"}, "valid names"),
@@ -244,9 +250,8 @@ def test_c3k_forced_for_large_yolo11_scales():
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        with torch.device("meta"):
-            build_model(**kwargs)
+    with pytest.raises(ValueError, match=match), torch.device("meta"):
+        build_model(**kwargs)
 
 
 def test_bad_input_shape_raises(v8n):

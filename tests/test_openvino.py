@@ -3,6 +3,7 @@
 Real models and real images throughout (yolov8n-seg-coco-dq.pt exported at imgsz 320, bus.jpg,
 coco8-seg for calibration); each export is made once per module. About 1-2 minutes on 2 cores.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -39,11 +40,13 @@ COCO128_YAML = SHARED / "data" / "coco128-seg" / "coco128-seg.yaml"
 VIDEO = SHARED / "data" / "video" / "people_movement.mp4"
 IMGSZ = 320
 
-needs_shared = pytest.mark.skipif(not (COCO_PT.is_file() and BUS.is_file() and COCO8.is_dir()),
-                                  reason="shared test models/images not available")
+needs_shared = pytest.mark.skipif(
+    not (COCO_PT.is_file() and BUS.is_file() and COCO8.is_dir()), reason="shared test models/images not available"
+)
 
 
 # ---- module fixtures: one export of each kind ------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
@@ -65,8 +68,9 @@ def onnx_ref(exports):
 
 @pytest.fixture(scope="module")
 def ov_fp32(exports):
-    return exports.export(COCO_PT, format="openvino", imgsz=IMGSZ, output=exports.root / "coco_openvino_model",
-                          check_image=BUS)
+    return exports.export(
+        COCO_PT, format="openvino", imgsz=IMGSZ, output=exports.root / "coco_openvino_model", check_image=BUS
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +84,15 @@ def ov_fp16(exports):
 
 @pytest.fixture(scope="module")
 def ov_int8(exports):
-    return exports.export(COCO_PT, format="openvino", imgsz=IMGSZ, int8=True, data=COCO8 / "images",
-                          output=exports.root / "coco_int8_openvino_model", check_image=BUS)
+    return exports.export(
+        COCO_PT,
+        format="openvino",
+        imgsz=IMGSZ,
+        int8=True,
+        data=COCO8 / "images",
+        output=exports.root / "coco_int8_openvino_model",
+        check_image=BUS,
+    )
 
 
 def _detections(model, **options):
@@ -89,8 +100,10 @@ def _detections(model, **options):
 
     seg = Segmenter(model, **options)
     det = seg(BUS)
-    return seg, [(seg.names[int(c)], float(p), np.asarray(b, dtype=np.float64))
-                 for c, p, b in zip(det.class_id, det.confidence, det.xyxy)]
+    return seg, [
+        (seg.names[int(c)], float(p), np.asarray(b, dtype=np.float64))
+        for c, p, b in zip(det.class_id, det.confidence, det.xyxy)
+    ]
 
 
 def _match(reference, candidate, box_tol, score_tol):
@@ -105,6 +118,7 @@ def _match(reference, candidate, box_tol, score_tol):
 
 
 # ---- calibration -------------------------------------------------------------------------------------
+
 
 @needs_shared
 def test_calibration_images_deterministic_and_selectable():
@@ -151,14 +165,23 @@ def test_calibration_blobs_are_inference_blobs():
     blobs = list(calibration_blobs(paths, (256, 320)))
     assert [b.shape for b in blobs] == [(1, 3, 256, 320)] * 2 and blobs[0].dtype == np.float32
     # exactly what Segmenter feeds the model
-    expected, _ = letterbox(read_image(paths[0]), (256, 320), scaleup=True, auto=False, stride=32,
-                            layout="nchw", dtype="float32", bgr_to_rgb=True)
+    expected, _ = letterbox(
+        read_image(paths[0]),
+        (256, 320),
+        scaleup=True,
+        auto=False,
+        stride=32,
+        layout="nchw",
+        dtype="float32",
+        bgr_to_rgb=True,
+    )
     np.testing.assert_array_equal(blobs[0], expected)
     nhwc = next(calibration_blobs(paths, 64, layout="nhwc", dtype="uint8"))
     assert nhwc.shape == (1, 64, 64, 3) and nhwc.dtype == np.uint8
 
 
 # ---- export ------------------------------------------------------------------------------------------
+
 
 def test_openvino_is_an_export_format():
     from edgeseg.exporters import FORMATS, PLANNED_FORMATS, check_format
@@ -171,11 +194,23 @@ def test_export_folder_layout_and_metadata(ov_fp32):
     folder = ov_fp32.path
     assert folder.is_dir() and ov_fp32.precision == "fp32" and ov_fp32.format == "openvino"
     assert ov_fp32.xml == folder / "yolov8n-seg-coco-dq.xml"
-    assert {p.name for p in folder.iterdir()} == {"yolov8n-seg-coco-dq.xml", "yolov8n-seg-coco-dq.bin",
-                                                   "metadata.yaml"}
+    assert {p.name for p in folder.iterdir()} == {"yolov8n-seg-coco-dq.xml", "yolov8n-seg-coco-dq.bin", "metadata.yaml"}
     meta = yaml.safe_load((folder / "metadata.yaml").read_text())
-    ultralytics_keys = ["description", "author", "date", "version", "license", "docs", "stride", "task", "batch",
-                        "imgsz", "names", "args", "channels"]
+    ultralytics_keys = [
+        "description",
+        "author",
+        "date",
+        "version",
+        "license",
+        "docs",
+        "stride",
+        "task",
+        "batch",
+        "imgsz",
+        "names",
+        "args",
+        "channels",
+    ]
     assert all(k in meta for k in ultralytics_keys)
     assert meta["task"] == "segment" and meta["imgsz"] == [IMGSZ, IMGSZ] and meta["stride"] == 32
     assert meta["names"][0] == "person" and meta["names"][5] == "bus" and len(meta["names"]) == 80
@@ -261,6 +296,7 @@ def test_missing_packages_name_the_extra(monkeypatch):
 
 # ---- runtime: same detections as the ONNX model ------------------------------------------------------
 
+
 def test_fp32_and_fp16_match_onnx_on_bus(ov_fp32, ov_fp16, onnx_ref):
     _, reference = _detections(onnx_ref.path)
     assert {"person", "bus"} <= {d[0] for d in reference}
@@ -322,6 +358,7 @@ def test_model_path_forms(ov_fp32, onnx_ref, tmp_path):
 
 # ---- metadata: ours, the IR's rt_info, Ultralytics' metadata.yaml, none ------------------------------
 
+
 def test_folder_without_metadata_yaml_falls_back_to_rt_info(ov_fp32, tmp_path):
     bare = tmp_path / "bare_openvino_model"
     shutil.copytree(ov_fp32.path, bare)
@@ -341,12 +378,24 @@ def test_ir_without_any_metadata_is_a_clear_error(onnx_ref, tmp_path):
 
 def _ultralytics_metadata(task="segment", imgsz=640):
     # what Ultralytics' yaml_save writes beside its OpenVINO exports (values as plain YAML types)
-    names = yaml.safe_load(COCO128_YAML.read_text())["names"] if COCO128_YAML.is_file() else {i: str(i) for i in range(80)}
-    return {"description": "Ultralytics YOLOv8n-seg model trained on coco.yaml", "author": "Ultralytics",
-            "date": "2026-01-01T00:00:00", "version": "8.4.190", "license": "AGPL-3.0 License",
-            "docs": "https://docs.ultralytics.com", "stride": 32, "task": task, "batch": 1,
-            "imgsz": [imgsz, imgsz], "names": names,
-            "args": {"batch": 1, "half": False, "int8": False, "dynamic": False, "nms": False}, "channels": 3}
+    names = (
+        yaml.safe_load(COCO128_YAML.read_text())["names"] if COCO128_YAML.is_file() else {i: str(i) for i in range(80)}
+    )
+    return {
+        "description": "Ultralytics YOLOv8n-seg model trained on coco.yaml",
+        "author": "Ultralytics",
+        "date": "2026-01-01T00:00:00",
+        "version": "8.4.190",
+        "license": "AGPL-3.0 License",
+        "docs": "https://docs.ultralytics.com",
+        "stride": 32,
+        "task": task,
+        "batch": 1,
+        "imgsz": [imgsz, imgsz],
+        "names": names,
+        "args": {"batch": 1, "half": False, "int8": False, "dynamic": False, "nms": False},
+        "channels": 3,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -405,6 +454,7 @@ def test_missing_device_lists_the_available_ones(ov_fp32):
 
 
 # ---- async queue -------------------------------------------------------------------------------------
+
 
 def _blobs(n):
     rng = np.random.default_rng(0)
@@ -475,8 +525,13 @@ print("survived")
 def test_backends_released_in_creation_order_leave_signals_working(ov_fp32):
     """OpenVINO's CPU plugin swaps the thread's sigaltstack on compile and, released A-then-B, put back a
     freed one: the next Python signal handler crashed the process (SIGSEGV). The backend restores it."""
-    proc = subprocess.run([sys.executable, "-X", "faulthandler", "-c", _RELEASE_IN_CREATION_ORDER,
-                           str(ov_fp32.path)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", _RELEASE_IN_CREATION_ORDER, str(ov_fp32.path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert proc.returncode == 0 and "survived" in proc.stdout, (proc.returncode, proc.stderr[-2000:])
 
 
@@ -500,10 +555,23 @@ def test_preserve_sigaltstack_restores_the_thread_stack():
 
 # ---- command line ------------------------------------------------------------------------------------
 
+
 @pytest.mark.skipif(not VIDEO.is_file(), reason="shared video not available")
 def test_cli_run_with_openvino(ov_fp32):
-    cmd = [sys.executable, "-m", "edgeseg", "run", "--backend", "openvino", "--model", str(ov_fp32.path),
-           "--source", str(VIDEO), "--max-frames", "10"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgeseg",
+        "run",
+        "--backend",
+        "openvino",
+        "--model",
+        str(ov_fp32.path),
+        "--source",
+        str(VIDEO),
+        "--max-frames",
+        "10",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert "backend='openvino'" in proc.stdout and "summary: 10 frame(s)" in proc.stdout

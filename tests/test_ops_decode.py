@@ -1,4 +1,5 @@
 """edgeseg.ops.decode: native candidate decoding vs the numpy reference, layouts, non-finite handling."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +23,8 @@ def _output(rng, n, nc, nm, *, density=0.1):
     scores = rng.uniform(0, 0.3, (nc, n))
     hot = rng.random(n) < density
     scores[rng.integers(0, nc, n)[hot], np.nonzero(hot)[0]] = rng.uniform(0.2, 1.0, hot.sum())
-    out[4:4 + nc] = scores
-    out[4 + nc:] = rng.normal(0, 1, (nm, n))
+    out[4 : 4 + nc] = scores
+    out[4 + nc :] = rng.normal(0, 1, (nm, n))
     return out
 
 
@@ -41,9 +42,17 @@ def _assert_same(got: Candidates, want: dict):
 
 @FAST
 @given(
-    n=st.integers(0, 400), nc=st.integers(1, 12), nm=st.sampled_from([0, 1, 8, 32]), seed=st.integers(0, 2**32 - 1),
-    conf=st.floats(0.0, 0.9), multi=st.booleans(), cn=st.booleans(), max_nms=st.integers(1, 500),
-    use_classes=st.booleans(), n_bad=st.integers(0, 6), scale=st.sampled_from([(1.0, 1.0), (640.0, 480.0)]),
+    n=st.integers(0, 400),
+    nc=st.integers(1, 12),
+    nm=st.sampled_from([0, 1, 8, 32]),
+    seed=st.integers(0, 2**32 - 1),
+    conf=st.floats(0.0, 0.9),
+    multi=st.booleans(),
+    cn=st.booleans(),
+    max_nms=st.integers(1, 500),
+    use_classes=st.booleans(),
+    n_bad=st.integers(0, 6),
+    scale=st.sampled_from([(1.0, 1.0), (640.0, 480.0)]),
 )
 def test_matches_numpy_reference(n, nc, nm, seed, conf, multi, cn, max_nms, use_classes, n_bad, scale):
     rng = np.random.default_rng(seed)
@@ -53,8 +62,16 @@ def test_matches_numpy_reference(n, nc, nm, seed, conf, multi, cn, max_nms, use_
             out[rng.integers(0, out.shape[0]), rng.integers(0, n)] = rng.choice([np.nan, np.inf, -np.inf])
     classes = sorted(set(rng.integers(0, nc, 3).tolist())) if use_classes else None
     arr = out if cn else np.ascontiguousarray(out.T)
-    got = decode(arr, nc, conf=conf, multi_label=multi, max_nms=max_nms, classes=classes,
-                 layout="cn" if cn else "nc", box_scale=scale)
+    got = decode(
+        arr,
+        nc,
+        conf=conf,
+        multi_label=multi,
+        max_nms=max_nms,
+        classes=classes,
+        layout="cn" if cn else "nc",
+        box_scale=scale,
+    )
     want = ref.decode(out, nc, conf=conf, multi_label=multi, max_nms=max_nms, classes=classes, box_scale=scale)
     _assert_same(got, want)
 
@@ -147,8 +164,17 @@ def test_layouts_and_batch_dim():
     want = decode(out, 80, layout="cn")
     for arr in (out[None], np.ascontiguousarray(out.T), np.ascontiguousarray(out.T)[None], out.T):
         got = decode(arr, 80)  # auto layout
-        _assert_same(got, dict(boxes=want.boxes, scores=want.scores, class_ids=want.class_ids,
-                               anchors=want.anchors, coefs=want.coefs, nonfinite=want.nonfinite))
+        _assert_same(
+            got,
+            {
+                "boxes": want.boxes,
+                "scores": want.scores,
+                "class_ids": want.class_ids,
+                "anchors": want.anchors,
+                "coefs": want.coefs,
+                "nonfinite": want.nonfinite,
+            },
+        )
     # Detection-only head (nm = 0) and float16 / float64 outputs are accepted.
     det = out[:84]
     assert decode(det, 80).coefs.shape == (len(decode(det, 80)), 0)
@@ -183,21 +209,24 @@ def test_select_and_len():
         c.select([len(c)])
 
 
-@pytest.mark.parametrize("arr,nc,kwargs,match", [
-    (np.zeros((84, 100), np.int32), 80, {}, "float32"),
-    (np.zeros(100, np.float32), 80, {}, "shape"),
-    (np.zeros((2, 84, 100), np.float32), 80, {}, "batch"),
-    (np.zeros((50, 60), np.float32), 80, {}, "4 \\+ nc"),
-    (np.zeros((50, 100), np.float32), 80, {"layout": "cn"}, "channels"),
-    (np.zeros((84, 100), np.float32), 0, {}, "nc"),
-    (np.zeros((84, 100), np.float32), 80, {"conf": float("nan")}, "conf"),
-    (np.zeros((84, 100), np.float32), 80, {"classes": [80]}, "classes"),
-    (np.zeros((84, 100), np.float32), 80, {"classes": [0.5]}, "classes"),
-    (np.zeros((84, 100), np.float32), 80, {"layout": "xy"}, "layout"),
-    (np.zeros((84, 100), np.float32), 80, {"max_nms": 0}, "max_nms"),
-    (np.zeros((84, 100), np.float32), 80, {"box_scale": (1.0,)}, "box_scale"),
-    ([[0.0] * 10] * 84, 80, {}, "numpy array"),
-])
+@pytest.mark.parametrize(
+    ("arr", "nc", "kwargs", "match"),
+    [
+        (np.zeros((84, 100), np.int32), 80, {}, "float32"),
+        (np.zeros(100, np.float32), 80, {}, "shape"),
+        (np.zeros((2, 84, 100), np.float32), 80, {}, "batch"),
+        (np.zeros((50, 60), np.float32), 80, {}, "4 \\+ nc"),
+        (np.zeros((50, 100), np.float32), 80, {"layout": "cn"}, "channels"),
+        (np.zeros((84, 100), np.float32), 0, {}, "nc"),
+        (np.zeros((84, 100), np.float32), 80, {"conf": float("nan")}, "conf"),
+        (np.zeros((84, 100), np.float32), 80, {"classes": [80]}, "classes"),
+        (np.zeros((84, 100), np.float32), 80, {"classes": [0.5]}, "classes"),
+        (np.zeros((84, 100), np.float32), 80, {"layout": "xy"}, "layout"),
+        (np.zeros((84, 100), np.float32), 80, {"max_nms": 0}, "max_nms"),
+        (np.zeros((84, 100), np.float32), 80, {"box_scale": (1.0,)}, "box_scale"),
+        ([[0.0] * 10] * 84, 80, {}, "numpy array"),
+    ],
+)
 def test_bad_input_raises_value_error(arr, nc, kwargs, match):
     with pytest.raises(ValueError, match=match):
         decode(arr, nc, **kwargs)

@@ -1,4 +1,5 @@
 """edgeseg.ops.letterbox: geometry parity with Ultralytics, resize parity with cv2 and the numpy reference."""
+
 from __future__ import annotations
 
 import threading
@@ -31,14 +32,26 @@ def _to_grey_levels(t, dtype):
 
 @FAST
 @given(
-    oh=st.integers(1, 5000), ow=st.integers(1, 5000), th=st.integers(1, 1400), tw=st.integers(1, 1400),
-    scaleup=st.booleans(), auto=st.booleans(), stride=st.sampled_from([1, 8, 32, 64]),
+    oh=st.integers(1, 5000),
+    ow=st.integers(1, 5000),
+    th=st.integers(1, 1400),
+    tw=st.integers(1, 1400),
+    scaleup=st.booleans(),
+    auto=st.booleans(),
+    stride=st.sampled_from([1, 8, 32, 64]),
 )
 def test_geometry_matches_ultralytics_formula(oh, ow, th, tw, scaleup, auto, stride):
     info = letterbox_geometry((oh, ow), (th, tw), scaleup=scaleup, auto=auto, stride=stride)
     r, left, top, uw, uh, in_w, in_h = ref.geometry(oh, ow, th, tw, scaleup=scaleup, auto=auto, stride=stride)
     assert (info.scale, info.pad_left, info.pad_top, info.new_w, info.new_h, info.in_w, info.in_h) == (
-        r, left, top, uw, uh, in_w, in_h)
+        r,
+        left,
+        top,
+        uw,
+        uh,
+        in_w,
+        in_h,
+    )
     assert (info.orig_w, info.orig_h) == (ow, oh)
     if not auto:
         assert (info.in_h, info.in_w) == (th, tw)
@@ -46,8 +59,9 @@ def test_geometry_matches_ultralytics_formula(oh, ow, th, tw, scaleup, auto, str
 
 def test_geometry_known_images():
     bus = letterbox_geometry((1080, 810), 640)
-    assert bus == LetterboxInfo(scale=640 / 1080, pad_left=80, pad_top=0, new_w=480, new_h=640, in_w=640, in_h=640,
-                                orig_w=810, orig_h=1080)
+    assert bus == LetterboxInfo(
+        scale=640 / 1080, pad_left=80, pad_top=0, new_w=480, new_h=640, in_w=640, in_h=640, orig_w=810, orig_h=1080
+    )
     zid = letterbox_geometry((720, 1280), 640)
     assert (zid.new_w, zid.new_h, zid.pad_left, zid.pad_top) == (640, 360, 0, 140)
     zid_auto = letterbox_geometry((720, 1280), 640, auto=True)
@@ -64,15 +78,23 @@ def test_geometry_half_pixel_padding_split():
 
 @FAST
 @given(
-    h=st.integers(1, 48), w=st.integers(1, 48), th=st.integers(4, 72), tw=st.integers(4, 72),
-    layout=st.sampled_from(["nchw", "nhwc"]), dtype=st.sampled_from(["float32", "uint8", "int8"]),
-    swap=st.booleans(), fill=st.integers(0, 255), seed=st.integers(0, 2**32 - 1), auto=st.booleans(),
+    h=st.integers(1, 48),
+    w=st.integers(1, 48),
+    th=st.integers(4, 72),
+    tw=st.integers(4, 72),
+    layout=st.sampled_from(["nchw", "nhwc"]),
+    dtype=st.sampled_from(["float32", "uint8", "int8"]),
+    swap=st.booleans(),
+    fill=st.integers(0, 255),
+    seed=st.integers(0, 2**32 - 1),
+    auto=st.booleans(),
 )
 def test_letterbox_matches_numpy_reference(h, w, th, tw, layout, dtype, swap, fill, seed, auto):
     img = _image(np.random.default_rng(seed), h, w)
     got, info = letterbox(img, (th, tw), layout=layout, dtype=dtype, bgr_to_rgb=swap, fill=fill, auto=auto, stride=8)
-    want, geo = ref.letterbox(img, (th, tw), layout=layout, dtype=dtype, bgr_to_rgb=swap, fill=fill, auto=auto,
-                              stride=8)
+    want, geo = ref.letterbox(
+        img, (th, tw), layout=layout, dtype=dtype, bgr_to_rgb=swap, fill=fill, auto=auto, stride=8
+    )
     assert got.dtype == np.dtype(dtype) and got.shape == want.shape
     assert (info.scale, info.pad_left, info.pad_top, info.new_w, info.new_h, info.in_w, info.in_h) == geo
     diff = np.abs(_to_grey_levels(got, dtype) - _to_grey_levels(want, dtype))
@@ -81,17 +103,27 @@ def test_letterbox_matches_numpy_reference(h, w, th, tw, layout, dtype, swap, fi
     levels = _to_grey_levels(got, dtype)
     hwc = levels[0].transpose(1, 2, 0) if layout == "nchw" else levels[0]
     pad = np.ones(hwc.shape[:2], bool)
-    pad[info.pad_top:info.pad_top + info.new_h, info.pad_left:info.pad_left + info.new_w] = False
+    pad[info.pad_top : info.pad_top + info.new_h, info.pad_left : info.pad_left + info.new_w] = False
     assert np.allclose(hwc[pad], fill, atol=1e-3)
 
 
 def _interior(t, info):
     hwc = np.rint(t[0].transpose(1, 2, 0)[..., ::-1] * 255).astype(np.int16)  # back to BGR grey levels
-    return hwc[info.pad_top:info.pad_top + info.new_h, info.pad_left:info.pad_left + info.new_w]
+    return hwc[info.pad_top : info.pad_top + info.new_h, info.pad_left : info.pad_left + info.new_w]
 
 
-@pytest.mark.parametrize("shape,target", [((480, 640), 640), ((37, 91), 640), ((600, 800), 300), ((640, 640), 320),
-                                          ((1280, 1280), 640), ((333, 500), 1000), ((640, 480), 640)])
+@pytest.mark.parametrize(
+    ("shape", "target"),
+    [
+        ((480, 640), 640),
+        ((37, 91), 640),
+        ((600, 800), 300),
+        ((640, 640), 320),
+        ((1280, 1280), 640),
+        ((333, 500), 1000),
+        ((640, 480), 640),
+    ],
+)
 def test_letterbox_matches_cv2_resize(shape, target):
     rng = np.random.default_rng(sum(shape))
     # Smooth-ish content plus noise, like a photo.
@@ -179,15 +211,18 @@ def test_out_buffer_reuse_and_validation():
         letterbox(img, 640, out=ro)
 
 
-@pytest.mark.parametrize("bad,match", [
-    (np.zeros((10, 10), np.uint8), "shape"),
-    (np.zeros((10, 10, 4), np.uint8), "shape"),
-    (np.zeros((10, 10, 1), np.uint8), "shape"),
-    (np.zeros((10, 10, 3), np.uint16), "uint8"),
-    (np.zeros((10, 10, 3), np.float32), "uint8"),
-    (np.zeros((0, 10, 3), np.uint8), "non-empty"),
-    ([[[1, 2, 3]]], "numpy array"),
-])
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (np.zeros((10, 10), np.uint8), "shape"),
+        (np.zeros((10, 10, 4), np.uint8), "shape"),
+        (np.zeros((10, 10, 1), np.uint8), "shape"),
+        (np.zeros((10, 10, 3), np.uint16), "uint8"),
+        (np.zeros((10, 10, 3), np.float32), "uint8"),
+        (np.zeros((0, 10, 3), np.uint8), "non-empty"),
+        ([[[1, 2, 3]]], "numpy array"),
+    ],
+)
 def test_bad_images_raise_value_error(bad, match):
     with pytest.raises(ValueError, match=match):
         letterbox(bad, 640)
@@ -195,9 +230,17 @@ def test_bad_images_raise_value_error(bad, match):
 
 def test_bad_arguments_raise_value_error():
     img = np.zeros((8, 8, 3), np.uint8)
-    for kwargs in [dict(new_shape=0), dict(new_shape=(640,)), dict(new_shape=(-1, 640)), dict(new_shape=2.5),
-                   dict(layout="chw"), dict(dtype="float16"), dict(fill=256), dict(auto=True, stride=0),
-                   dict(new_shape=10**12)]:
+    for kwargs in [
+        {"new_shape": 0},
+        {"new_shape": (640,)},
+        {"new_shape": (-1, 640)},
+        {"new_shape": 2.5},
+        {"layout": "chw"},
+        {"dtype": "float16"},
+        {"fill": 256},
+        {"auto": True, "stride": 0},
+        {"new_shape": 10**12},
+    ]:
         with pytest.raises(ValueError):
             letterbox(img, **kwargs)
     with pytest.raises(ValueError):
@@ -217,8 +260,9 @@ def test_scale_boxes_maps_back_and_clips():
     want = ref.scale_boxes(outside, info.scale, info.pad_left, info.pad_top, 810, 1080)
     assert np.allclose(got, want, atol=1e-3)
     raw = scale_boxes(outside, info, clip=False)
-    assert raw.min() < 0 and np.allclose(raw, ref.scale_boxes(outside, info.scale, 80, 0, 810, 1080, clip=False),
-                                         atol=1e-3)
+    assert raw.min() < 0 and np.allclose(
+        raw, ref.scale_boxes(outside, info.scale, 80, 0, 810, 1080, clip=False), atol=1e-3
+    )
     assert scale_boxes(np.zeros((0, 4), np.float32), info).shape == (0, 4)
     with pytest.raises(ValueError):
         scale_boxes(np.zeros((3, 5), np.float32), info)
@@ -235,9 +279,16 @@ def test_threads_give_identical_results():
 
 
 @FAST
-@given(h=st.integers(1, 300), w=st.integers(1, 300), th=st.integers(16, 400), tw=st.integers(16, 400),
-       threads=st.integers(2, 7), layout=st.sampled_from(["nchw", "nhwc"]),
-       dtype=st.sampled_from(["float32", "uint8", "int8"]), seed=st.integers(0, 2**32 - 1))
+@given(
+    h=st.integers(1, 300),
+    w=st.integers(1, 300),
+    th=st.integers(16, 400),
+    tw=st.integers(16, 400),
+    threads=st.integers(2, 7),
+    layout=st.sampled_from(["nchw", "nhwc"]),
+    dtype=st.sampled_from(["float32", "uint8", "int8"]),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_row_bands_give_the_single_thread_result(h, w, th, tw, threads, layout, dtype, seed):
     """threads > 1 splits the resized rows into bands, each with its own cached source rows: the bytes
     must not change (band edges, bands capped at 16 rows each, up- and downscaling)."""

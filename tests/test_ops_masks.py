@@ -1,4 +1,5 @@
 """Native region-only instance masks vs the whole-map numpy reference (tests/reference/masks.py)."""
+
 from __future__ import annotations
 
 import threading
@@ -11,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeseg.ops.masks import MaskSet, masks_input, masks_native
-from tests.reference.masks import masks_input_ref, masks_native_ref, upsample
 from shared_paths import SHARED
+from tests.reference.masks import masks_input_ref, masks_native_ref, upsample
 
 MODEL = SHARED / "models" / "yolov8n-seg-coco-dq.onnx"
 BUS = SHARED / "data" / "images" / "bus.jpg"
@@ -22,8 +23,17 @@ def make_info(orig_h, orig_w, in_h=640, in_w=640):
     """LetterboxInfo-like geometry per the letterbox contract (independent of edgeseg.ops.letterbox)."""
     r = min(in_h / orig_h, in_w / orig_w)
     new_w, new_h = max(1, round(orig_w * r)), max(1, round(orig_h * r))
-    return SimpleNamespace(scale=r, new_w=new_w, new_h=new_h, in_w=in_w, in_h=in_h, orig_w=orig_w, orig_h=orig_h,
-                           pad_left=round((in_w - new_w) / 2 - 0.1), pad_top=round((in_h - new_h) / 2 - 0.1))
+    return SimpleNamespace(
+        scale=r,
+        new_w=new_w,
+        new_h=new_h,
+        in_w=in_w,
+        in_h=in_h,
+        orig_w=orig_w,
+        orig_h=orig_h,
+        pad_left=round((in_w - new_w) / 2 - 0.1),
+        pad_top=round((in_h - new_h) / 2 - 0.1),
+    )
 
 
 def allowed(area: int) -> int:
@@ -48,13 +58,15 @@ def rand_case(rng, n, nm, mh, mw):
 
 # --------------------------------------------------------------------------- reference is faithful
 
+
 def test_reference_upsample_matches_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
-    for (h, w, oh, ow) in [(37, 53, 211, 389), (160, 160, 1080, 1920), (5, 7, 3, 2), (1, 1, 4, 9), (10, 3, 10, 3)]:
+    for h, w, oh, ow in [(37, 53, 211, 389), (160, 160, 1080, 1920), (5, 7, 3, 2), (1, 1, 4, 9), (10, 3, 10, 3)]:
         x = rng.normal(size=(2, h, w)).astype(np.float32)
-        t = torch.nn.functional.interpolate(torch.from_numpy(x)[None], (oh, ow), mode="bilinear",
-                                            align_corners=False)[0].numpy()
+        t = torch.nn.functional.interpolate(torch.from_numpy(x)[None], (oh, ow), mode="bilinear", align_corners=False)[
+            0
+        ].numpy()
         np.testing.assert_allclose(upsample(x, oh, ow), t, atol=2e-6, rtol=0)
 
 
@@ -71,7 +83,7 @@ def test_reference_native_matches_torch_formulation():
     gain = min(40 / H, 40 / W)
     pw, ph = (40 - W * gain) / 2, (40 - H * gain) / 2
     top, left = round(ph - 0.1), round(pw - 0.1)
-    up = F.interpolate(logits[..., top:40 - round(ph + 0.1), left:40 - round(pw + 0.1)], (H, W), mode="bilinear")[0]
+    up = F.interpolate(logits[..., top : 40 - round(ph + 0.1), left : 40 - round(pw + 0.1)], (H, W), mode="bilinear")[0]
     b = torch.from_numpy(boxes)[:, :, None]
     r = torch.arange(W, dtype=torch.float32)[None, None, :]
     c = torch.arange(H, dtype=torch.float32)[None, :, None]
@@ -83,9 +95,17 @@ def test_reference_native_matches_torch_formulation():
 
 # --------------------------------------------------------------------------- native vs reference
 
+
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 5), nm=st.integers(1, 8),
-       mh=st.integers(1, 40), mw=st.integers(1, 40), H=st.integers(1, 120), W=st.integers(1, 120))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 5),
+    nm=st.integers(1, 8),
+    mh=st.integers(1, 40),
+    mw=st.integers(1, 40),
+    H=st.integers(1, 120),
+    W=st.integers(1, 120),
+)
 def test_native_matches_reference(seed, n, nm, mh, mw, H, W):
     rng = np.random.default_rng(seed)
     protos, coefs = rand_case(rng, n, nm, mh, mw)
@@ -105,8 +125,15 @@ def test_native_matches_reference(seed, n, nm, mh, mw, H, W):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 5), nm=st.integers(1, 8), H=st.integers(1, 150),
-       W=st.integers(1, 150), in_h=st.sampled_from([32, 64, 96]), in_w=st.sampled_from([32, 64, 128]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 5),
+    nm=st.integers(1, 8),
+    H=st.integers(1, 150),
+    W=st.integers(1, 150),
+    in_h=st.sampled_from([32, 64, 96]),
+    in_w=st.sampled_from([32, 64, 128]),
+)
 def test_input_matches_reference(seed, n, nm, H, W, in_h, in_w):
     rng = np.random.default_rng(seed)
     protos, coefs = rand_case(rng, n, nm, in_h // 4, in_w // 4)
@@ -153,7 +180,7 @@ def test_hwc_and_batch_layouts_equal_chw():
     for other in (hwc, batched, hwc_b):
         np.testing.assert_array_equal(other.rects, base.rects)
         assert int((other.data != base.data).sum()) <= 2
-    bi = boxes + [info.pad_left, info.pad_top, info.pad_left, info.pad_top]
+    bi = boxes + [info.pad_left, info.pad_top, info.pad_left, info.pad_top]  # noqa: RUF005 - numpy broadcast
     a = masks_input(protos, coefs, bi, info)
     b = masks_input(np.ascontiguousarray(protos.transpose(1, 2, 0)), coefs, bi, info, layout="hwc")
     np.testing.assert_array_equal(a.rects, b.rects)
@@ -171,8 +198,10 @@ def test_threads_give_identical_results():
     np.testing.assert_array_equal(one.data, two.data)
     # concurrent calls from Python threads (the GIL is released while computing)
     results = [None] * 4
+
     def work(k):
         results[k] = masks_native(protos, coefs, boxes, info, threads=1)
+
     ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
     for t in ts:
         t.start()
@@ -184,6 +213,7 @@ def test_threads_give_identical_results():
 
 # --------------------------------------------------------------------------- edge cases
 
+
 def test_boxes_outside_and_zero_area_give_empty_entries():
     rng = np.random.default_rng(6)
     protos, coefs = rand_case(rng, 5, 4, 16, 16)
@@ -191,8 +221,9 @@ def test_boxes_outside_and_zero_area_give_empty_entries():
     coefs[:, 0] = 1
     protos[0] = 5.0  # everything foreground where computed
     info = make_info(50, 80, 64, 64)
-    boxes = np.array([[-20, -20, -5, -5], [90, 10, 120, 40], [10, 10, 10, 40], [10, 10, 40, 10.0], [10, 10, 20, 30]],
-                     np.float32)
+    boxes = np.array(
+        [[-20, -20, -5, -5], [90, 10, 120, 40], [10, 10, 10, 40], [10, 10, 40, 10.0], [10, 10, 20, 30]], np.float32
+    )
     ms = masks_native(protos, coefs, boxes, info)
     assert len(ms) == 5
     np.testing.assert_array_equal(ms.areas(), [0, 0, 0, 0, 200])
@@ -228,8 +259,9 @@ def test_very_large_image_is_region_only():
     assert ms.data.nbytes == 80 * 130 + 99 * 99 + 50 * 20  # compact: only the box pixels (ceil of x1, y1)
     for i in range(3):
         x0, y0, x1, y1 = ms.rects[i]
-        ref, _ = masks_native_ref(protos, coefs[i:i + 1], boxes[i:i + 1], (H, W),
-                                  rows=np.arange(y0, y1), cols=np.arange(x0, x1))
+        ref, _ = masks_native_ref(
+            protos, coefs[i : i + 1], boxes[i : i + 1], (H, W), rows=np.arange(y0, y1), cols=np.arange(x0, x1)
+        )
         assert int((ref[0] != ms.bitmap(i).astype(bool)).sum()) <= allowed(ref[0].size)
     bi = boxes * info.scale + [info.pad_left, info.pad_top, info.pad_left, info.pad_top]
     t = time.perf_counter()
@@ -240,9 +272,10 @@ def test_very_large_image_is_region_only():
 
 # --------------------------------------------------------------------------- MaskSet
 
+
 def small_set():
     rects = np.array([[1, 1, 4, 3], [2, 0, 5, 2], [0, 0, 0, 0]], np.int32)
-    data = np.array([1, 1, 0, 0, 1, 1] + [1, 0, 1, 1, 1, 1], np.uint8)
+    data = np.array([1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1], np.uint8)
     return MaskSet(rects, data, np.array([0, 6, 12, 12]), (4, 6))
 
 
@@ -262,8 +295,10 @@ def test_maskset_accessors():
     np.testing.assert_array_equal(ms.full([1]), full[1:2])
 
 
-@pytest.mark.parametrize("sel, expect", [(np.array([True, False, True]), [0, 2]), ([2, 0], [2, 0]),
-                                         (slice(1, None), [1, 2]), (np.array([], np.int64), [])])
+@pytest.mark.parametrize(
+    ("sel", "expect"),
+    [(np.array([True, False, True]), [0, 2]), ([2, 0], [2, 0]), (slice(1, None), [1, 2]), (np.array([], np.int64), [])],
+)
 def test_maskset_select(sel, expect):
     ms = small_set()
     sub = ms.select(sel)
@@ -288,6 +323,7 @@ def test_maskset_empty_and_validation():
 
 
 # --------------------------------------------------------------------------- bad input
+
 
 def test_bad_input_raises_value_error():
     p = np.zeros((32, 16, 16), np.float32)
@@ -328,6 +364,7 @@ def test_empty_inputs():
 
 # --------------------------------------------------------------------------- real model
 
+
 def simple_nms(boxes, scores, iou=0.7):
     order = np.argsort(-scores, kind="stable")
     keep = []
@@ -340,7 +377,10 @@ def simple_nms(boxes, scores, iou=0.7):
         xx2 = np.minimum(boxes[i, 2], boxes[rest, 2])
         yy2 = np.minimum(boxes[i, 3], boxes[rest, 3])
         inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
-        area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+
+        def area(b):
+            return (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+
         order = rest[inter / (area(boxes[i]) + area(boxes[rest]) - inter + 1e-9) <= iou]
     return np.array(keep, np.int64)
 
@@ -354,7 +394,7 @@ def test_real_model_bus():
     info = make_info(H, W)
     resized = cv2.resize(img, (info.new_w, info.new_h), interpolation=cv2.INTER_LINEAR)
     canvas = np.full((640, 640, 3), 114, np.uint8)
-    canvas[info.pad_top:info.pad_top + info.new_h, info.pad_left:info.pad_left + info.new_w] = resized
+    canvas[info.pad_top : info.pad_top + info.new_h, info.pad_left : info.pad_left + info.new_w] = resized
     x = np.ascontiguousarray(canvas[:, :, ::-1].transpose(2, 0, 1))[None].astype(np.float32) / 255
     sess = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
     out0, out1 = sess.run(None, {sess.get_inputs()[0].name: x})

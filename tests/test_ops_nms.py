@@ -1,4 +1,5 @@
 """edgeseg.ops.nms: greedy NMS vs the numpy reference, torchvision semantics, edge cases."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +24,15 @@ def _boxes(rng, n, *, clusters=8, spread=30.0):
 
 
 @FAST
-@given(n=st.integers(0, 300), seed=st.integers(0, 2**32 - 1), iou=st.floats(0.05, 0.95), ncls=st.integers(1, 5),
-       aware=st.booleans(), max_det=st.integers(1, 400), int_scores=st.booleans())
+@given(
+    n=st.integers(0, 300),
+    seed=st.integers(0, 2**32 - 1),
+    iou=st.floats(0.05, 0.95),
+    ncls=st.integers(1, 5),
+    aware=st.booleans(),
+    max_det=st.integers(1, 400),
+    int_scores=st.booleans(),
+)
 def test_matches_numpy_reference(n, seed, iou, ncls, aware, max_det, int_scores):
     rng = np.random.default_rng(seed)
     boxes = _boxes(rng, n)
@@ -101,18 +109,21 @@ def test_float64_inputs_are_converted():
     np.testing.assert_array_equal(nms(boxes, scores), ref.nms(boxes, scores))
 
 
-@pytest.mark.parametrize("boxes,scores,cls,kwargs,match", [
-    (np.zeros((3, 5)), np.zeros(3), None, {}, "boxes"),
-    (np.zeros(4), np.zeros(1), None, {}, "boxes"),
-    (np.zeros((3, 4)), np.zeros(2), None, {}, "scores"),
-    (np.zeros((3, 4)), np.zeros(3), np.zeros(2, np.int32), {}, "class_ids"),
-    (np.zeros((3, 4)), np.zeros(3), np.zeros(3, np.float32), {}, "class_ids"),
-    (np.zeros((3, 4)), np.array([0.1, np.nan, 0.2]), None, {}, "finite"),
-    (np.array([[0, 0, np.inf, 1]] * 3), np.zeros(3), None, {}, "finite"),
-    (np.zeros((3, 4)), np.zeros(3), None, {"max_det": 0}, "max_det"),
-    (np.zeros((3, 4)), np.zeros(3), None, {"iou": float("nan")}, "iou"),
-    (np.array([["a"] * 4] * 3), np.zeros(3), None, {}, "numeric"),
-])
+@pytest.mark.parametrize(
+    ("boxes", "scores", "cls", "kwargs", "match"),
+    [
+        (np.zeros((3, 5)), np.zeros(3), None, {}, "boxes"),
+        (np.zeros(4), np.zeros(1), None, {}, "boxes"),
+        (np.zeros((3, 4)), np.zeros(2), None, {}, "scores"),
+        (np.zeros((3, 4)), np.zeros(3), np.zeros(2, np.int32), {}, "class_ids"),
+        (np.zeros((3, 4)), np.zeros(3), np.zeros(3, np.float32), {}, "class_ids"),
+        (np.zeros((3, 4)), np.array([0.1, np.nan, 0.2]), None, {}, "finite"),
+        (np.array([[0, 0, np.inf, 1]] * 3), np.zeros(3), None, {}, "finite"),
+        (np.zeros((3, 4)), np.zeros(3), None, {"max_det": 0}, "max_det"),
+        (np.zeros((3, 4)), np.zeros(3), None, {"iou": float("nan")}, "iou"),
+        (np.array([["a"] * 4] * 3), np.zeros(3), None, {}, "numeric"),
+    ],
+)
 def test_bad_input_raises_value_error(boxes, scores, cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         nms(boxes, scores, cls, **kwargs)

@@ -1,4 +1,5 @@
 """Native external contours vs OpenCV and vs rasterising them back."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,8 +52,9 @@ def shape(name):
     return m
 
 
-@pytest.mark.parametrize("name", ["rect", "pixel", "hline", "vline", "diagonal", "ring_with_island", "two_blobs",
-                                  "L", "full"])
+@pytest.mark.parametrize(
+    "name", ["rect", "pixel", "hline", "vline", "diagonal", "ring_with_island", "two_blobs", "L", "full"]
+)
 def test_simple_shapes_match_opencv(name):
     m = shape(name)
     got = polygons(one(m, origin=(7, 4)), "all")[0]
@@ -96,6 +98,7 @@ def test_polygons_of_real_masks_cover_them():
     protos = rng.normal(size=(8, 40, 40)).astype(np.float32)
     coefs = rng.normal(size=(4, 8)).astype(np.float32)
     from types import SimpleNamespace
+
     info = SimpleNamespace(orig_h=200, orig_w=300)
     boxes = np.array([[10, 10, 150, 120], [100, 50, 300, 200], [0, 0, 300, 200], [40.5, 60.2, 80.7, 90.1]], np.float32)
     ms = masks_native(protos, coefs, boxes, info)

@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from edgeseg import Segmenter  # noqa: E402
-from edgeseg.image_io import read_image  # noqa: E402
-from shared_paths import SHARED  # noqa: E402
+from edgeseg import Segmenter
+from edgeseg.image_io import read_image
+from shared_paths import SHARED
 
 MODELS = SHARED / "models"
 IMAGES = SHARED / "data" / "images"
@@ -92,7 +92,7 @@ def test_int8_320_bus(int8, bus):
 
 def test_int8_320_finds_the_partial_person_at_low_conf(bus):
     det = Segmenter(INT8_320, conf=0.1)(bus)
-    for name, box in BUS_OBJECTS + [PARTIAL_PERSON]:
+    for name, box in [*BUS_OBJECTS, PARTIAL_PERSON]:
         _check_mask_covers_its_box(det, _match(det, name, box, min_iou=0.7))
     assert det.class_names.count("person") == 4
 
@@ -110,7 +110,7 @@ def test_int8_320_zidane(int8):
 def test_dq_640_bus(dq, bus):
     det = dq(bus)
     assert dq.input_spec.shape == (640, 640)
-    found = [_match(det, name, box) for name, box in BUS_OBJECTS + [PARTIAL_PERSON]]
+    found = [_match(det, name, box) for name, box in [*BUS_OBJECTS, PARTIAL_PERSON]]
     assert len(set(found)) == 5 and det.class_names.count("person") == 4
     for i in found:
         _check_mask_covers_its_box(det, i)

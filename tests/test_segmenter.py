@@ -1,4 +1,5 @@
 """Segmenter end to end on tiny synthetic models whose answer is known exactly."""
+
 import numpy as np
 import pytest
 
@@ -76,9 +77,19 @@ def test_gray_and_path_inputs(model, tmp_path):
     assert len(seg(path)) == 1 and len(seg(str(path))) == 1
 
 
-@pytest.mark.parametrize("kwargs", [{"conf": 1.5}, {"conf": -0.1}, {"iou": 2}, {"conf": "high"},
-                                    {"max_det": 0}, {"on_nonfinite": "ignore"}, {"classes": [7]},
-                                    {"classes": ["dog"]}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"conf": 1.5},
+        {"conf": -0.1},
+        {"iou": 2},
+        {"conf": "high"},
+        {"max_det": 0},
+        {"on_nonfinite": "ignore"},
+        {"classes": [7]},
+        {"classes": ["dog"]},
+    ],
+)
 def test_bad_settings(model, kwargs):
     with pytest.raises(ValueError):
         Segmenter(model, **kwargs)
@@ -102,8 +113,10 @@ def test_import_edgeseg_is_light():
     import subprocess
     import sys
 
-    code = ("import sys, edgeseg; "
-            "assert 'onnxruntime' not in sys.modules and 'torch' not in sys.modules "
-            "and 'edgeseg.segmenter' not in sys.modules; "
-            "edgeseg.Segmenter; assert 'onnxruntime' not in sys.modules and 'torch' not in sys.modules")
+    code = (
+        "import sys, edgeseg; "
+        "assert 'onnxruntime' not in sys.modules and 'torch' not in sys.modules "
+        "and 'edgeseg.segmenter' not in sys.modules; "
+        "edgeseg.Segmenter; assert 'onnxruntime' not in sys.modules and 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,5 @@
 """Frame sources: files, directories, globs, videos and live sources that fail or stall."""
+
 import socket
 import threading
 import time

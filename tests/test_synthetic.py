@@ -1,4 +1,5 @@
 """Procedural shapes data (edgeseg.synthetic): shapes, scenes, the YOLO dataset writer and the demo clip."""
+
 from __future__ import annotations
 
 import importlib
@@ -52,8 +53,13 @@ def test_shape_geometry():
 
 
 @settings(max_examples=60, deadline=None)
-@given(cls=st.integers(0, len(CLASS_NAMES) - 1), seed=st.integers(0, 2**32 - 1),
-       r=st.floats(2.0, 500.0), cx=st.floats(-100, 100), cy=st.floats(-100, 100))
+@given(
+    cls=st.integers(0, len(CLASS_NAMES) - 1),
+    seed=st.integers(0, 2**32 - 1),
+    r=st.floats(2.0, 500.0),
+    cx=st.floats(-100, 100),
+    cy=st.floats(-100, 100),
+)
 def test_random_shape_fits_its_circle(cls, seed, r, cx, cy):
     poly = shapes.random_shape(cls, np.random.default_rng(seed), cx, cy, r)
     assert poly.ndim == 2 and poly.shape[1] == 2 and len(poly) >= 3 and poly.dtype == np.float64
@@ -61,13 +67,22 @@ def test_random_shape_fits_its_circle(cls, seed, r, cx, cy):
     assert polygon_area(poly) > 0.1 * r * r  # never a sliver
 
 
-@pytest.mark.parametrize("call", [
-    lambda: shapes.circle(0, 0, 0), lambda: shapes.circle(0, 0, 5, aspect=0), lambda: shapes.circle(0, 0, 5, n=3),
-    lambda: shapes.square(0, 0, -1), lambda: shapes.square(0, 0, float("nan")),
-    lambda: shapes.triangle(0, 0, 5, angles=(90, 90, 10)), lambda: shapes.star(0, 0, 5, inner=1.0),
-    lambda: shapes.star(0, 0, 5, points=2), lambda: shapes.random_shape(4, np.random.default_rng(0), 0, 0, 5),
-    lambda: shapes.random_shape(-1, np.random.default_rng(0), 0, 0, 5), lambda: polygon_area(np.zeros((3, 3))),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: shapes.circle(0, 0, 0),
+        lambda: shapes.circle(0, 0, 5, aspect=0),
+        lambda: shapes.circle(0, 0, 5, n=3),
+        lambda: shapes.square(0, 0, -1),
+        lambda: shapes.square(0, 0, float("nan")),
+        lambda: shapes.triangle(0, 0, 5, angles=(90, 90, 10)),
+        lambda: shapes.star(0, 0, 5, inner=1.0),
+        lambda: shapes.star(0, 0, 5, points=2),
+        lambda: shapes.random_shape(4, np.random.default_rng(0), 0, 0, 5),
+        lambda: shapes.random_shape(-1, np.random.default_rng(0), 0, 0, 5),
+        lambda: polygon_area(np.zeros((3, 3))),
+    ],
+)
 def test_shape_bad_args(call):
     with pytest.raises(ValueError):
         call()
@@ -152,10 +167,19 @@ def test_outer_contour_detects_splits_and_holes():
     assert outer_contour(split)[1] < 0.95
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(seed=-1), dict(seed=1.5), dict(seed=None), dict(width=8), dict(height=True), dict(max_objects=-1),
-    dict(size_range=(0.0, 0.4)), dict(size_range=(0.5, 0.4)),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"seed": -1},
+        {"seed": 1.5},
+        {"seed": None},
+        {"width": 8},
+        {"height": True},
+        {"max_objects": -1},
+        {"size_range": (0.0, 0.4)},
+        {"size_range": (0.5, 0.4)},
+    ],
+)
 def test_scene_bad_args(kwargs):
     with pytest.raises(ValueError):
         render_scene(**kwargs)
@@ -203,8 +227,10 @@ def test_dataset_deterministic_and_prefix_stable(tmp_path):
     c = write_dataset(tmp_path / "c", 4, 2, imgsz=64, seed=6).parent
     for rel in ["labels/train/000003.txt", "labels/val/000001.txt", "images/train/000002.jpg"]:
         assert (a / rel).read_bytes() == (b / rel).read_bytes()
-    assert any((a / rel).read_bytes() != (c / rel).read_bytes()
-               for rel in ["images/train/000000.jpg", "images/train/000001.jpg"])
+    assert any(
+        (a / rel).read_bytes() != (c / rel).read_bytes()
+        for rel in ["images/train/000000.jpg", "images/train/000001.jpg"]
+    )
     # train and val are different streams
     assert (a / "images/train/000000.jpg").read_bytes() != (a / "images/val/000000.jpg").read_bytes()
 
@@ -213,8 +239,11 @@ def test_dataset_rewrite_removes_stale_files(tmp_path):
     write_dataset(tmp_path, 5, 2, imgsz=64)
     (tmp_path / "images" / "train" / "keep_me.txt").write_text("user file")
     write_dataset(tmp_path, 2, 1, imgsz=64, ext="png")
-    assert sorted(p.name for p in (tmp_path / "images" / "train").iterdir()) == ["000000.png", "000001.png",
-                                                                                 "keep_me.txt"]
+    assert sorted(p.name for p in (tmp_path / "images" / "train").iterdir()) == [
+        "000000.png",
+        "000001.png",
+        "keep_me.txt",
+    ]
     assert len(list((tmp_path / "labels" / "train").iterdir())) == 2
 
 
@@ -227,10 +256,17 @@ def test_simplify_polygon_caps_points():
         simplify_polygon(poly, max_points=2)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(n_train=-1, n_val=1), dict(n_train=1, n_val=1.5), dict(n_train=1, n_val=1, imgsz=16),
-    dict(n_train=1, n_val=1, seed=-3), dict(n_train=1, n_val=1, ext="bmp"), dict(n_train=True, n_val=1),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_train": -1, "n_val": 1},
+        {"n_train": 1, "n_val": 1.5},
+        {"n_train": 1, "n_val": 1, "imgsz": 16},
+        {"n_train": 1, "n_val": 1, "seed": -3},
+        {"n_train": 1, "n_val": 1, "ext": "bmp"},
+        {"n_train": True, "n_val": 1},
+    ],
+)
 def test_dataset_bad_args(tmp_path, kwargs):
     with pytest.raises(ValueError):
         write_dataset(tmp_path, **kwargs)
@@ -281,11 +317,19 @@ def test_clip_writes_mp4(tmp_path):
     assert n == 15
 
 
-@pytest.mark.parametrize("call", [
-    lambda: iter_clip_frames(0), lambda: iter_clip_frames(5, size=(10, 10)), lambda: iter_clip_frames(5, size=64),
-    lambda: iter_clip_frames(5, seed=-1), lambda: iter_clip_frames(5, n_objects=-2),
-    lambda: make_clip(None, n_frames=None), lambda: make_clip(None, fps=0), lambda: make_clip("x.avi", n_frames=2),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: iter_clip_frames(0),
+        lambda: iter_clip_frames(5, size=(10, 10)),
+        lambda: iter_clip_frames(5, size=64),
+        lambda: iter_clip_frames(5, seed=-1),
+        lambda: iter_clip_frames(5, n_objects=-2),
+        lambda: make_clip(None, n_frames=None),
+        lambda: make_clip(None, fps=0),
+        lambda: make_clip("x.avi", n_frames=2),
+    ],
+)
 def test_clip_bad_args(call):
     with pytest.raises(ValueError):
         call()

@@ -1,5 +1,6 @@
 """LiteRT backend (Ultralytics' full-int8 TFLite file, error paths, output order) and the TFLite
 exporter (split-output full int8 and single-output float, when TensorFlow/onnx2tf are installed)."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,10 +11,10 @@ import pytest
 
 pytest.importorskip("ai_edge_litert")
 
-from edgeseg import Segmenter  # noqa: E402
-from edgeseg.backends import select_backend  # noqa: E402
-from edgeseg.errors import ModelLoadError  # noqa: E402
-from shared_paths import SHARED  # noqa: E402
+from edgeseg import Segmenter
+from edgeseg.backends import select_backend
+from edgeseg.errors import ModelLoadError
+from shared_paths import SHARED
 
 ULTRA = SHARED / "models" / "yolo11n-seg_full_integer_quant.tflite"
 BUS = SHARED / "data" / "images" / "bus.jpg"
@@ -131,8 +132,12 @@ def test_no_interpreter_names_the_extra_and_every_package_tried(monkeypatch):
     from edgeseg.errors import BackendNotInstalledError
 
     need(ULTRA)
-    for name in ("ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter",
-                 "tensorflow.lite.python.interpreter"):
+    for name in (
+        "ai_edge_litert.interpreter",
+        "tflite_runtime",
+        "tflite_runtime.interpreter",
+        "tensorflow.lite.python.interpreter",
+    ):
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(BackendNotInstalledError, match=r"edgeseg\[tflite\]") as info:
         Segmenter(ULTRA)
@@ -165,6 +170,7 @@ def test_edgetpu_model_without_runtime_says_how_to_install(tmp_path):
 
 # ---- export (TensorFlow + onnx2tf) ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     pytest.importorskip("tensorflow")
@@ -186,7 +192,7 @@ def exported(tmp_path_factory):
 
 @pytest.mark.slow
 def test_int8_split_export_runs_and_finds_people_and_bus(exported):
-    int8, fp32 = exported
+    int8, _fp32 = exported
     assert int8.metadata["edgeseg_outputs"] == "split"
     assert int8.output_shapes["box0"] == (1, 40, 40, 64) and int8.output_shapes["protos"] == (1, 80, 80, 32)
     seg = Segmenter(int8.path, threads=2)
@@ -194,7 +200,8 @@ def test_int8_split_export_runs_and_finds_people_and_bus(exported):
     raw = seg.backend.infer(np.zeros(seg.input_spec.blob_shape, np.int8))
     assert all(o.dtype == np.int8 for o in raw)  # every output int8, each with its own scale
     scales = {lv.cls_q[0] for lv in seg.backend.output_layout.levels} | {
-        lv.box_q[0] for lv in seg.backend.output_layout.levels}
+        lv.box_q[0] for lv in seg.backend.output_layout.levels
+    }
     assert len(scales) > 1
     assert int8.metadata["silu_input_floor"] == "8.0"
     assert any(n.startswith("SiLU input range floored at -8 on ") for n in int8.notes), int8.notes
@@ -220,9 +227,11 @@ def _quantisation(path):
 
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(Path(path).read_bytes()), 0)
-    q = {i: (float(t.quantization.scale[0]), int(t.quantization.zeroPoint[0]))
-         for i, t in enumerate(model.subgraphs[0].tensors)
-         if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale) == 1}
+    q = {
+        i: (float(t.quantization.scale[0]), int(t.quantization.zeroPoint[0]))
+        for i, t in enumerate(model.subgraphs[0].tensors)
+        if t.quantization is not None and t.quantization.scale is not None and len(t.quantization.scale) == 1
+    }
     return q, silu_input_tensors(model, schema)
 
 
@@ -248,11 +257,11 @@ def test_silu_input_ranges_are_tightened_and_make_int8_more_accurate(exported, t
     tensors' scales change, the outputs move closer to the float model's and mask mAP rises."""
     import torch
 
-    from edgeseg.val.validator import validate
     from edgeseg.exporters.common import check_image_blob, load_source_model
     from edgeseg.exporters.tflite import append_metadata, export, read_tflite_metadata
     from edgeseg.exporters.tflite_ranges import tighten_silu_inputs
     from edgeseg.exporters.tflite_split import SplitOutputModel
+    from edgeseg.val.validator import validate
 
     int8, _ = exported
     q_export, silu_export = _quantisation(int8.path)
@@ -288,12 +297,19 @@ def test_silu_input_ranges_are_tightened_and_make_int8_more_accurate(exported, t
         blob, _ = check_image_blob(image, (320, 320))
         with torch.no_grad():
             reference = [t.float().numpy() for t in wrapper(torch.from_numpy(blob))]
-        errors[image.name] = (_output_error(raw.path, wrapper.output_names, reference, blob),
-                              _output_error(tight, wrapper.output_names, reference, blob))
+        errors[image.name] = (
+            _output_error(raw.path, wrapper.output_names, reference, blob),
+            _output_error(tight, wrapper.output_names, reference, blob),
+        )
     assert all(after < 0.9 * before for before, after in errors.values()), errors  # measured 0.78, 0.62
 
-    maps = [100 * validate(m, coco128 / "coco128-seg.yaml", imgsz=320, rect=False, indices=slice(64, 128),
-                           progress=False).mask.map50_95 for m in (raw.path, tight)]
+    maps = [
+        100
+        * validate(
+            m, coco128 / "coco128-seg.yaml", imgsz=320, rect=False, indices=slice(64, 128), progress=False
+        ).mask.map50_95
+        for m in (raw.path, tight)
+    ]
     assert maps[1] > maps[0] + 0.3, maps  # measured 29.66 -> 30.69
 
 
@@ -316,8 +332,16 @@ def test_split_outputs_identified_by_exported_names_when_shapes_are_ambiguous():
     for i, n in enumerate(names):
         hw = 80 if n == "protos" else 10 // (2 ** int(n[-1]))
         c = 32 if n == "protos" else shapes[n[:-1]]
-        details.append({"_name": f"output_{i}", "shape": [1, hw, hw, c], "dtype": np.int8,
-                        "quantization": (0.1 + i / 100, i), "name": f"t{i}", "index": i})
+        details.append(
+            {
+                "_name": f"output_{i}",
+                "shape": [1, hw, hw, c],
+                "dtype": np.int8,
+                "quantization": (0.1 + i / 100, i),
+                "name": f"t{i}",
+                "index": i,
+            }
+        )
     order = [3, 0, 9, 5, 1, 2, 4, 6, 7, 8]  # signature listed in another order than the graph
     details = [details[i] for i in order]
     meta = ModelMetadata(names={i: str(i) for i in range(32)}, extras={"output_names": names})
@@ -338,13 +362,35 @@ def test_cli_run_and_val_with_tflite():
     coco8 = SHARED / "data" / "coco8-seg" / "coco8-seg.yaml"
     need(ULTRA, video, coco8)
     repo = Path(__file__).resolve().parents[1]
-    run = subprocess.run([sys.executable, "-m", "edgeseg", "run", "--backend", "tflite", "--model", str(ULTRA),
-                          "--source", str(video), "--max-frames", "3"], capture_output=True, text=True,
-                         timeout=300, cwd=repo)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeseg",
+            "run",
+            "--backend",
+            "tflite",
+            "--model",
+            str(ULTRA),
+            "--source",
+            str(video),
+            "--max-frames",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=repo,
+    )
     assert run.returncode == 0, run.stderr
     assert "backend='tflite'" in run.stdout and "summary: 3 frame(s)" in run.stdout
-    val = subprocess.run([sys.executable, "-m", "edgeseg", "val", "--model", str(ULTRA), "--data", str(coco8),
-                          "--imgsz", "640"], capture_output=True, text=True, timeout=600, cwd=repo)
+    val = subprocess.run(
+        [sys.executable, "-m", "edgeseg", "val", "--model", str(ULTRA), "--data", str(coco8), "--imgsz", "640"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=repo,
+    )
     assert val.returncode == 0, val.stderr
     line = next(ln for ln in val.stdout.splitlines() if ln.strip().startswith("all"))
     mask_map50 = float(line.split()[-2])
@@ -360,8 +406,9 @@ def test_export_check_compares_nhwc_outputs_even_when_the_shape_is_ambiguous():
     torch_nchw = rng.standard_normal((1, 8, 8, 8)).astype(np.float32)
     tflite_nhwc = torch_nchw.transpose(0, 2, 3, 1).copy()
     protos_nchw = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
-    diffs = _compare([tflite_nhwc, protos_nchw.transpose(0, 2, 3, 1)], [torch_nchw, protos_nchw],
-                     ["cls0", "protos"], "split")
+    diffs = _compare(
+        [tflite_nhwc, protos_nchw.transpose(0, 2, 3, 1)], [torch_nchw, protos_nchw], ["cls0", "protos"], "split"
+    )
     assert diffs == {"cls0": 0.0, "protos": 0.0}
     single = rng.standard_normal((1, 12, 30)).astype(np.float32)  # 3-D predictions are compared as they are
     assert _compare([single], [single], ["output0"], "single") == {"output0": 0.0}

@@ -1,4 +1,5 @@
 """Torch backend: .pt checkpoints run through the same pipeline as ONNX models; torch stays lazy."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from shared_paths import SHARED
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,13 +20,15 @@ COCO_ONNX = MODELS / "yolov8n-seg-coco-dq.onnx"
 V8_RAND = MODELS / "yolov8n-seg-rand.pt"
 V11_RAND = MODELS / "yolo11n-seg-rand.pt"
 
-needs_coco = pytest.mark.skipif(not (COCO_PT.is_file() and COCO_ONNX.is_file() and BUS.is_file()),
-                                reason="shared test models/images not available")
+needs_coco = pytest.mark.skipif(
+    not (COCO_PT.is_file() and COCO_ONNX.is_file() and BUS.is_file()), reason="shared test models/images not available"
+)
 
 
 def _run_python(code: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=REPO, timeout=timeout
+    )
 
 
 def test_pt_suffix_selects_torch_backend():
@@ -155,7 +159,10 @@ def test_segmenter_on_pt_gives_the_onnx_detections():
 def test_cli_predict_on_pt_finds_four_persons_and_the_bus(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "edgeseg", "predict", "--model", str(COCO_PT), "--source", str(BUS)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
         env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.returncode == 0, proc.stderr
@@ -166,7 +173,7 @@ def test_cli_predict_on_pt_finds_four_persons_and_the_bus(tmp_path):
 
 @needs_torch
 @pytest.mark.skipif(not (V8_RAND.is_file() and V11_RAND.is_file()), reason="shared test models not available")
-@pytest.mark.parametrize("path,arch", [(V8_RAND, "yolov8n-seg"), (V11_RAND, "yolo11n-seg")])
+@pytest.mark.parametrize(("path", "arch"), [(V8_RAND, "yolov8n-seg"), (V11_RAND, "yolo11n-seg")])
 def test_random_checkpoints_load_and_run_at_other_sizes(path, arch):
     from edgeseg.backends.torch_backend import TorchBackend
 

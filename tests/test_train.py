@@ -3,6 +3,7 @@
 Kept small for CI (2 CPU cores): four 64x64 images with two filled shapes each, yolov8n-seg at imgsz 64,
 batch 2, 3 epochs.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,14 @@ cv2 = pytest.importorskip("cv2")
 
 from edgeseg.train.config import TrainConfig  # noqa: E402
 from edgeseg.train.ema import ModelEMA  # noqa: E402
-from edgeseg.train.optim import (accumulate_steps, build_optimizer, choose_optimizer, nominal_iterations,  # noqa: E402
-                                 param_groups, scaled_weight_decay)
+from edgeseg.train.optim import (  # noqa: E402
+    accumulate_steps,
+    build_optimizer,
+    choose_optimizer,
+    nominal_iterations,
+    param_groups,
+    scaled_weight_decay,
+)
 from edgeseg.train.schedule import apply_warmup, lr_lambda, warmup_iterations  # noqa: E402
 from edgeseg.train.trainer import Trainer, transfer_weights  # noqa: E402
 from shared_paths import SHARED  # noqa: E402
@@ -58,8 +65,21 @@ def make_dataset(root: Path, n: int = 4, size: int = 64, seed: int = 0, names=("
 
 
 def base_options(data: Path, project: Path, **extra) -> dict:
-    opts = dict(model="yolov8n-seg", data=str(data), epochs=3, imgsz=64, batch=2, workers=0, seed=0,
-                deterministic=True, project=str(project), exist_ok=True, verbose=False, val=False, plots=False)
+    opts = {
+        "model": "yolov8n-seg",
+        "data": str(data),
+        "epochs": 3,
+        "imgsz": 64,
+        "batch": 2,
+        "workers": 0,
+        "seed": 0,
+        "deterministic": True,
+        "project": str(project),
+        "exist_ok": True,
+        "verbose": False,
+        "val": False,
+        "plots": False,
+    }
     opts.update(extra)
     return opts
 
@@ -88,8 +108,15 @@ def full_run(data_yaml, tmp_path_factory):
 def test_training_writes_weights_results_and_plots(full_run):
     trainer, result = full_run
     run = result.save_dir
-    for name in ("weights/last.pt", "weights/best.pt", "results.csv", "args.yaml", "results.png", "PR_curve.png",
-                 "val_predictions.png"):
+    for name in (
+        "weights/last.pt",
+        "weights/best.pt",
+        "results.csv",
+        "args.yaml",
+        "results.png",
+        "PR_curve.png",
+        "val_predictions.png",
+    ):
         assert (run / name).is_file(), name
         assert (run / name).stat().st_size > 0
     for png in ("results.png", "PR_curve.png", "val_predictions.png"):
@@ -97,7 +124,7 @@ def test_training_writes_weights_results_and_plots(full_run):
     assert not list((run / "weights").glob(".*tmp")), "temporary checkpoint files left behind"
     rows = read_csv(run / "results.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
-    for key in LOSSES + ("lr/pg0", "lr/pg1", "lr/pg2", "metrics/mAP50-95(M)", "metrics/mAP50-95(B)"):
+    for key in (*LOSSES, "lr/pg0", "lr/pg1", "lr/pg2", "metrics/mAP50-95(M)", "metrics/mAP50-95(B)"):
         assert key in rows[0], key
     assert result.epochs_run == 3 and result.start_epoch == 0
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
@@ -126,7 +153,7 @@ def test_checkpoints_are_loadable_and_hold_training_state(full_run):
     model, info = load_model(result.best)
     assert info.format == "edgeseg" and model.nc == 2
     with torch.no_grad():
-        y, protos = model(torch.zeros(1, 3, 64, 64))
+        y, _protos = model(torch.zeros(1, 3, 64, 64))
     assert y.shape[1] == 4 + 2 + 32
 
 
@@ -155,7 +182,7 @@ def test_resume_after_interrupt_continues_exactly(full_run, data_yaml, tmp_path)
     assert resumed.save_dir == (tmp_path / "cut").resolve()
     assert [h["epoch"] for h in resumed.history] == [2, 3]
     for ref, got in zip(reference.history[1:], resumed.history):
-        for key in LOSSES + ("lr/pg0", "lr/pg1", "lr/pg2"):
+        for key in (*LOSSES, "lr/pg0", "lr/pg1", "lr/pg2"):
             assert got[key] == ref[key], (key, ref["epoch"], ref[key], got[key])
     assert [int(r["epoch"]) for r in read_csv(tmp_path / "cut" / "results.csv")] == [1, 2, 3]
     a, b = load_checkpoint(reference.last), load_checkpoint(last)
@@ -242,8 +269,9 @@ def test_folded_batchnorm_weights_train_with_frozen_statistics(data_yaml, tmp_pa
     plain = Trainer(base_options(data_yaml, tmp_path / "runs", name="plain", epochs=1, nbs=2))
     plain.train()
     assert not plain.freeze_bn
-    assert any(float(m.running_mean.abs().max()) > 0 for m in plain.model.modules()
-               if isinstance(m, torch.nn.BatchNorm2d))
+    assert any(
+        float(m.running_mean.abs().max()) > 0 for m in plain.model.modules() if isinstance(m, torch.nn.BatchNorm2d)
+    )
 
 
 @pytest.mark.skipif(not ULTRA_RAND.exists(), reason="shared Ultralytics checkpoint not available")
@@ -293,21 +321,60 @@ def test_unknown_model_name_is_a_clear_error(data_yaml, tmp_path):
 
 def test_config_defaults_are_ultralytics():
     c = TrainConfig()
-    expected = dict(epochs=100, batch=16, imgsz=640, optimizer="auto", lr0=0.01, lrf=0.01, momentum=0.937,
-                    weight_decay=5e-4, warmup_epochs=3.0, warmup_momentum=0.8, warmup_bias_lr=0.1, cos_lr=False,
-                    close_mosaic=10, nbs=64, box=7.5, cls=0.5, dfl=1.5, overlap_mask=True, mask_ratio=4,
-                    hsv_h=0.015, hsv_s=0.7, hsv_v=0.4, translate=0.1, scale=0.5, fliplr=0.5, mosaic=1.0, seed=0,
-                    deterministic=True, amp=True, patience=100, save_period=-1)
+    expected = {
+        "epochs": 100,
+        "batch": 16,
+        "imgsz": 640,
+        "optimizer": "auto",
+        "lr0": 0.01,
+        "lrf": 0.01,
+        "momentum": 0.937,
+        "weight_decay": 5e-4,
+        "warmup_epochs": 3.0,
+        "warmup_momentum": 0.8,
+        "warmup_bias_lr": 0.1,
+        "cos_lr": False,
+        "close_mosaic": 10,
+        "nbs": 64,
+        "box": 7.5,
+        "cls": 0.5,
+        "dfl": 1.5,
+        "overlap_mask": True,
+        "mask_ratio": 4,
+        "hsv_h": 0.015,
+        "hsv_s": 0.7,
+        "hsv_v": 0.4,
+        "translate": 0.1,
+        "scale": 0.5,
+        "fliplr": 0.5,
+        "mosaic": 1.0,
+        "seed": 0,
+        "deterministic": True,
+        "amp": True,
+        "patience": 100,
+        "save_period": -1,
+    }
     for key, value in expected.items():
         assert getattr(c, key) == value, key
     assert c.hyp["mosaic"] == 1.0 and set(c.hyp) >= {"hsv_h", "fliplr", "translate", "scale"}
 
 
-@pytest.mark.parametrize("key,value,match", [
-    ("epochs", 0, "epochs"), ("batch", -1, "batch"), ("lr0", 0, "lr0"), ("lrf", 1.5, "lrf"),
-    ("momentum", 1.0, "momentum"), ("optimizer", "lion", "optimizer"), ("fliplr", 2, "fliplr"),
-    ("imgsz", 16, "imgsz"), ("device", "gpu", "device"), ("workers", -2, "workers"), ("fraction", 0, "fraction"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("epochs", 0, "epochs"),
+        ("batch", -1, "batch"),
+        ("lr0", 0, "lr0"),
+        ("lrf", 1.5, "lrf"),
+        ("momentum", 1.0, "momentum"),
+        ("optimizer", "lion", "optimizer"),
+        ("fliplr", 2, "fliplr"),
+        ("imgsz", 16, "imgsz"),
+        ("device", "gpu", "device"),
+        ("workers", -2, "workers"),
+        ("fraction", 0, "fraction"),
+    ],
+)
 def test_config_rejects_bad_values(key, value, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**{key: value})
@@ -354,16 +421,16 @@ def test_schedule_and_warmup():
     assert warmup_iterations(3, 10) == 100 and warmup_iterations(3, 100) == 300 and warmup_iterations(0, 10) == -1
     w = torch.nn.Parameter(torch.zeros(2, 2))
     b = torch.nn.Parameter(torch.zeros(2))
-    opt = torch.optim.SGD([{"params": [b], "param_group": "bias"}, {"params": [w], "param_group": "weight"}],
-                          lr=0.01, momentum=0.937)
+    opt = torch.optim.SGD(
+        [{"params": [b], "param_group": "bias"}, {"params": [w], "param_group": "weight"}], lr=0.01, momentum=0.937
+    )
     for g in opt.param_groups:
         g["initial_lr"] = 0.01
     acc = apply_warmup(opt, 0, 100, 1.0, warmup_bias_lr=0.1, warmup_momentum=0.8, momentum=0.937, nbs=64, batch=16)
     assert acc == 1
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1) and opt.param_groups[1]["lr"] == 0.0
     assert opt.param_groups[0]["momentum"] == pytest.approx(0.8)
-    acc = apply_warmup(opt, 100, 100, 0.5, warmup_bias_lr=0.1, warmup_momentum=0.8, momentum=0.937, nbs=64,
-                       batch=16)
+    acc = apply_warmup(opt, 100, 100, 0.5, warmup_bias_lr=0.1, warmup_momentum=0.8, momentum=0.937, nbs=64, batch=16)
     assert acc == 4
     assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.005)] * 2
     assert opt.param_groups[1]["momentum"] == pytest.approx(0.937)
@@ -389,12 +456,45 @@ def test_cli_train_arguments(capsys):
     from edgeseg.cli import build_parser
     from edgeseg.cli.train import options_from_args
 
-    args = build_parser().parse_args(["train", "--model", "yolov8n-seg.yaml", "--data", "d.yaml", "--epochs", "3",
-                                      "--imgsz", "320", "--batch", "8", "--device", "cpu", "--optimizer", "sgd",
-                                      "--cos-lr", "--close-mosaic", "1", "--resume", "--fraction", "0.5"])
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--model",
+            "yolov8n-seg.yaml",
+            "--data",
+            "d.yaml",
+            "--epochs",
+            "3",
+            "--imgsz",
+            "320",
+            "--batch",
+            "8",
+            "--device",
+            "cpu",
+            "--optimizer",
+            "sgd",
+            "--cos-lr",
+            "--close-mosaic",
+            "1",
+            "--resume",
+            "--fraction",
+            "0.5",
+        ]
+    )
     opts = options_from_args(args)
-    assert opts == dict(model="yolov8n-seg.yaml", data="d.yaml", epochs=3, imgsz=320, batch=8, device="cpu",
-                        optimizer="SGD", cos_lr=True, close_mosaic=1, resume=True, fraction=0.5)
+    assert opts == {
+        "model": "yolov8n-seg.yaml",
+        "data": "d.yaml",
+        "epochs": 3,
+        "imgsz": 320,
+        "batch": 8,
+        "device": "cpu",
+        "optimizer": "SGD",
+        "cos_lr": True,
+        "close_mosaic": 1,
+        "resume": True,
+        "fraction": 0.5,
+    }
     TrainConfig.from_dict(opts)  # every CLI option is a config option
     args = build_parser().parse_args(["train", "--resume", "runs/train/exp/weights/last.pt"])
     assert options_from_args(args) == {"resume": "runs/train/exp/weights/last.pt"}

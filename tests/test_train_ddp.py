@@ -3,6 +3,7 @@
 Checks that both ranks take the same number of optimiser steps, that the parameters are identical on
 both ranks after every step, and that only rank 0 writes checkpoints.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,13 +20,14 @@ pytest.importorskip("yaml")
 cv2 = pytest.importorskip("cv2")
 import torch.distributed as dist  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                                reason="torch.distributed with Gloo is not available")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with Gloo is not available"
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_train import make_dataset  # noqa: E402
 
-WORKER = textwrap.dedent('''
+WORKER = textwrap.dedent("""
     import hashlib, json, os, sys
     import torch
     import torch.distributed as dist
@@ -58,21 +60,51 @@ WORKER = textwrap.dedent('''
     trainer.add_callback("on_batch_end", after_batch)
     trainer.add_callback("on_train_end", at_end)
     trainer.train()
-''')
+""")
 
 
 def test_two_process_cpu_ddp(tmp_path):
     data = make_dataset(tmp_path / "ds", n=4)
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    options = dict(model="yolov8n-seg", data=str(data), epochs=1, imgsz=64, batch=4, workers=0, device="cpu",
-                   project=str(tmp_path / "runs"), name="ddp", verbose=False, plots=False, warmup_epochs=0)
+    options = {
+        "model": "yolov8n-seg",
+        "data": str(data),
+        "epochs": 1,
+        "imgsz": 64,
+        "batch": 4,
+        "workers": 0,
+        "device": "cpu",
+        "project": str(tmp_path / "runs"),
+        "name": "ddp",
+        "verbose": False,
+        "plots": False,
+        "warmup_epochs": 0,
+    }
     from edgeseg.train.ddp import free_port
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), str(script), json.dumps(options), str(tmp_path)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
-        [str(Path(__file__).resolve().parents[1])] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        str(script),
+        json.dumps(options),
+        str(tmp_path),
+    ]
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1])]
+            + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        ),
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
 

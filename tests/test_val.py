@@ -3,6 +3,7 @@
 The coco128 test reproduces the numbers Ultralytics 8.4 reports for yolov8n-seg-coco-dq.pt
 (``val(imgsz=640, batch=8)``, CPU): box mAP50 0.579, mAP50-95 0.426; mask mAP50 0.532, mAP50-95 0.346.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -14,11 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edgeseg.metrics import SegmentMetrics
 from edgeseg.data.errors import DatasetError
+from edgeseg.metrics import SegmentMetrics
 from edgeseg.val.data import ValDataset, load_split
-from edgeseg.val.postprocess import (ValPredictions, crop_mask, gt_masks_from_overlap, postprocess,
-                                     process_mask)
+from edgeseg.val.postprocess import ValPredictions, crop_mask, gt_masks_from_overlap, postprocess, process_mask
 from edgeseg.val.validator import _rle_string, validate
 from shared_paths import SHARED
 
@@ -29,8 +29,9 @@ ONNX = MODELS / "yolov8n-seg-coco-dq.onnx"
 COCO8 = DATA / "coco8-seg" / "coco8-seg.yaml"
 COCO128 = DATA / "coco128-seg" / "coco128-seg.yaml"
 
-needs_shared = pytest.mark.skipif(not (PT.exists() and ONNX.exists() and COCO8.exists()),
-                                  reason="shared models/datasets not available")
+needs_shared = pytest.mark.skipif(
+    not (PT.exists() and ONNX.exists() and COCO8.exists()), reason="shared models/datasets not available"
+)
 
 
 def _has(module: str) -> bool:
@@ -63,12 +64,14 @@ def _protos(nm=2, size=16):
 
 
 def test_postprocess_multilabel_nms_and_masks():
-    preds = _head([
-        [32, 32, 32, 32, 0.9, 0.5, 1, 0],     # two labels above conf: class 0 and class 1
-        [33, 32, 32, 32, 0.8, 0.0, 1, 0],     # same object, class 0, lower score: suppressed by NMS
-        [10, 10, 8, 8, 0.0005, 0.0002, 1, 0],  # below conf 0.001: never a candidate
-        [52, 52, 8, 8, 0.3, 0.0, -1, 0],      # kept, but its mask logits are negative: empty mask
-    ])
+    preds = _head(
+        [
+            [32, 32, 32, 32, 0.9, 0.5, 1, 0],  # two labels above conf: class 0 and class 1
+            [33, 32, 32, 32, 0.8, 0.0, 1, 0],  # same object, class 0, lower score: suppressed by NMS
+            [10, 10, 8, 8, 0.0005, 0.0002, 1, 0],  # below conf 0.001: never a candidate
+            [52, 52, 8, 8, 0.3, 0.0, -1, 0],  # kept, but its mask logits are negative: empty mask
+        ]
+    )
     out = postprocess(preds, _protos(), nc=2, input_shape=(64, 64))
     assert isinstance(out, ValPredictions)
     np.testing.assert_allclose(out.scores, [0.9, 0.5, 0.3], rtol=1e-6)
@@ -86,10 +89,15 @@ def test_postprocess_layouts_and_batch_dims_agree():
     preds = _head([[32, 32, 32, 32, 0.9, 0.5, 1, 0], [20, 40, 10, 6, 0.2, 0.7, 1, 0]])
     protos = _protos()
     ref = postprocess(preds, protos, nc=2, input_shape=(64, 64))
-    alt = postprocess(preds.T[None], protos.transpose(1, 2, 0)[None], nc=2, input_shape=(64, 64),
-                      preds_layout="nc", protos_layout="hwc")
-    for a, b in ((ref.boxes, alt.boxes), (ref.scores, alt.scores), (ref.classes, alt.classes),
-                 (ref.masks, alt.masks)):
+    alt = postprocess(
+        preds.T[None],
+        protos.transpose(1, 2, 0)[None],
+        nc=2,
+        input_shape=(64, 64),
+        preds_layout="nc",
+        protos_layout="hwc",
+    )
+    for a, b in ((ref.boxes, alt.boxes), (ref.scores, alt.scores), (ref.classes, alt.classes), (ref.masks, alt.masks)):
         np.testing.assert_array_equal(a, b)
 
 
@@ -118,8 +126,7 @@ def test_postprocess_empty_predictions():
 
 def test_process_mask_scales_boxes_to_proto_resolution():
     protos = _protos(size=20)  # input 80 x 80 -> prototypes at 1/4: 20 x 20
-    masks = process_mask(protos, np.array([[1.0, 0.0]], np.float32), np.array([[40, 8, 80, 40]], np.float32),
-                         (80, 80))
+    masks = process_mask(protos, np.array([[1.0, 0.0]], np.float32), np.array([[40, 8, 80, 40]], np.float32), (80, 80))
     expect = np.zeros((20, 20), bool)
     expect[2:10, 10:20] = True
     assert np.array_equal(masks[0], expect)
@@ -131,7 +138,7 @@ def test_crop_mask_branches():
     boxes = np.stack([rng.uniform(0, 6, n), rng.uniform(0, 5, n), rng.uniform(7, 14, n), rng.uniform(6, 12, n)], 1)
     boxes = np.round(boxes).astype(np.float32)  # integer edges: both branches keep the same pixels
     many = crop_mask(np.zeros((n, h, w), np.float32), boxes)
-    few = np.concatenate([crop_mask(np.zeros((10, h, w), np.float32), boxes[i:i + 10]) for i in range(0, n, 10)])
+    few = np.concatenate([crop_mask(np.zeros((10, h, w), np.float32), boxes[i : i + 10]) for i in range(0, n, 10)])
     assert np.array_equal(many, few)
     # fractional edges: >= 50 masks compare x1 <= col < x2; < 50 round the edges first
     b = np.array([[1.4, 0.6, 3.5, 2.5]], np.float32)
@@ -205,12 +212,12 @@ def test_missing_split_is_a_clear_error(tmp_path):
 @needs_yaml
 def test_val_dataset_rect_and_square(tmp_path):
     yaml_file = _mini_dataset(tmp_path)
-    cfg, sources = load_split(yaml_file, "val")
+    _cfg, sources = load_split(yaml_file, "val")
     sq = ValDataset(sources, nc=80, imgsz=640, input_shape=(640, 640), cache=False)
     assert len(sq) == 3
     items = [sq[i] for i in range(len(sq))]
     assert all(it.shape == (640, 640) and it.overlap.shape == (160, 160) for it in items)
-    blank = [it for it in items if it.im_file.endswith("blank.jpg")][0]
+    blank = next(it for it in items if it.im_file.endswith("blank.jpg"))
     assert len(blank) == 0 and blank.boxes.shape == (0, 4) and not blank.overlap.any()
     labelled = [it for it in items if len(it)]
     for it in labelled:  # boxes inside the letterboxed image, overlap values 1..n
@@ -292,7 +299,7 @@ def test_cli_val_onnx(capsys):
     assert main(["val", "--model", str(ONNX), "--data", str(COCO8), "-q"]) == 0
     out = capsys.readouterr().out
     assert "mAP50-95)" in out and "Speed:" in out
-    row = [line for line in out.splitlines() if line.split() and line.split()[0] == "all"][0].split()
+    row = next(line for line in out.splitlines() if line.split() and line.split()[0] == "all").split()
     assert row[1] == "4" and row[2] == "17"
     assert main(["val", "--model", str(ONNX), "--data", str(COCO8), "-q", "--json", "--mode", "coco"]) == 0
     import json
@@ -302,8 +309,10 @@ def test_cli_val_onnx(capsys):
 
 
 def test_import_does_not_import_torch():
-    code = ("import sys, edgeseg.val.validator, edgeseg.val.data, edgeseg.val.postprocess, edgeseg.cli.val; "
-            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    code = (
+        "import sys, edgeseg.val.validator, edgeseg.val.data, edgeseg.val.postprocess, edgeseg.cli.val; "
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

@@ -1,5 +1,6 @@
 """Files shipped inside the package (the built-in demo model, see :mod:`edgeseg.train.demo_model`) and the
 one place that knows where sample photos are found."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,8 @@ def demo_model_path() -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"the built-in demo model {path} is missing from this installation; regenerate it with "
-            "`python -m edgeseg.train.demo_model` (needs edgeseg[train,export]) or pass --model")
+            "`python -m edgeseg.train.demo_model` (needs edgeseg[train,export]) or pass --model"
+        )
     return path
 
 

@@ -2,22 +2,22 @@
 
 Backend modules are imported only when chosen, so importing edgeseg never imports an inference engine.
 """
+
 from __future__ import annotations
 
 import difflib
 import importlib
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Type, Union
 
-from ..ops.layouts import OutputLayout, SingleOutputLayout
 from ..formats import format_of_path, supported_names
+from ..ops.layouts import OutputLayout, SingleOutputLayout
 from .base import Backend, InputSpec
 
-__all__ = ["Backend", "InputSpec", "OutputLayout", "SingleOutputLayout", "select_backend", "backend_names"]
+__all__ = ["Backend", "InputSpec", "OutputLayout", "SingleOutputLayout", "backend_names", "select_backend"]
 
 # name -> (module, class); which backend runs which file is in edgeseg.formats
-_REGISTRY: Dict[str, Tuple[str, str]] = {
+_REGISTRY: dict[str, tuple[str, str]] = {
     "onnxruntime": ("edgeseg.backends.onnxruntime", "OnnxRuntimeBackend"),
     "torch": ("edgeseg.backends.torch_backend", "TorchBackend"),
     "ncnn": ("edgeseg.backends.ncnn", "NcnnBackend"),
@@ -25,15 +25,22 @@ _REGISTRY: Dict[str, Tuple[str, str]] = {
     "tflite": ("edgeseg.backends.tflite", "TFLiteBackend"),
     "edgetpu": ("edgeseg.backends.tflite", "EdgeTPUBackend"),
 }
-_ALIASES = {"onnx": "onnxruntime", "ort": "onnxruntime", "pytorch": "torch", "ov": "openvino", "litert": "tflite", "coral": "edgetpu"}
+_ALIASES = {
+    "onnx": "onnxruntime",
+    "ort": "onnxruntime",
+    "pytorch": "torch",
+    "ov": "openvino",
+    "litert": "tflite",
+    "coral": "edgetpu",
+}
 
 
-def backend_names() -> Tuple[str, ...]:
+def backend_names() -> tuple[str, ...]:
     """Valid values for ``backend=`` (besides ``None``/``"auto"``)."""
     return tuple(_REGISTRY)
 
 
-def select_backend(model_path: Union[str, PathLike], backend: Optional[str] = None) -> Type[Backend]:
+def select_backend(model_path: str | PathLike, backend: str | None = None) -> type[Backend]:
     """Return the backend class for ``model_path``, by name when given, else from the file name.
 
     Raises ``ValueError`` for an unknown backend name (suggesting the closest one) or a model format

@@ -12,15 +12,16 @@ every compiled model remembers that one (always valid) and the thread never runs
 can free. OpenVINO works without its own alternate stack. A no-op off Linux or where libc cannot be
 reached.
 """
+
 from __future__ import annotations
 
 import ctypes
 import gc
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
-__all__ = ["preserve_sigaltstack", "current_sigaltstack"]
+__all__ = ["current_sigaltstack", "preserve_sigaltstack"]
 
 _SS_DISABLE = 2  # Linux, every architecture
 
@@ -43,7 +44,7 @@ def _libc():
 _LIBC = _libc()
 
 
-def current_sigaltstack() -> Optional[tuple]:
+def current_sigaltstack() -> tuple | None:
     """``(address, size, flags)`` of this thread's alternate signal stack, None where unsupported."""
     if _LIBC is None:
         return None
@@ -74,6 +75,7 @@ def preserve_sigaltstack(collect: bool = False) -> Iterator[None]:
             gc.collect()
         now = _StackT()
         if _LIBC.sigaltstack(None, ctypes.byref(now)) == 0 and (
-                (now.ss_sp or 0, now.ss_size, now.ss_flags) != (saved.ss_sp or 0, saved.ss_size, saved.ss_flags)):
+            (now.ss_sp or 0, now.ss_size, now.ss_flags) != (saved.ss_sp or 0, saved.ss_size, saved.ss_flags)
+        ):
             restore = _StackT(saved.ss_sp, _SS_DISABLE if saved.ss_flags & _SS_DISABLE else 0, saved.ss_size)
             _LIBC.sigaltstack(ctypes.byref(restore), None)

@@ -5,12 +5,14 @@ A backend loads one model file, says what input it wants (:class:`InputSpec`), w
 (:class:`~edgeseg.ops.layouts.OutputLayout`), and
 runs it (:meth:`Backend.infer`). Everything else (letterbox, decode, NMS, masks) is shared.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
-from typing import ClassVar, List, Optional, Sequence, Tuple, Union
+from typing import ClassVar, Optional
 
 import numpy as np
 
@@ -26,11 +28,11 @@ class InputSpec:
     """The tensor a model takes: (h, w), layout, element type and, for quantised inputs, scale/zero point."""
 
     name: str
-    shape: Tuple[int, int]
+    shape: tuple[int, int]
     layout: str = "nchw"
     dtype: str = "float32"
-    scale: Optional[float] = None
-    zero_point: Optional[int] = None
+    scale: float | None = None
+    zero_point: int | None = None
 
     def __post_init__(self):
         if self.layout not in ("nchw", "nhwc"):
@@ -42,12 +44,12 @@ class InputSpec:
             raise ValueError(f"input shape must be positive, got {self.shape}")
 
     @property
-    def blob_shape(self) -> Tuple[int, int, int, int]:
+    def blob_shape(self) -> tuple[int, int, int, int]:
         h, w = self.shape
         return (1, 3, h, w) if self.layout == "nchw" else (1, h, w, 3)
 
 
-def image_input_layout(shape: Shape, prefer: str = "nchw") -> Optional[Tuple[str, Optional[int], Optional[int]]]:
+def image_input_layout(shape: Shape, prefer: str = "nchw") -> tuple[str, int | None, int | None] | None:
     """``(layout, h, w)`` of a 4-D image input with 3 channels first or last, None when neither is 3.
 
     ``prefer`` decides a shape that reads both ways ([1, 3, h, 3]): ONNX models are NCHW, TFLite NHWC.
@@ -61,15 +63,16 @@ def image_input_layout(shape: Shape, prefer: str = "nchw") -> Optional[Tuple[str
     return None
 
 
-def resolve_input_size(h: Optional[int], w: Optional[int], imgsz, metadata: ModelMetadata,
-                       source: str) -> Tuple[int, int]:
+def resolve_input_size(h: int | None, w: int | None, imgsz, metadata: ModelMetadata, source: str) -> tuple[int, int]:
     """The (h, w) to run a model input at: a fixed size must equal ``imgsz`` when one is given; a dynamic
     (None) size takes ``imgsz``, else the metadata's imgsz."""
     if imgsz is not None:
         wanted = ModelMetadata(imgsz=imgsz).imgsz
         if (h is not None and h != wanted[0]) or (w is not None and w != wanted[1]):
-            raise ValueError(f"{source} has a fixed input size {h}x{w} (h x w); imgsz={imgsz!r} is not possible "
-                             "(re-export the model at that size)")
+            raise ValueError(
+                f"{source} has a fixed input size {h}x{w} (h x w); imgsz={imgsz!r} is not possible "
+                "(re-export the model at that size)"
+            )
         return wanted
     if h is None or w is None:
         if metadata.imgsz is None:
@@ -78,9 +81,13 @@ def resolve_input_size(h: Optional[int], w: Optional[int], imgsz, metadata: Mode
     return h, w
 
 
-def identify_outputs(shapes: Sequence[Shape], nc_hint: Optional[int] = None,
-                     protos_layout: str = "chw", box_scale: Tuple[float, float] = (1.0, 1.0),
-                     source: str = "model") -> SingleOutputLayout:
+def identify_outputs(
+    shapes: Sequence[Shape],
+    nc_hint: int | None = None,
+    protos_layout: str = "chw",
+    box_scale: tuple[float, float] = (1.0, 1.0),
+    source: str = "model",
+) -> SingleOutputLayout:
     """Work out which output is which from their shapes (by rank, not order) and check them.
 
     ``shapes`` may hold ``None`` for dynamic dimensions. ``nc_hint`` (the number of class names in the
@@ -111,14 +118,12 @@ def identify_outputs(shapes: Sequence[Shape], nc_hint: Optional[int] = None,
 
     candidates = []  # (layout, channels)
     for layout, channels in (("cn", preds[1]), ("nc", preds[2])):
-        if channels is not None and channels > 4 + nm:
-            if nc_hint is None or channels == 4 + nc_hint + nm:
-                candidates.append((layout, channels))
+        if channels is not None and channels > 4 + nm and (nc_hint is None or channels == 4 + nc_hint + nm):
+            candidates.append((layout, channels))
     if not candidates:
         expected = f"4 + {nc_hint} + {nm} = {4 + nc_hint + nm}" if nc_hint else f"more than 4 + {nm}"
         raise ModelOutputError(
-            f"{source}: prediction output {_fmt(preds)} has no channel axis of {expected} "
-            f"(prototypes {_fmt(protos)})"
+            f"{source}: prediction output {_fmt(preds)} has no channel axis of {expected} (prototypes {_fmt(protos)})"
         )
     if len(candidates) == 2:  # both axes could be channels: pick the smaller, as C << N in YOLO heads
         candidates.sort(key=lambda c: c[1])
@@ -154,13 +159,13 @@ class Backend(ABC):
     output_layout: OutputLayout
 
     @abstractmethod
-    def __init__(self, path: Union[str, PathLike], **options):
+    def __init__(self, path: str | PathLike, **options):
         """Load the model at ``path``. Every backend accepts ``imgsz`` (None, int or (h, w): the input size
         for models with a dynamic input; a different fixed size is a ``ValueError``); unknown options
         raise ``TypeError``."""
 
     @abstractmethod
-    def infer(self, blob: np.ndarray) -> List[np.ndarray]:
+    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
         """Run the model on a preprocessed blob of ``input_spec.blob_shape``; return its raw outputs."""
 
     @property

@@ -25,21 +25,21 @@ own precision is the exporter's choice (``model.ncnn.bin`` holds fp16 weights fo
 converted on load). ``vulkan=True`` runs on a Vulkan GPU (off by default; an error when ncnn finds
 none).
 """
+
 from __future__ import annotations
 
 from os import PathLike, fspath
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..formats import FORMATS
 from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
+from ..formats import FORMATS
 from ..metadata import ModelMetadata, from_yaml
 from .base import Backend, InputSpec, identify_outputs
 
 _NCNN = FORMATS["ncnn"]
-__all__ = ["NcnnBackend", "PARAM_MAGIC", "read_param_blobs", "resolve_model_files"]
+__all__ = ["PARAM_MAGIC", "NcnnBackend", "read_param_blobs", "resolve_model_files"]
 
 PARAM_MAGIC = "7767517"
 METADATA_FILE = "metadata.yaml"
@@ -61,9 +61,16 @@ class NcnnBackend(Backend):
     package = "ncnn"
     extra = "ncnn"
 
-    def __init__(self, path: Union[str, PathLike], *, threads: Optional[int] = None,
-                 intra_op_threads: Optional[int] = None, fp16: bool = False, vulkan: bool = False,
-                 imgsz=None):
+    def __init__(
+        self,
+        path: str | PathLike,
+        *,
+        threads: int | None = None,
+        intra_op_threads: int | None = None,
+        fp16: bool = False,
+        vulkan: bool = False,
+        imgsz=None,
+    ):
         try:
             import ncnn
         except ImportError as exc:
@@ -100,8 +107,7 @@ class NcnnBackend(Backend):
         self.input_spec = InputSpec(name=self._input_name, shape=size, layout="nchw", dtype="float32")
         probe = self.infer(np.zeros(self.input_spec.blob_shape, dtype=np.float32))
         self._output_shapes = [tuple(int(d) for d in o.shape) for o in probe]
-        self.output_layout = identify_outputs(self._output_shapes, nc_hint=metadata.nc or None,
-                                              source=source)
+        self.output_layout = identify_outputs(self._output_shapes, nc_hint=metadata.nc or None, source=source)
         metadata.check_class_count(self.output_layout.nc, source)
         self.metadata = metadata.with_default_names(self.output_layout.nc)
 
@@ -127,8 +133,9 @@ class NcnnBackend(Backend):
                 )
         opt.use_vulkan_compute = self.vulkan
         if net.load_param(fspath(self.param_path)) != 0:
-            raise ModelLoadError(f"ncnn cannot parse {self.param_path} (corrupt, or a layer this ncnn "
-                                 f"{_version(ncnn)} does not know)")
+            raise ModelLoadError(
+                f"ncnn cannot parse {self.param_path} (corrupt, or a layer this ncnn {_version(ncnn)} does not know)"
+            )
         if net.load_model(fspath(self.bin_path)) != 0:
             raise ModelLoadError(
                 f"ncnn cannot read the weights {self.bin_path} for {self.param_path.name} "
@@ -138,7 +145,7 @@ class NcnnBackend(Backend):
 
     # ---- running -------------------------------------------------------------------------------
 
-    def infer(self, blob: np.ndarray) -> List[np.ndarray]:
+    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
         expected = self.input_spec.blob_shape
         if blob.shape != expected:
             raise ValueError(f"blob shape {blob.shape} does not match the model input {expected}")
@@ -165,14 +172,17 @@ class NcnnBackend(Backend):
             "vulkan": self.vulkan,
             # ncnn's own view: no batch dimension (infer() adds it back)
             "inputs": [{"name": self._input_name, "shape": [3, *self.input_spec.shape], "type": "float32"}],
-            "outputs": [{"name": n, "shape": list(s[1:]), "type": "float32"}
-                        for n, s in zip(self._output_names, self._output_shapes)],
+            "outputs": [
+                {"name": n, "shape": list(s[1:]), "type": "float32"}
+                for n, s in zip(self._output_names, self._output_shapes)
+            ],
         }
 
 
 # ---- files ---------------------------------------------------------------------------------------
 
-def resolve_model_files(path: Path) -> Tuple[Path, Path]:
+
+def resolve_model_files(path: Path) -> tuple[Path, Path]:
     """A model folder, ``.param`` or ``.bin`` path -> (param, bin), with clear errors for what is missing."""
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
@@ -189,8 +199,9 @@ def resolve_model_files(path: Path) -> Tuple[Path, Path]:
         elif len(params) == 1:
             param = params[0]
         else:
-            raise ModelLoadError(f"{path} holds several .param files ({', '.join(p.name for p in params)}); "
-                                 "pass the one to run")
+            raise ModelLoadError(
+                f"{path} holds several .param files ({', '.join(p.name for p in params)}); pass the one to run"
+            )
     elif path.suffix.lower() == _NCNN.suffix:
         param = path
     elif path.suffix.lower() in _NCNN.sidecars[_NCNN.suffix]:
@@ -212,7 +223,7 @@ def resolve_model_files(path: Path) -> Tuple[Path, Path]:
     return param, weights
 
 
-def read_param_blobs(param: Path) -> Tuple[List[str], List[str]]:
+def read_param_blobs(param: Path) -> tuple[list[str], list[str]]:
     """(input blob names, output blob names) of a text ``.param`` file, in file order.
 
     Inputs are the tops of ``Input`` layers; outputs are blobs produced and never consumed.
@@ -220,8 +231,9 @@ def read_param_blobs(param: Path) -> Tuple[List[str], List[str]]:
     try:
         text = param.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ModelLoadError(f"{param} is not a text ncnn param file (binary .param.bin files are not "
-                             "supported)") from None
+        raise ModelLoadError(
+            f"{param} is not a text ncnn param file (binary .param.bin files are not supported)"
+        ) from None
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines or lines[0] != PARAM_MAGIC:
         raise ModelLoadError(f"{param} is not an ncnn param file (it does not start with {PARAM_MAGIC})")
@@ -232,7 +244,7 @@ def read_param_blobs(param: Path) -> Tuple[List[str], List[str]]:
             kind, n_in, n_out = parts[0], int(parts[2]), int(parts[3])
         except (IndexError, ValueError):
             raise ModelLoadError(f"{param}: line {number} is not an ncnn layer: {line[:80]!r}") from None
-        bottoms, tops = parts[4:4 + n_in], parts[4 + n_in:4 + n_in + n_out]
+        bottoms, tops = parts[4 : 4 + n_in], parts[4 + n_in : 4 + n_in + n_out]
         if len(bottoms) != n_in or len(tops) != n_out:
             raise ModelLoadError(f"{param}: line {number} lists fewer blobs than it declares: {line[:80]!r}")
         consumed.update(bottoms)
@@ -245,7 +257,8 @@ def read_param_blobs(param: Path) -> Tuple[List[str], List[str]]:
 
 # ---- options -------------------------------------------------------------------------------------
 
-def _threads(threads, alias) -> Optional[int]:
+
+def _threads(threads, alias) -> int | None:
     if threads is not None and alias is not None and threads != alias:
         raise ValueError("give threads or intra_op_threads, not both")
     value = threads if threads is not None else alias
@@ -254,10 +267,11 @@ def _threads(threads, alias) -> Optional[int]:
     return value
 
 
-def _input_size(metadata: ModelMetadata, imgsz, source: str) -> Tuple[int, int]:
+def _input_size(metadata: ModelMetadata, imgsz, source: str) -> tuple[int, int]:
     if metadata.imgsz is None:
-        raise ModelLoadError(f"{source}: {METADATA_FILE} has no imgsz; ncnn models need it (the input size "
-                             "they were exported at)")
+        raise ModelLoadError(
+            f"{source}: {METADATA_FILE} has no imgsz; ncnn models need it (the input size they were exported at)"
+        )
     size = metadata.imgsz
     if imgsz is not None:
         wanted = ModelMetadata(imgsz=imgsz).imgsz
@@ -267,8 +281,9 @@ def _input_size(metadata: ModelMetadata, imgsz, source: str) -> Tuple[int, int]:
                 "(re-export the model at that size)"
             )
     if size[0] % metadata.stride or size[1] % metadata.stride:
-        raise ModelLoadError(f"{source}: input size {size[0]}x{size[1]} is not a multiple of the stride "
-                             f"{metadata.stride}")
+        raise ModelLoadError(
+            f"{source}: input size {size[0]}x{size[1]} is not a multiple of the stride {metadata.stride}"
+        )
     return size
 
 

@@ -2,11 +2,12 @@
 
 ``onnxruntime`` is imported when a model is loaded, never at import time of edgeseg.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from os import PathLike, fspath
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -17,8 +18,12 @@ from .base import Backend, InputSpec, identify_outputs, image_input_layout, reso
 # Tried in this order when the caller does not name providers; only available ones are used.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
-_INPUT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float32", "tensor(uint8)": "uint8",
-                "tensor(int8)": "int8"}
+_INPUT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float32",
+    "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8",
+}
 
 
 class OnnxRuntimeBackend(Backend):
@@ -34,8 +39,14 @@ class OnnxRuntimeBackend(Backend):
     package = "onnxruntime"
     extra = "onnx"
 
-    def __init__(self, path: Union[str, PathLike], *, providers: Optional[Sequence[str]] = None,
-                 intra_op_threads: Optional[int] = None, imgsz=None):
+    def __init__(
+        self,
+        path: str | PathLike,
+        *,
+        providers: Sequence[str] | None = None,
+        intra_op_threads: int | None = None,
+        imgsz=None,
+    ):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -58,12 +69,10 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = intra_op_threads
         self.providers = _choose_providers(providers, ort.get_available_providers())
         try:
-            self._session = ort.InferenceSession(fspath(self.path), sess_options=options,
-                                                 providers=self.providers)
+            self._session = ort.InferenceSession(fspath(self.path), sess_options=options, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
             raise ModelLoadError(
-                f"cannot load {self.path} as an ONNX model (truncated, corrupt or not ONNX?): "
-                f"{_first_line(exc)}"
+                f"cannot load {self.path} as an ONNX model (truncated, corrupt or not ONNX?): {_first_line(exc)}"
             ) from exc
 
         source = self.path.name
@@ -85,7 +94,7 @@ class OnnxRuntimeBackend(Backend):
         self.metadata = metadata.with_default_names(self.output_layout.nc)
         self._input_name = inputs[0].name
 
-    def infer(self, blob: np.ndarray) -> List[np.ndarray]:
+    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
         expected = self.input_spec.blob_shape
         if blob.shape != expected:
             raise ValueError(f"blob shape {blob.shape} does not match the model input {expected}")
@@ -104,7 +113,7 @@ class OnnxRuntimeBackend(Backend):
         }
 
 
-def _choose_providers(requested: Optional[Sequence[str]], available: Sequence[str]) -> List[str]:
+def _choose_providers(requested: Sequence[str] | None, available: Sequence[str]) -> list[str]:
     if requested is None:
         chosen = [p for p in PREFERRED_PROVIDERS if p in available]
         return chosen or list(available)
@@ -120,7 +129,7 @@ def _choose_providers(requested: Optional[Sequence[str]], available: Sequence[st
     return requested
 
 
-def _static_shape(shape) -> Tuple[Optional[int], ...]:
+def _static_shape(shape) -> tuple[int | None, ...]:
     return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
 
 

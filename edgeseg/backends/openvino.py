@@ -18,26 +18,38 @@ raises :class:`InferenceTimeoutError` instead of hanging. It drives ``InferReque
 runs OpenVINO synchronously because its ``AsyncInferQueue`` callbacks can hang on some Intel and AMD
 CPUs; no Python code runs on OpenVINO's threads here). :meth:`infer` uses the same timed wait.
 """
+
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable
 
 import numpy as np
 
-from ..formats import FORMATS, is_checkpoint
 from ..errors import BackendNotInstalledError, EdgesegError, ModelLoadError
+from ..formats import FORMATS, is_checkpoint
 from ..metadata import ModelMetadata, from_onnx_props, from_yaml
 from ._signal_stack import preserve_sigaltstack
 from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
 
-__all__ = ["OpenVINOBackend", "AsyncQueue", "AsyncResult", "DeviceNotFoundError", "InferenceTimeoutError",
-           "resolve_model_path", "FOLDER_SUFFIX", "METADATA_FILE", "RT_INFO_SECTION"]
+__all__ = [
+    "FOLDER_SUFFIX",
+    "METADATA_FILE",
+    "RT_INFO_SECTION",
+    "AsyncQueue",
+    "AsyncResult",
+    "DeviceNotFoundError",
+    "InferenceTimeoutError",
+    "OpenVINOBackend",
+    "resolve_model_path",
+]
 
 FOLDER_SUFFIX = FORMATS["openvino"].folder_ending
 _XML = FORMATS["openvino"].suffix
@@ -45,8 +57,17 @@ METADATA_FILE = "metadata.yaml"
 RT_INFO_SECTION = "edgeseg_metadata"  # written by edgeseg.exporters.openvino
 DEFAULT_TIMEOUT_S = 60.0
 _HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT", "cumulative_throughput": "CUMULATIVE_THROUGHPUT"}
-_PRECISIONS = {"f32": "f32", "fp32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16",
-               "f16": "f16", "fp16": "f16", "float16": "f16", "default": None}
+_PRECISIONS = {
+    "f32": "f32",
+    "fp32": "f32",
+    "float32": "f32",
+    "bf16": "bf16",
+    "bfloat16": "bf16",
+    "f16": "f16",
+    "fp16": "f16",
+    "float16": "f16",
+    "default": None,
+}
 _CAPABILITY = {"f32": "FP32", "bf16": "BF16", "f16": "FP16"}
 _VIRTUAL = ("AUTO", "MULTI", "HETERO", "BATCH")
 
@@ -65,7 +86,7 @@ class AsyncResult:
 
     index: int
     userdata: Any
-    outputs: List[np.ndarray]
+    outputs: list[np.ndarray]
 
 
 class OpenVINOBackend(Backend):
@@ -93,10 +114,19 @@ class OpenVINOBackend(Backend):
     package = "openvino"
     extra = "openvino"
 
-    def __init__(self, path: Union[str, PathLike], *, device: str = "CPU", hint: str = "latency",
-                 threads: Optional[int] = None, intra_op_threads: Optional[int] = None,
-                 precision: Optional[str] = None, num_requests: Optional[int] = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, imgsz=None):
+    def __init__(
+        self,
+        path: str | PathLike,
+        *,
+        device: str = "CPU",
+        hint: str = "latency",
+        threads: int | None = None,
+        intra_op_threads: int | None = None,
+        precision: str | None = None,
+        num_requests: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        imgsz=None,
+    ):
         # OpenVINO swaps this thread's alternate signal stack when it loads a device plugin or compiles a
         # model; put ours back (see edgeseg.backends._signal_stack: otherwise a later signal can crash).
         with preserve_sigaltstack():
@@ -124,15 +154,16 @@ class OpenVINOBackend(Backend):
         except Exception as exc:  # openvino raises RuntimeError with the parser's message
             raise ModelLoadError(
                 f"cannot read {self.xml} as an OpenVINO IR (truncated, corrupt, or its .bin is missing "
-                f"or does not match?): {_first_line(exc)}") from exc
+                f"or does not match?): {_first_line(exc)}"
+            ) from exc
 
         source = self.xml.name
         metadata = _read_metadata(self.xml, model)
         metadata.require_segment_task(source)
         self.input_spec = _prepare_input(model, metadata, imgsz, source)
         self.output_layout = identify_outputs(
-            [_static_shape(o.get_partial_shape()) for o in model.outputs], nc_hint=metadata.nc or None,
-            source=source)
+            [_static_shape(o.get_partial_shape()) for o in model.outputs], nc_hint=metadata.nc or None, source=source
+        )
         metadata.check_class_count(self.output_layout.nc, source)
         self.metadata = metadata.with_default_names(self.output_layout.nc)
         self.precision = _precision_for(self._precision_key, self.device)
@@ -146,12 +177,12 @@ class OpenVINOBackend(Backend):
                 f"OpenVINO cannot compile {source} for device {self.device} with {config}: {_first_line(exc)}"
             ) from exc
         self._request = self._compiled.create_infer_request()
-        self._queue: Optional[AsyncQueue] = None
+        self._queue: AsyncQueue | None = None
 
     # ---- configuration ---------------------------------------------------------------------------
 
-    def _config(self) -> Dict[str, Any]:
-        config: Dict[str, Any] = {"PERFORMANCE_HINT": _HINTS[self.hint]}
+    def _config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"PERFORMANCE_HINT": _HINTS[self.hint]}
         if self.num_requests is not None and self.hint != "latency":
             config["PERFORMANCE_HINT_NUM_REQUESTS"] = self.num_requests
         base = self.device.split(":")[0].split(".")[0]
@@ -163,7 +194,7 @@ class OpenVINOBackend(Backend):
             return config
         per_device = {}  # AUTO/MULTI/HETERO pass settings to each device through DEVICE_PROPERTIES
         for target in _virtual_targets(self.device, list(self._core.available_devices)):
-            props: Dict[str, Any] = {}
+            props: dict[str, Any] = {}
             if target.split(".")[0] == "CPU" and self.threads is not None:
                 props["INFERENCE_NUM_THREADS"] = self.threads
             precision = _precision_for(self._precision_key, target)
@@ -177,7 +208,7 @@ class OpenVINOBackend(Backend):
 
     # ---- inference -------------------------------------------------------------------------------
 
-    def infer(self, blob: np.ndarray) -> List[np.ndarray]:
+    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
         """Run one blob synchronously (a timed wait: :class:`InferenceTimeoutError` after ``timeout``)."""
         self._check_blob(blob)
         request = self._request
@@ -188,22 +219,24 @@ class OpenVINOBackend(Backend):
             self._request = self._compiled.create_infer_request()  # the old one may still be running
             raise InferenceTimeoutError(
                 f"OpenVINO inference on {self.device} did not finish within {self.timeout:g} s "
-                "(device busy or hung?); raise timeout= if the model is just slow")
+                "(device busy or hung?); raise timeout= if the model is just slow"
+            )
         return [np.array(request.get_output_tensor(i).data) for i in range(len(self._compiled.outputs))]
 
-    def async_queue(self, num_requests: Optional[int] = None, timeout: Optional[float] = None) -> "AsyncQueue":
+    def async_queue(self, num_requests: int | None = None, timeout: float | None = None) -> AsyncQueue:
         """A new bounded queue of asynchronous requests on this compiled model (see :class:`AsyncQueue`)."""
         n = _check_positive("num_requests", num_requests) or self.num_requests or self.optimal_requests
         return AsyncQueue(self, n, self.timeout if timeout is None else _check_timeout(timeout))
 
-    def submit(self, blob: np.ndarray, userdata: Any = None,
-               callback: Optional[Callable[[AsyncResult], None]] = None) -> int:
+    def submit(
+        self, blob: np.ndarray, userdata: Any = None, callback: Callable[[AsyncResult], None] | None = None
+    ) -> int:
         """Queue ``blob`` on the backend's own :class:`AsyncQueue`; see :meth:`AsyncQueue.submit`."""
         if self._queue is None or self._queue.closed:
             self._queue = self.async_queue()
         return self._queue.submit(blob, userdata=userdata, callback=callback)
 
-    def results(self, wait: bool = False) -> List[AsyncResult]:
+    def results(self, wait: bool = False) -> list[AsyncResult]:
         """Finished results of :meth:`submit`, in submission order; ``wait=True`` waits for all."""
         if self._queue is None:
             return []
@@ -245,10 +278,14 @@ class OpenVINOBackend(Backend):
             "optimal_requests": self.optimal_requests,
             "ir_precision": self.metadata.extras.get("precision"),
             "xml": str(self.xml),
-            "inputs": [{"name": i.get_any_name(), "shape": list(i.get_shape()), "type": str(i.get_element_type())}
-                       for i in compiled.inputs],
-            "outputs": [{"name": _port_name(o), "shape": list(o.get_shape()), "type": str(o.get_element_type())}
-                        for o in compiled.outputs],
+            "inputs": [
+                {"name": i.get_any_name(), "shape": list(i.get_shape()), "type": str(i.get_element_type())}
+                for i in compiled.inputs
+            ],
+            "outputs": [
+                {"name": _port_name(o), "shape": list(o.get_shape()), "type": str(o.get_element_type())}
+                for o in compiled.outputs
+            ],
         }
 
 
@@ -275,8 +312,8 @@ class AsyncQueue:
         self.timeout = float(timeout)
         self.capacity = int(num_requests)
         self._free = [backend._compiled.create_infer_request() for _ in range(self.capacity)]
-        self._in_flight: Deque[Tuple[int, Any, Any, Optional[Callable]]] = deque()
-        self._done: Deque[AsyncResult] = deque()
+        self._in_flight: deque[tuple[int, Any, Any, Callable | None]] = deque()
+        self._done: deque[AsyncResult] = deque()
         self._next_index = 0
         self._n_outputs = len(backend._compiled.outputs)
         self.closed = False
@@ -286,14 +323,15 @@ class AsyncQueue:
         """Requests in flight (submitted, not yet collected)."""
         return len(self._in_flight)
 
-    def __enter__(self) -> "AsyncQueue":
+    def __enter__(self) -> AsyncQueue:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def submit(self, blob: np.ndarray, userdata: Any = None,
-               callback: Optional[Callable[[AsyncResult], None]] = None) -> int:
+    def submit(
+        self, blob: np.ndarray, userdata: Any = None, callback: Callable[[AsyncResult], None] | None = None
+    ) -> int:
         """Start inference on ``blob``; returns its index (0, 1, 2, ... in submission order)."""
         self._check_open()
         self._backend._check_blob(blob)
@@ -309,7 +347,7 @@ class AsyncQueue:
         self._in_flight.append((index, userdata, request, callback))
         return index
 
-    def results(self) -> List[AsyncResult]:
+    def results(self) -> list[AsyncResult]:
         """The results ready now, in submission order (a finished request behind an unfinished one
         waits for it: order is kept)."""
         while self._in_flight and self._in_flight[0][2].wait_for(0):
@@ -327,7 +365,7 @@ class AsyncQueue:
             self._collect_oldest()
         return self._done.popleft()
 
-    def wait_all(self) -> List[AsyncResult]:
+    def wait_all(self) -> list[AsyncResult]:
         """Wait for every request in flight (each with the timeout); all uncollected results, in order."""
         while self._in_flight:
             self._collect_oldest()
@@ -347,8 +385,10 @@ class AsyncQueue:
 
     def _check_open(self) -> None:
         if self.closed:
-            raise RuntimeError(f"this AsyncQueue cannot be used any more: {self._closed_reason}; "
-                               "make a new one with backend.async_queue()")
+            raise RuntimeError(
+                f"this AsyncQueue cannot be used any more: {self._closed_reason}; "
+                "make a new one with backend.async_queue()"
+            )
 
     def _collect_oldest(self) -> None:
         index, userdata, request, callback = self._in_flight[0]
@@ -359,7 +399,8 @@ class AsyncQueue:
             self.close()
             raise InferenceTimeoutError(
                 f"OpenVINO request {index} on {self._backend.device} did not finish within {self.timeout:g} s "
-                "(device busy or hung?); the queue's requests were cancelled and the queue closed")
+                "(device busy or hung?); the queue's requests were cancelled and the queue closed"
+            )
         self._in_flight.popleft()
         outputs = [np.array(request.get_output_tensor(i).data) for i in range(self._n_outputs)]
         self._free.append(request)
@@ -371,7 +412,8 @@ class AsyncQueue:
 
 # ---- model files and metadata --------------------------------------------------------------------
 
-def resolve_model_path(path: Union[str, PathLike]) -> Path:
+
+def resolve_model_path(path: str | PathLike) -> Path:
     """The IR's ``.xml`` for a folder, an ``.xml`` or the name a ``*_openvino_model`` folder was made from."""
     p = Path(fspath(path))
     if p.is_dir():
@@ -393,7 +435,7 @@ def resolve_model_path(path: Union[str, PathLike]) -> Path:
     raise FileNotFoundError(f"model not found: {p}")
 
 
-def _sibling_folder(p: Path) -> Optional[Path]:
+def _sibling_folder(p: Path) -> Path | None:
     for name in (p.name + FOLDER_SUFFIX, p.stem + FOLDER_SUFFIX):
         candidate = p.with_name(name)
         if candidate.is_dir():
@@ -429,10 +471,11 @@ def _read_metadata(xml: Path, model) -> ModelMetadata:
     raise ModelLoadError(
         f"{xml.parent} has no {METADATA_FILE} beside {xml.name}, and the IR carries no metadata in its rt_info: "
         "edgeseg cannot tell its classes, input size or task. Restore the metadata.yaml that was exported with "
-        "it (Ultralytics and edgeseg both write one), or re-export the model with edgeseg")
+        "it (Ultralytics and edgeseg both write one), or re-export the model with edgeseg"
+    )
 
 
-def _rt_section(model, section: str) -> Dict[str, str]:
+def _rt_section(model, section: str) -> dict[str, str]:
     try:
         if not model.has_rt_info([section]):
             return {}
@@ -478,10 +521,13 @@ def _prepare_input(model, metadata: ModelMetadata, imgsz, source: str) -> InputS
 
 # ---- option checks -------------------------------------------------------------------------------
 
+
 def _check_device(device, available: Sequence[str]) -> str:
     if not isinstance(device, str) or not device.strip():
-        raise DeviceNotFoundError(f"device must be a name such as 'CPU', 'GPU' or 'AUTO', got {device!r}; "
-                                  f"available on this machine: {', '.join(available) or 'none'}")
+        raise DeviceNotFoundError(
+            f"device must be a name such as 'CPU', 'GPU' or 'AUTO', got {device!r}; "
+            f"available on this machine: {', '.join(available) or 'none'}"
+        )
     device = device.strip().upper()
     base = device.split(":")[0]
     if base.split(".")[0] in _VIRTUAL:
@@ -491,7 +537,7 @@ def _check_device(device, available: Sequence[str]) -> str:
     return device
 
 
-def _virtual_targets(device: str, available: Sequence[str]) -> List[str]:
+def _virtual_targets(device: str, available: Sequence[str]) -> list[str]:
     """The devices an AUTO/MULTI/HETERO device string names (all available ones when it names none)."""
     parts = device.split(":", 1)
     if len(parts) == 1 or not parts[1].strip():
@@ -508,7 +554,8 @@ def _require_device(device: str, available: Sequence[str]) -> None:
         return
     raise DeviceNotFoundError(
         f"OpenVINO device '{device}' is not available on this machine; available devices: "
-        f"{', '.join(available) or 'none'} (plus AUTO). Check its driver, or choose one of those")
+        f"{', '.join(available) or 'none'} (plus AUTO). Check its driver, or choose one of those"
+    )
 
 
 def _check_hint(hint) -> str:
@@ -518,7 +565,7 @@ def _check_hint(hint) -> str:
     return key
 
 
-def _check_precision(precision) -> Optional[str]:
+def _check_precision(precision) -> str | None:
     if precision is None:
         return None
     key = precision.strip().lower() if isinstance(precision, str) else None
@@ -527,7 +574,7 @@ def _check_precision(precision) -> Optional[str]:
     return key
 
 
-def _precision_for(key: Optional[str], device: str) -> Optional[str]:
+def _precision_for(key: str | None, device: str) -> str | None:
     """The INFERENCE_PRECISION_HINT for one device: None (not given) -> f32 on the CPU, the device's
     own choice elsewhere; 'default' -> the device's own choice; else the precision asked for."""
     if key is None:
@@ -535,7 +582,7 @@ def _precision_for(key: Optional[str], device: str) -> Optional[str]:
     return _PRECISIONS[key]
 
 
-def _check_precision_supported(core, device: str, precision: Optional[str]) -> None:
+def _check_precision_supported(core, device: str, precision: str | None) -> None:
     if precision is None or device.split(":")[0] in _VIRTUAL:
         return
     try:
@@ -543,18 +590,20 @@ def _check_precision_supported(core, device: str, precision: Optional[str]) -> N
     except Exception:
         return
     if _CAPABILITY[precision] not in caps:
-        raise ValueError(f"device {device} cannot run inference in {precision} (its capabilities: "
-                         f"{', '.join(caps)}); choose precision='f32' or another device")
+        raise ValueError(
+            f"device {device} cannot run inference in {precision} (its capabilities: "
+            f"{', '.join(caps)}); choose precision='f32' or another device"
+        )
 
 
-def _check_threads(threads, alias) -> Optional[int]:
+def _check_threads(threads, alias) -> int | None:
     if threads is not None and alias is not None and threads != alias:
         raise ValueError("give threads or intra_op_threads, not both")
     value = threads if threads is not None else alias
     return _check_positive("threads", value)
 
 
-def _check_positive(name: str, value) -> Optional[int]:
+def _check_positive(name: str, value) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -572,17 +621,15 @@ def _check_timeout(timeout) -> float:
 
 # Requests cancelled after a timeout, kept alive (with their compiled model) until OpenVINO has really
 # stopped them: destroying a request that is still running crashes the process. Reaped as they finish.
-_ABANDONED: List[Tuple[Any, Any]] = []
+_ABANDONED: list[tuple[Any, Any]] = []
 _CANCEL_GRACE_MS = 200
 
 
 def _abandon(request, compiled) -> None:
     """Cancel ``request`` and keep it referenced until it is idle (never destroy a running request)."""
     _ABANDONED[:] = [(r, c) for r, c in _ABANDONED if not _is_idle(r)]
-    try:
+    with contextlib.suppress(Exception):
         request.cancel()
-    except Exception:  # noqa: BLE001 - cancel is best effort; the request stays parked either way
-        pass
     if not _is_idle(request, _CANCEL_GRACE_MS):
         _ABANDONED.append((request, compiled))
 
@@ -590,7 +637,7 @@ def _abandon(request, compiled) -> None:
 def _is_idle(request, wait_ms: int = 0) -> bool:
     try:
         return bool(request.wait_for(wait_ms))
-    except Exception:  # noqa: BLE001 - a cancelled request reports its cancellation when waited on
+    except Exception:
         return True
 
 
@@ -598,7 +645,7 @@ def _ms(seconds: float) -> int:
     return max(1, int(math.ceil(seconds * 1000.0)))
 
 
-def _static_shape(partial_shape) -> Tuple[Optional[int], ...]:
+def _static_shape(partial_shape) -> tuple[int | None, ...]:
     return tuple(d.get_length() if d.is_static else None for d in partial_shape)
 
 

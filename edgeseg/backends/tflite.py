@@ -15,6 +15,7 @@ full TensorFlow's interpreter (``backend.interpreter_package`` says which):
 
 :class:`EdgeTPUBackend` loads ``*_edgetpu.tflite`` files with the ``libedgetpu`` delegate.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -24,28 +25,28 @@ import platform
 import re
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
-from ..metadata import ModelMetadata, _from_mapping, from_yaml
 from ..formats import read_tflite_metadata
+from ..metadata import ModelMetadata, _from_mapping, from_yaml
 from ..ops.decode_split import LevelSpec, SplitLayout
 from ..ops.quant import dequantize
 from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
 
-__all__ = ["TFLiteBackend", "EdgeTPUBackend", "read_tflite_metadata", "edgetpu_library_name"]
+__all__ = ["EdgeTPUBackend", "TFLiteBackend", "edgetpu_library_name", "read_tflite_metadata"]
 
 _SPLIT_NAME = re.compile(r"^(box|cls|mc)(\d+)$")
 _NP_TYPES = {np.float32: "float32", np.int8: "int8", np.uint8: "uint8"}
 
 
-def edgetpu_library_name(system: Optional[str] = None) -> str:
+def edgetpu_library_name(system: str | None = None) -> str:
     """The Edge TPU runtime library for this platform."""
     system = system or platform.system()
     return {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}.get(
-        system, "libedgetpu.so.1")
+        system, "libedgetpu.so.1"
+    )
 
 
 class TFLiteBackend(Backend):
@@ -64,8 +65,15 @@ class TFLiteBackend(Backend):
     package = "ai-edge-litert"
     extra = "tflite"
 
-    def __init__(self, path: Union[str, PathLike], *, threads: Optional[int] = None, imgsz=None,
-                 metadata: Optional[Union[str, PathLike]] = None, intra_op_threads: Optional[int] = None):
+    def __init__(
+        self,
+        path: str | PathLike,
+        *,
+        threads: int | None = None,
+        imgsz=None,
+        metadata: str | PathLike | None = None,
+        intra_op_threads: int | None = None,
+    ):
         interpreter_cls, load_delegate, self.interpreter_package = _import_litert(self)
         if threads is None:  # the name the CLI and the benchmark use for every backend
             threads = intra_op_threads
@@ -78,13 +86,15 @@ class TFLiteBackend(Backend):
         self.threads = threads
         delegates = self._delegates(load_delegate)
         try:
-            self._interpreter = interpreter_cls(model_path=fspath(self.path), num_threads=threads,
-                                                experimental_delegates=delegates or None)
+            self._interpreter = interpreter_cls(
+                model_path=fspath(self.path), num_threads=threads, experimental_delegates=delegates or None
+            )
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(
                 f"cannot load {self.path} as a TFLite model (truncated, corrupt, not TFLite, or an op this "
-                f"LiteRT lacks): {_first_line(exc)}") from exc
+                f"LiteRT lacks): {_first_line(exc)}"
+            ) from exc
         source = self.path.name
         meta = _metadata(self.path, metadata, source)
         meta.require_segment_task(source)
@@ -112,14 +122,14 @@ class TFLiteBackend(Backend):
     def _delegates(self, load_delegate) -> list:
         return []
 
-    def _output_details(self) -> List[dict]:
+    def _output_details(self) -> list[dict]:
         """Output details in the order of the model's signature (names as exported), else as listed."""
         it = self._interpreter
         details = list(it.get_output_details())
         by_index = {int(d["index"]): d for d in details}
         try:
             sigs = it._get_full_signature_list()  # {key: {"inputs": {name: idx}, "outputs": {name: idx}}}
-        except Exception:  # noqa: BLE001 - private API; fall back to the listed order
+        except Exception:
             sigs = {}
         if len(sigs) == 1:
             outputs = next(iter(sigs.values())).get("outputs", {})
@@ -145,12 +155,13 @@ class TFLiteBackend(Backend):
         h, w = self.input_spec.shape
         normalised = meta.extras.get("boxes_normalized", True)
         box_scale = (float(w), float(h)) if normalised else (1.0, 1.0)
-        return identify_outputs(shapes, nc_hint=meta.nc or None, protos_layout=protos_layout,
-                                box_scale=box_scale, source=source)
+        return identify_outputs(
+            shapes, nc_hint=meta.nc or None, protos_layout=protos_layout, box_scale=box_scale, source=source
+        )
 
     # ---- running ------------------------------------------------------------------------------
 
-    def _run(self, blob: np.ndarray) -> List[np.ndarray]:
+    def _run(self, blob: np.ndarray) -> list[np.ndarray]:
         expected = self.input_spec.blob_shape
         if blob.shape != expected:
             raise ValueError(f"blob shape {blob.shape} does not match the model input {expected}")
@@ -162,7 +173,7 @@ class TFLiteBackend(Backend):
         it.invoke()
         return [it.get_tensor(i) for i in self._output_indices]
 
-    def infer(self, blob: np.ndarray) -> List[np.ndarray]:
+    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
         """Raw outputs for single-output models dequantised to float32; split outputs as they are
         (int8 decoded by the native core)."""
         outputs = self._run(blob)
@@ -178,7 +189,7 @@ class TFLiteBackend(Backend):
         info = np.iinfo(np.dtype(self.input_spec.dtype))
         return np.clip(np.round(blob / scale + zp), info.min, info.max).astype(self.input_spec.dtype)
 
-    def raw_float_outputs(self, blob: np.ndarray) -> List[np.ndarray]:
+    def raw_float_outputs(self, blob: np.ndarray) -> list[np.ndarray]:
         """Every output dequantised to float32, in signature order, for a float32 0..1 input blob."""
         outputs = self._run(self.quantise_input(blob))
         return [_dequantise(o, q) for o, q in zip(outputs, self._output_q)]
@@ -190,11 +201,24 @@ class TFLiteBackend(Backend):
             "interpreter": self.interpreter_package,
             "threads": self.threads,
             "outputs_kind": self.output_kind,
-            "inputs": [{"name": d["name"], "shape": [int(v) for v in d["shape"]], "type": np.dtype(d["dtype"]).name,
-                        "quantization": list(d["quantization"])} for d in it.get_input_details()],
-            "outputs": [{"name": n, "shape": [int(v) for v in d["shape"]], "type": np.dtype(d["dtype"]).name,
-                         "quantization": list(d["quantization"])}
-                        for n, d in zip(self._output_names, self._output_details())],
+            "inputs": [
+                {
+                    "name": d["name"],
+                    "shape": [int(v) for v in d["shape"]],
+                    "type": np.dtype(d["dtype"]).name,
+                    "quantization": list(d["quantization"]),
+                }
+                for d in it.get_input_details()
+            ],
+            "outputs": [
+                {
+                    "name": n,
+                    "shape": [int(v) for v in d["shape"]],
+                    "type": np.dtype(d["dtype"]).name,
+                    "quantization": list(d["quantization"]),
+                }
+                for n, d in zip(self._output_names, self._output_details())
+            ],
         }
 
 
@@ -208,7 +232,7 @@ class EdgeTPUBackend(TFLiteBackend):
     name = "edgetpu"
     extra = "tflite"
 
-    def __init__(self, path, *, device: Optional[str] = None, library: Optional[str] = None, **options):
+    def __init__(self, path, *, device: str | None = None, library: str | None = None, **options):
         self.device = device
         self.library = library or edgetpu_library_name()
         super().__init__(path, **options)
@@ -233,6 +257,7 @@ class EdgeTPUBackend(TFLiteBackend):
 
 # ---- helpers ---------------------------------------------------------------------------------------
 
+
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one, e.g. under taskset or a
     container's cpuset), at least 1."""
@@ -245,9 +270,11 @@ def usable_cpus() -> int:
 # Interpreter packages, in order of preference: ai-edge-litert (maintained; the 'tflite' extra),
 # tflite-runtime (its last release, 2.14, still has 32-bit ARM wheels and is what Coral's pycoral uses;
 # it needs numpy < 2) and full TensorFlow (whose tf.lite interpreter is the same code).
-INTERPRETER_PACKAGES = (("ai_edge_litert.interpreter", "ai-edge-litert"),
-                        ("tflite_runtime.interpreter", "tflite-runtime"),
-                        ("tensorflow.lite.python.interpreter", "tensorflow"))
+INTERPRETER_PACKAGES = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow.lite.python.interpreter", "tensorflow"),
+)
 
 
 def _import_litert(backend):
@@ -257,10 +284,11 @@ def _import_litert(backend):
         try:
             found = importlib.import_module(module)
             return found.Interpreter, found.load_delegate, package
-        except Exception as exc:  # noqa: BLE001 - ImportError, or a numpy-1 build failing under numpy 2
+        except Exception as exc:
             reasons.append(f"{package}: {_first_line(exc) or type(exc).__name__}")
-    raise BackendNotInstalledError(backend.name, backend.package, backend.extra,
-                                   "no TFLite interpreter could be imported: " + "; ".join(reasons))
+    raise BackendNotInstalledError(
+        backend.name, backend.package, backend.extra, "no TFLite interpreter could be imported: " + "; ".join(reasons)
+    )
 
 
 def _check_file(path: Path) -> None:
@@ -270,7 +298,9 @@ def _check_file(path: Path) -> None:
         raise ModelLoadError(f"{path} is not a file; expected a .tflite model")
     size = path.stat().st_size
     if size < 16:
-        raise ModelLoadError(f"{path} is {'empty' if size == 0 else 'too small'} ({size} bytes); expected a .tflite model")
+        raise ModelLoadError(
+            f"{path} is {'empty' if size == 0 else 'too small'} ({size} bytes); expected a .tflite model"
+        )
     with open(path, "rb") as f:
         head = f.read(8)
     if head[4:8] != b"TFL3":
@@ -295,12 +325,12 @@ def _metadata(path: Path, override, source: str) -> ModelMetadata:
     return ModelMetadata()
 
 
-def _quant(detail) -> Tuple[float, int]:
+def _quant(detail) -> tuple[float, int]:
     scale, zp = detail.get("quantization", (0.0, 0))
     return float(scale), int(zp)
 
 
-def _dequantise(x: np.ndarray, q: Tuple[float, int]) -> np.ndarray:
+def _dequantise(x: np.ndarray, q: tuple[float, int]) -> np.ndarray:
     if x.dtype == np.float32:
         return x
     scale, zp = q
@@ -334,9 +364,9 @@ def _input_spec(detail, meta: ModelMetadata, imgsz, source: str) -> InputSpec:
         if not (abs(scale - 1 / 255) < 1e-6 and zp == expected_zp):
             raise ModelLoadError(
                 f"{source}: {dtype} input quantisation (scale {scale}, zero point {zp}) is not the 0..1 image "
-                f"scaling (1/255, {expected_zp}) edgeseg feeds; re-export with inputs normalised to 0..1")
-    return InputSpec(name=str(detail["name"]), shape=(h, w), layout=layout, dtype=dtype, scale=scale,
-                     zero_point=zp)
+                f"scaling (1/255, {expected_zp}) edgeseg feeds; re-export with inputs normalised to 0..1"
+            )
+    return InputSpec(name=str(detail["name"]), shape=(h, w), layout=layout, dtype=dtype, scale=scale, zero_point=zp)
 
 
 def _split_layout(details, meta: ModelMetadata, input_hw, source: str) -> SplitLayout:
@@ -350,12 +380,14 @@ def _split_layout(details, meta: ModelMetadata, input_hw, source: str) -> SplitL
     if any(len(s) != 4 or s[0] != 1 for s in shapes):
         raise ModelOutputError(
             f"{source} has {len(details)} outputs {shapes}; expected 2 (predictions, prototypes) or split "
-            "outputs: 4-D box/class/coefficient maps per level plus prototypes")
+            "outputs: 4-D box/class/coefficient maps per level plus prototypes"
+        )
     h, w = input_hw
     nl = len(strides)
     if len(details) != 3 * nl + 1:
-        raise ModelOutputError(f"{source} has {len(details)} outputs; a split-output model with {nl} levels has "
-                               f"{3 * nl + 1}")
+        raise ModelOutputError(
+            f"{source} has {len(details)} outputs; a split-output model with {nl} levels has {3 * nl + 1}"
+        )
     sizes = [(int(round(h / s)), int(round(w / s))) for s in strides]
     # layout from the first level-0 map: NHWC when its spatial dims are at positions 1, 2
     layout = "hwc"
@@ -365,14 +397,17 @@ def _split_layout(details, meta: ModelMetadata, input_hw, source: str) -> SplitL
     channels = (lambda s: s[3]) if layout == "hwc" else (lambda s: s[1])
 
     exported = extras.get("output_names")
-    if (isinstance(exported, (list, tuple)) and len(exported) == len(names)
-            and all(re.fullmatch(r"output_(\d+)", n) for n in names)):
+    if (
+        isinstance(exported, (list, tuple))
+        and len(exported) == len(names)
+        and all(re.fullmatch(r"output_(\d+)", n) for n in names)
+    ):
         # onnx2tf names signature outputs output_<i> in the ONNX output order; edgeseg's metadata
         # lists that order (box0, cls0, mc0, ..., protos)
         order = [int(n.split("_")[1]) for n in names]
         if sorted(order) == list(range(len(names))):
             names = [str(exported[i]) for i in order]
-    index: Dict[Tuple[str, int], int] = {}
+    index: dict[tuple[str, int], int] = {}
     protos_index = None
     if all(_SPLIT_NAME.match(n) or n == "protos" for n in names):
         for i, n in enumerate(names):
@@ -395,8 +430,10 @@ def _split_layout(details, meta: ModelMetadata, input_hw, source: str) -> SplitL
             c = channels(s)
             kind = "box" if c == 4 * reg_max else "mc" if c == nm and c != nc else "cls"
             if (kind, lvl) in index:
-                raise ModelOutputError(f"{source}: cannot tell the split outputs apart by shape ({shapes}); "
-                                       "export with output names (box0, cls0, mc0, ..., protos)")
+                raise ModelOutputError(
+                    f"{source}: cannot tell the split outputs apart by shape ({shapes}); "
+                    "export with output names (box0, cls0, mc0, ..., protos)"
+                )
             index[(kind, lvl)] = i
     if protos_index is None or len(index) != 3 * nl:
         raise ModelOutputError(f"{source}: split outputs {list(zip(names, shapes))} are incomplete")
@@ -406,25 +443,43 @@ def _split_layout(details, meta: ModelMetadata, input_hw, source: str) -> SplitL
         ib, ic, im = index[("box", lvl)], index[("cls", lvl)], index[("mc", lvl)]
         for i in (ib, ic, im):
             if spatial(shapes[i]) != sizes[lvl]:
-                raise ModelOutputError(f"{source}: output {names[i]} {shapes[i]} is not {sizes[lvl]} (stride "
-                                       f"{strides[lvl]} of the {h}x{w} input)")
+                raise ModelOutputError(
+                    f"{source}: output {names[i]} {shapes[i]} is not {sizes[lvl]} (stride "
+                    f"{strides[lvl]} of the {h}x{w} input)"
+                )
         if channels(shapes[ib]) != 4 * reg_max:
             raise ModelOutputError(f"{source}: box output {shapes[ib]} must have 4*reg_max = {4 * reg_max} channels")
         nc, nm = channels(shapes[ic]), channels(shapes[im])
-        levels.append(LevelSpec(box=ib, cls=ic, coef=im, size=sizes[lvl], stride=strides[lvl],
-                                box_q=_q_or_unit(details[ib]), cls_q=_q_or_unit(details[ic]),
-                                coef_q=_q_or_unit(details[im])))
+        levels.append(
+            LevelSpec(
+                box=ib,
+                cls=ic,
+                coef=im,
+                size=sizes[lvl],
+                stride=strides[lvl],
+                box_q=_q_or_unit(details[ib]),
+                cls_q=_q_or_unit(details[ic]),
+                coef_q=_q_or_unit(details[im]),
+            )
+        )
     p = shapes[protos_index]
     protos_layout = "hwc" if layout == "hwc" else "chw"
     if channels(p) != nm:
         raise ModelOutputError(f"{source}: prototypes {p} do not have {nm} channels")
     pq = _q_or_unit(details[protos_index])
-    return SplitLayout(levels=tuple(levels), protos_index=protos_index, nc=int(nc), nm=int(nm), reg_max=reg_max,
-                       layout=layout, protos_layout=protos_layout,
-                       protos_q=None if np.dtype(details[protos_index]["dtype"]) == np.float32 else pq)
+    return SplitLayout(
+        levels=tuple(levels),
+        protos_index=protos_index,
+        nc=int(nc),
+        nm=int(nm),
+        reg_max=reg_max,
+        layout=layout,
+        protos_layout=protos_layout,
+        protos_q=None if np.dtype(details[protos_index]["dtype"]) == np.float32 else pq,
+    )
 
 
-def _q_or_unit(detail) -> Tuple[float, int]:
+def _q_or_unit(detail) -> tuple[float, int]:
     if np.dtype(detail["dtype"]) == np.float32:
         return (1.0, 0)
     scale, zp = _quant(detail)

@@ -6,11 +6,11 @@ imported when a model is loaded, never at import time of edgeseg. The checkpoint
 runs), fused (Conv+BN) and run in eval mode under ``torch.inference_mode``. Its outputs have the
 layout of Ultralytics' ONNX export, so the rest of the pipeline is shared with the other backends.
 """
+
 from __future__ import annotations
 
 from os import PathLike, fspath
 from pathlib import Path
-from typing import List, Optional, Union
 
 import numpy as np
 
@@ -38,13 +38,22 @@ class TorchBackend(Backend):
     package = "torch"
     extra = "torch"
 
-    def __init__(self, path: Union[str, PathLike], *, device: str = "cpu", threads: Optional[int] = None,
-                 intra_op_threads: Optional[int] = None, imgsz=None, half: bool = False):
+    def __init__(
+        self,
+        path: str | PathLike,
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        intra_op_threads: int | None = None,
+        imgsz=None,
+        half: bool = False,
+    ):
         try:
             import torch
         except ImportError as exc:
-            raise BackendNotInstalledError(self.name, self.package, self.extra,
-                                           f"or: pip install torch==2.13.0; {exc}") from exc
+            raise BackendNotInstalledError(
+                self.name, self.package, self.extra, f"or: pip install torch==2.13.0; {exc}"
+            ) from exc
         self._torch = torch
         self.path = Path(fspath(path))
         if not self.path.exists():
@@ -62,8 +71,10 @@ class TorchBackend(Backend):
         self.device = self._device(device)
         self.half = bool(half)
         if self.half and self.device.type != "cuda":
-            raise ValueError("half=True needs a CUDA device (float16 convolutions on CPU are slow and "
-                             "not what deployment runtimes do); use device='cuda:0' or half=False")
+            raise ValueError(
+                "half=True needs a CUDA device (float16 convolutions on CPU are slow and "
+                "not what deployment runtimes do); use device='cuda:0' or half=False"
+            )
 
         from ..nn.load import load_model  # imports torch; only here
 
@@ -80,18 +91,14 @@ class TorchBackend(Backend):
 
         source = self.path.name
         trained = _imgsz_or_none(info.imgsz)
-        if imgsz is not None:
-            size = ModelMetadata(imgsz=imgsz).imgsz
-        else:
-            size = trained or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
+        size = ModelMetadata(imgsz=imgsz).imgsz if imgsz is not None else trained or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
         if size[0] % STRIDE or size[1] % STRIDE:
             raise ValueError(f"input size {size[0]}x{size[1]} must be a multiple of the model stride {STRIDE}")
         extras = {"format": info.format, "architecture": f"{info.arch}{info.scale}-seg"}
         for key in ("version", "date", "license", "docs"):
             if info.extras.get(key) is not None:
                 extras[key] = info.extras[key]
-        self.metadata = ModelMetadata(names=dict(info.names), imgsz=size, stride=STRIDE, task="segment",
-                                      extras=extras)
+        self.metadata = ModelMetadata(names=dict(info.names), imgsz=size, stride=STRIDE, task="segment", extras=extras)
         self.input_spec = InputSpec(name="images", shape=size, layout="nchw", dtype="float32")
         h, w = size
         anchors = sum((h // s) * (w // s) for s in (8, 16, 32))
@@ -107,13 +114,14 @@ class TorchBackend(Backend):
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"invalid device {device!r}; use 'cpu' or 'cuda:0'") from exc
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available to torch "
-                             f"{torch.__version__}; use device='cpu'")
+            raise ValueError(
+                f"device {device!r} requested but CUDA is not available to torch {torch.__version__}; use device='cpu'"
+            )
         if dev.type not in ("cpu", "cuda"):
             raise ValueError(f"unsupported device {device!r}; use 'cpu' or 'cuda:N'")
         return dev
 
-    def infer(self, blob: np.ndarray) -> List[np.ndarray]:
+    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
         expected = self.input_spec.blob_shape
         if blob.shape != expected:
             raise ValueError(f"blob shape {blob.shape} does not match the model input {expected}")
@@ -138,8 +146,14 @@ class TorchBackend(Backend):
             "architecture": f"{info.arch}{info.scale}-seg",
             "inputs": [{"name": "images", "shape": [1, 3, h, w], "type": "float32"}],
             "outputs": [
-                {"name": "output0", "shape": [1, 4 + self.output_layout.nc + self.output_layout.nm,
-                                              sum((h // s) * (w // s) for s in (8, 16, 32))]},
+                {
+                    "name": "output0",
+                    "shape": [
+                        1,
+                        4 + self.output_layout.nc + self.output_layout.nm,
+                        sum((h // s) * (w // s) for s in (8, 16, 32)),
+                    ],
+                },
                 {"name": "output1", "shape": [1, self.output_layout.nm, h // 4, w // 4]},
             ],
         }

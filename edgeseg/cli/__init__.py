@@ -3,6 +3,7 @@
 Subcommands live in modules of this package, each with ``add_parser(subparsers)`` and ``run(args) -> int``.
 They are imported only to build the parser, and a listed module that does not exist (yet) is skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ import importlib
 import os
 import re
 import sys
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 COMMANDS = ["predict", "run", "info", "export", "train", "val", "benchmark"]
 
@@ -40,7 +41,7 @@ class ArgumentParser(argparse.ArgumentParser):
             return f" (did you mean '{close[0]}'?)" if close else ""
         return ""
 
-    def option_strings(self) -> List[str]:
+    def option_strings(self) -> list[str]:
         return [s for action in self._actions for s in action.option_strings]
 
     def unknown_argument_error(self, extras: Sequence[str]):
@@ -56,8 +57,9 @@ class ArgumentParser(argparse.ArgumentParser):
             else:
                 parts.append(repr(arg))
         message = "unrecognized arguments: " + ", ".join(parts)
-        if not any(a.startswith("-") and difflib.get_close_matches(a.split("=", 1)[0], valid, n=1, cutoff=0.6)
-                   for a in extras):
+        if not any(
+            a.startswith("-") and difflib.get_close_matches(a.split("=", 1)[0], valid, n=1, cutoff=0.6) for a in extras
+        ):
             message += f"; valid options: {', '.join(v for v in valid if v.startswith('--'))}"
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -66,7 +68,9 @@ class ArgumentParser(argparse.ArgumentParser):
 def build_parser() -> ArgumentParser:
     from edgeseg import __version__
 
-    parser = ArgumentParser(prog="edgeseg", description="YOLOv8-seg / YOLO11-seg instance segmentation on edge devices.")
+    parser = ArgumentParser(
+        prog="edgeseg", description="YOLOv8-seg / YOLO11-seg instance segmentation on edge devices."
+    )
     parser.add_argument("--version", action="version", version=f"edgeseg {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     subparsers.required = True
@@ -88,7 +92,7 @@ def _command_module(name: str):
         raise
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edgeseg`` command; returns the exit code."""
     from edgeseg.errors import EdgesegError
 
@@ -99,7 +103,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(args._command.run(args) or 0)
     except BrokenPipeError:  # e.g. `edgeseg info m.onnx | head`: stop quietly
-        sys.stdout = open(os.devnull, "w")
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open: it replaces stdout until exit
         return 1
     except (EdgesegError, FileNotFoundError, ValueError, OSError) as exc:
         print(f"edgeseg: error: {exc}", file=sys.stderr)

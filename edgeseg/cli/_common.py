@@ -1,8 +1,8 @@
 """Options shared by the commands that run a model, and their value checks."""
+
 from __future__ import annotations
 
 import argparse
-from typing import List, Optional, Tuple, Union
 
 
 def unit_float(text: str) -> float:
@@ -25,7 +25,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def image_size(text: str) -> Union[int, Tuple[int, int]]:
+def image_size(text: str) -> int | tuple[int, int]:
     """'640' or '480,640' (h,w)."""
     parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
     try:
@@ -37,7 +37,7 @@ def image_size(text: str) -> Union[int, Tuple[int, int]]:
     return values[0] if len(values) == 1 else (values[0], values[1])
 
 
-def class_list(text: str) -> List[Union[int, str]]:
+def class_list(text: str) -> list[int | str]:
     """'0,5' or 'person,bus' -> ids and names (checked against the model later)."""
     items = [p.strip() for p in text.split(",") if p.strip()]
     if not items:
@@ -46,28 +46,56 @@ def class_list(text: str) -> List[Union[int, str]]:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, model_required: bool = True) -> None:
-    parser.add_argument("--model", "-m", required=model_required, metavar="MODEL",
-                        help="model: .onnx, *_openvino_model/ (or .xml), *_ncnn_model/ (or .param), .tflite, "
-                             "or a .pt checkpoint (needs torch)")
-    parser.add_argument("--backend", default="auto", metavar="NAME",
-                        help="inference backend: auto (picked from the model path), onnxruntime, openvino, "
-                             "ncnn, tflite, edgetpu or torch")
+    parser.add_argument(
+        "--model",
+        "-m",
+        required=model_required,
+        metavar="MODEL",
+        help="model: .onnx, *_openvino_model/ (or .xml), *_ncnn_model/ (or .param), .tflite, "
+        "or a .pt checkpoint (needs torch)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        metavar="NAME",
+        help="inference backend: auto (picked from the model path), onnxruntime, openvino, "
+        "ncnn, tflite, edgetpu or torch",
+    )
     parser.add_argument("--conf", type=unit_float, default=0.25, help="minimum confidence, 0..1 (default 0.25)")
     parser.add_argument("--iou", type=unit_float, default=0.7, help="NMS IoU threshold, 0..1 (default 0.7)")
-    parser.add_argument("--imgsz", type=image_size, default=None, metavar="SIZE",
-                        help="input size SIZE or H,W (only for models with a dynamic input)")
-    parser.add_argument("--classes", type=class_list, default=None, metavar="LIST",
-                        help="keep only these classes: ids or names, comma-separated (e.g. person,bus)")
+    parser.add_argument(
+        "--imgsz",
+        type=image_size,
+        default=None,
+        metavar="SIZE",
+        help="input size SIZE or H,W (only for models with a dynamic input)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=class_list,
+        default=None,
+        metavar="LIST",
+        help="keep only these classes: ids or names, comma-separated (e.g. person,bus)",
+    )
     parser.add_argument("--max-det", type=positive_int, default=300, help="most detections per image (default 300)")
-    parser.add_argument("--threads", type=positive_int, default=None,
-                        help="inference threads (default: the backend's choice)")
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="inference threads (default: the backend's choice)"
+    )
 
 
-def make_segmenter(args: argparse.Namespace, model: Optional[str] = None):
+def make_segmenter(args: argparse.Namespace, model: str | None = None):
     from edgeseg.segmenter import Segmenter
 
     options = {}
     if args.threads is not None:
         options["intra_op_threads"] = args.threads
-    return Segmenter(model or args.model, backend=args.backend, conf=args.conf, iou=args.iou,
-                     max_det=args.max_det, imgsz=args.imgsz, classes=args.classes, **options)
+    return Segmenter(
+        model or args.model,
+        backend=args.backend,
+        conf=args.conf,
+        iou=args.iou,
+        max_det=args.max_det,
+        imgsz=args.imgsz,
+        classes=args.classes,
+        **options,
+    )

@@ -1,4 +1,5 @@
 """``edgeseg info MODEL``: what a model is and how edgeseg will run it."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """``edgeseg predict``: segment images, directories, globs or videos and save annotated results."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,11 +15,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("predict", help=HELP, description=HELP)
     add_model_arguments(parser)
     parser.add_argument("--source", "-s", required=True, help="image, directory, glob pattern or video file")
-    parser.add_argument("--save", default="runs/predict", metavar="DIR",
-                        help="output directory for annotated images/videos (default runs/predict)")
-    parser.add_argument("--json", action="store_true",
-                        help="also write detections (boxes, classes, scores, polygons) as JSON: "
-                             "NAME.json per image, NAME.jsonl (one line per frame) per video")
+    parser.add_argument(
+        "--save",
+        default="runs/predict",
+        metavar="DIR",
+        help="output directory for annotated images/videos (default runs/predict)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="also write detections (boxes, classes, scores, polygons) as JSON: "
+        "NAME.json per image, NAME.jsonl (one line per frame) per video",
+    )
     parser.add_argument("--no-masks", action="store_true", help="draw boxes and labels only")
     return parser
 
@@ -51,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
                 if not is_video or frame.index % 30 == 0:
                     t = detections.timings
                     where = path.name + (f" frame {frame.index}" if is_video else "")
-                    print(f"{where}: {detections.summary()} (pre {t['preprocess']:.1f} ms, "
-                          f"inf {t['inference']:.1f} ms, post {t['postprocess']:.1f} ms)")
+                    print(
+                        f"{where}: {detections.summary()} (pre {t['preprocess']:.1f} ms, "
+                        f"inf {t['inference']:.1f} ms, post {t['postprocess']:.1f} ms)"
+                    )
                 total += 1
         finally:
             outputs.close()
@@ -108,7 +118,7 @@ class _Outputs:
         if is_video:
             handle = self._json_files.get(source)
             if handle is None:
-                handle = open(self.save_dir / f"{self._stem(source)}.jsonl", "w", encoding="utf-8")
+                handle = open(self.save_dir / f"{self._stem(source)}.jsonl", "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
                 self._json_files[source] = handle
             handle.write(json.dumps(record) + "\n")
         else:

@@ -1,4 +1,5 @@
 """``edgeseg run``: the live loop -- read frames, segment, annotate, show/save, report FPS and latency."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,6 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Optional
 
 from ._common import add_model_arguments, make_segmenter, positive_int
 
@@ -20,26 +20,38 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("run", help=HELP, description=HELP)
     # Without --model the built-in demo model runs (it finds the shapes of `--source demo`).
     add_model_arguments(parser, model_required=False)
-    parser.add_argument("--source", "-s", default="0",
-                        help="camera index (default 0), video file, rtsp/http URL, directory, glob, or "
-                             "'demo' (a generated clip for the built-in demo model)")
+    parser.add_argument(
+        "--source",
+        "-s",
+        default="0",
+        help="camera index (default 0), video file, rtsp/http URL, directory, glob, or "
+        "'demo' (a generated clip for the built-in demo model)",
+    )
     parser.add_argument("--show", action="store_true", help="show the annotated frames in a window (q/Esc quits)")
     parser.add_argument("--save", default=None, metavar="FILE.mp4", help="write the annotated frames to a video")
     parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N frames")
-    parser.add_argument("--read-timeout", type=float, default=10.0, metavar="S",
-                        help="stop when a live source delivers no frame for S seconds (default 10)")
+    parser.add_argument(
+        "--read-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="stop when a live source delivers no frame for S seconds (default 10)",
+    )
     return parser
 
 
-def resolve_model(model: Optional[str]) -> str:
+def resolve_model(model: str | None) -> str:
     """The model the user named, or the built-in demo model when none was given."""
     if model:
         return model
     from edgeseg.assets import demo_model_path
 
     path = demo_model_path()
-    print(f"edgeseg run: no --model given, using the built-in demo model {path.name} "
-          f"(classes: circle, square, triangle, star)", flush=True)
+    print(
+        f"edgeseg run: no --model given, using the built-in demo model {path.name} "
+        f"(classes: circle, square, triangle, star)",
+        flush=True,
+    )
     return str(path)
 
 
@@ -117,7 +129,7 @@ class _Stats:
             fps = (len(self.recent) - 1) / span if span > 0 else fps
         return f"frames {self.frames}  {fps:.1f} FPS  " + _medians([r[:3] for r in self.recent])
 
-    def summary(self, reason: Optional[str]) -> str:
+    def summary(self, reason: str | None) -> str:
         elapsed = time.perf_counter() - self.start
         fps = self.frames / elapsed if elapsed > 0 else 0.0
         text = f"summary: {self.frames} frame(s) in {elapsed:.1f} s, {fps:.1f} FPS"
@@ -154,8 +166,11 @@ def _display_available() -> bool:
     try:
         cv2.namedWindow("edgeseg", cv2.WINDOW_NORMAL)
     except cv2.error:
-        print("edgeseg: --show ignored: this OpenCV has no GUI support "
-              "(opencv-python-headless); install opencv-python for windows", file=sys.stderr)
+        print(
+            "edgeseg: --show ignored: this OpenCV has no GUI support "
+            "(opencv-python-headless); install opencv-python for windows",
+            file=sys.stderr,
+        )
         return False
     return True
 

@@ -6,6 +6,7 @@ Examples::
     edgeseg train --model yolov8n-seg.pt --data my.yaml --epochs 30 --device 0,1   # DDP on 2 GPUs
     edgeseg train --resume runs/train/exp/weights/last.pt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,39 +57,61 @@ def _fraction(text: str) -> float:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("train", help=HELP, description=HELP)
-    parser.add_argument("--model", "-m", metavar="MODEL",
-                        help="yolov8n-seg(.yaml) ... yolo11x-seg (random init), or weights to start from: an "
-                             "edgeseg checkpoint or an Ultralytics .pt")
+    parser.add_argument(
+        "--model",
+        "-m",
+        metavar="MODEL",
+        help="yolov8n-seg(.yaml) ... yolo11x-seg (random init), or weights to start from: an "
+        "edgeseg checkpoint or an Ultralytics .pt",
+    )
     parser.add_argument("--data", metavar="YAML", help="dataset yaml (path, train, val, names)")
     parser.add_argument("--epochs", type=positive_int, help="epochs to train (default 100)")
     parser.add_argument("--imgsz", type=positive_int, metavar="SIZE", help="training image size (default 640)")
     parser.add_argument("--batch", type=positive_int, help="total batch size over all devices (default 16)")
-    parser.add_argument("--device", metavar="DEV",
-                        help="cpu, 0, or 0,1 for DDP on several GPUs (default: GPU 0 if available, else cpu)")
+    parser.add_argument(
+        "--device", metavar="DEV", help="cpu, 0, or 0,1 for DDP on several GPUs (default: GPU 0 if available, else cpu)"
+    )
     parser.add_argument("--workers", type=_non_negative_int, help="dataloader workers per process (default 8)")
-    parser.add_argument("--optimizer", choices=["auto", "SGD", "Adam", "AdamW"], type=_optimizer_name,
-                        help="optimizer (default auto)")
+    parser.add_argument(
+        "--optimizer", choices=["auto", "SGD", "Adam", "AdamW"], type=_optimizer_name, help="optimizer (default auto)"
+    )
     parser.add_argument("--lr0", type=_positive_float, help="initial learning rate (default 0.01)")
     parser.add_argument("--lrf", type=_fraction, help="final lr as a fraction of lr0 (default 0.01)")
-    parser.add_argument("--warmup-epochs", type=_non_negative_float, metavar="N",
-                        help="warmup epochs (at least 100 iterations when > 0; default 3)")
+    parser.add_argument(
+        "--warmup-epochs",
+        type=_non_negative_float,
+        metavar="N",
+        help="warmup epochs (at least 100 iterations when > 0; default 3)",
+    )
     parser.add_argument("--cos-lr", action="store_true", default=None, help="cosine lr schedule")
-    parser.add_argument("--close-mosaic", type=_non_negative_int, metavar="N",
-                        help="train the last N epochs without mosaic (default 10)")
+    parser.add_argument(
+        "--close-mosaic",
+        type=_non_negative_int,
+        metavar="N",
+        help="train the last N epochs without mosaic (default 10)",
+    )
     parser.add_argument("--patience", type=_non_negative_int, help="early-stopping patience in epochs (default 100)")
     parser.add_argument("--fraction", type=_fraction, help="fraction of the training images to use (default 1.0)")
-    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
-                        help="resume a run: its weights/last.pt (or the latest run under --project)")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="PATH",
+        help="resume a run: its weights/last.pt (or the latest run under --project)",
+    )
     parser.add_argument("--project", metavar="DIR", help="parent folder of runs (default runs/train)")
     parser.add_argument("--name", help="run name (default exp; exp2, exp3, ... when taken)")
     parser.add_argument("--exist-ok", action="store_true", default=None, help="reuse an existing run folder")
     parser.add_argument("--seed", type=_non_negative_int, help="random seed (default 0)")
     parser.add_argument("--save-period", type=int, metavar="N", help="also keep weights/epochN.pt every N epochs")
-    parser.add_argument("--no-val", dest="val", action="store_false", default=None,
-                        help="validate only after the final epoch")
+    parser.add_argument(
+        "--no-val", dest="val", action="store_false", default=None, help="validate only after the final epoch"
+    )
     parser.add_argument("--no-plots", dest="plots", action="store_false", default=None, help="do not write plots")
-    parser.add_argument("--no-amp", dest="amp", action="store_false", default=None,
-                        help="disable mixed precision (CUDA)")
+    parser.add_argument(
+        "--no-amp", dest="amp", action="store_false", default=None, help="disable mixed precision (CUDA)"
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars or per-epoch tables")
     return parser
 
@@ -97,9 +120,32 @@ def _optimizer_name(text: str) -> str:
     return {"auto": "auto", "sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}.get(text.lower(), text)
 
 
-OPTION_KEYS = ("model", "data", "epochs", "imgsz", "batch", "device", "workers", "optimizer", "lr0", "lrf",
-               "warmup_epochs", "cos_lr", "close_mosaic", "patience", "fraction", "resume", "project", "name",
-               "exist_ok", "seed", "save_period", "val", "plots", "amp")
+OPTION_KEYS = (
+    "model",
+    "data",
+    "epochs",
+    "imgsz",
+    "batch",
+    "device",
+    "workers",
+    "optimizer",
+    "lr0",
+    "lrf",
+    "warmup_epochs",
+    "cos_lr",
+    "close_mosaic",
+    "patience",
+    "fraction",
+    "resume",
+    "project",
+    "name",
+    "exist_ok",
+    "seed",
+    "save_period",
+    "val",
+    "plots",
+    "amp",
+)
 
 
 def options_from_args(args: argparse.Namespace) -> dict:
@@ -127,8 +173,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise ValueError("training needs torch: pip install 'edgeseg[train]' "
-                         "(and torch itself, e.g. pip install torch)") from None
+        raise ValueError(
+            "training needs torch: pip install 'edgeseg[train]' (and torch itself, e.g. pip install torch)"
+        ) from None
     _setup_logging(not args.quiet)
     from edgeseg.train.trainer import Trainer
 

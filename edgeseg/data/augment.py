@@ -8,10 +8,12 @@ Defaults follow Ultralytics' segmentation training recipe: mosaic of 4 (p 1.0) o
 random affine (translate 0.1, scale 0.5, border -imgsz/2 after mosaic), HSV (0.015, 0.7, 0.4),
 left-right flip 0.5; validation uses only the letterbox (no upscaling, pad 114).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -39,12 +41,19 @@ class LetterBox:
     (same for left/right) with value 114.
     """
 
-    def __init__(self, new_shape=640, scaleup: bool = True, center: bool = True, auto: bool = False,
-                 stride: int = 32, pad_value: int = PAD_VALUE):
+    def __init__(
+        self,
+        new_shape=640,
+        scaleup: bool = True,
+        center: bool = True,
+        auto: bool = False,
+        stride: int = 32,
+        pad_value: int = PAD_VALUE,
+    ):
         self.new_shape = (new_shape, new_shape) if isinstance(new_shape, int) else tuple(new_shape)
         self.scaleup, self.center, self.auto, self.stride, self.pad_value = scaleup, center, auto, stride, pad_value
 
-    def geometry(self, shape: Tuple[int, int], new_shape=None):
+    def geometry(self, shape: tuple[int, int], new_shape=None):
         """``(new_unpad (w, h), ratio r, (left, top, right, bottom))`` for an image of ``shape`` (h, w)."""
         new_shape = self.new_shape if new_shape is None else tuple(int(v) for v in new_shape)
         r = min(new_shape[0] / shape[0], new_shape[1] / shape[1])
@@ -62,14 +71,13 @@ class LetterBox:
             top, left, bottom, right = 0, 0, int(round(dh)), int(round(dw))
         return new_unpad, r, (left, top, right, bottom)
 
-    def __call__(self, sample: dict, rng: Optional[np.random.Generator] = None) -> dict:
+    def __call__(self, sample: dict, rng: np.random.Generator | None = None) -> dict:
         img = sample["img"]
         shape = img.shape[:2]
         new_unpad, r, (left, top, right, bottom) = self.geometry(shape, sample.pop("rect_shape", None))
         if (shape[1], shape[0]) != new_unpad:
             img = cv2.resize(img, new_unpad, interpolation=cv2.INTER_LINEAR)
-        img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT,
-                                 value=(self.pad_value,) * 3)
+        img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(self.pad_value,) * 3)
         inst: Instances = sample["instances"]
         if len(inst):
             inst.scale(r, r)
@@ -81,7 +89,7 @@ class LetterBox:
         return sample
 
 
-def mosaic4(samples: List[dict], imgsz: int, rng: np.random.Generator, pad_value: int = PAD_VALUE) -> dict:
+def mosaic4(samples: list[dict], imgsz: int, rng: np.random.Generator, pad_value: int = PAD_VALUE) -> dict:
     """Tile 4 samples around a random centre in [imgsz/2, 3*imgsz/2] on a 2*imgsz canvas (fill 114).
 
     Sample 0 goes top-left of the centre, then top-right, bottom-left, bottom-right. Polygons are
@@ -134,8 +142,14 @@ def segment_box(xy: np.ndarray, width: float, height: float) -> np.ndarray:
     return np.array([x.min(), y.min(), x.max(), y.max()], xy.dtype)
 
 
-def box_candidates(box1: np.ndarray, box2: np.ndarray, wh_thr: float = 2, ar_thr: float = 100,
-                   area_thr: float = 0.1, eps: float = 1e-16) -> np.ndarray:
+def box_candidates(
+    box1: np.ndarray,
+    box2: np.ndarray,
+    wh_thr: float = 2,
+    ar_thr: float = 100,
+    area_thr: float = 0.1,
+    eps: float = 1e-16,
+) -> np.ndarray:
     """Keep boxes (xyxy, [n, 4]) still wider/taller than wh_thr px, with aspect < ar_thr and keeping
     more than area_thr of their (scaled) area before the transform."""
     w1, h1 = box1[:, 2] - box1[:, 0], box1[:, 3] - box1[:, 1]
@@ -152,8 +166,17 @@ class RandomAffine:
     and instances filtered with :func:`box_candidates` (area_thr 0.01 for polygons, as Ultralytics).
     """
 
-    def __init__(self, degrees=0.0, translate=0.1, scale=0.5, shear=0.0, perspective=0.0, border=(0, 0),
-                 area_thr: float = 0.01, pre_transform: Optional[Callable] = None):
+    def __init__(
+        self,
+        degrees=0.0,
+        translate=0.1,
+        scale=0.5,
+        shear=0.0,
+        perspective=0.0,
+        border=(0, 0),
+        area_thr: float = 0.01,
+        pre_transform: Callable | None = None,
+    ):
         self.degrees, self.translate, self.scale = degrees, translate, scale
         self.shear, self.perspective, self.border = shear, perspective, tuple(border)
         self.area_thr = area_thr
@@ -185,7 +208,7 @@ class RandomAffine:
         img = sample["img"]
         size = (img.shape[1] + 2 * border[1], img.shape[0] + 2 * border[0])  # (w, h)
         M, s = self.matrix(img.shape[:2], size, rng)
-        if border[0] or border[1] or (M != np.eye(3)).any():
+        if border[0] or border[1] or (np.eye(3) != M).any():
             if self.perspective:
                 img = cv2.warpPerspective(img, M, dsize=size, borderValue=(PAD_VALUE,) * 3)
             else:
@@ -257,12 +280,20 @@ class RandomFlip:
         return sample
 
 
-def train_transforms(imgsz: int, hyp: Optional[dict] = None) -> Compose:
+def train_transforms(imgsz: int, hyp: dict | None = None) -> Compose:
     """The post-mosaic training chain: affine (with letterbox when mosaic is off), HSV, flips."""
     hyp = dict(DEFAULT_HYP, **(hyp or {}))
-    t = [RandomAffine(degrees=hyp["degrees"], translate=hyp["translate"], scale=hyp["scale"], shear=hyp["shear"],
-                      perspective=hyp["perspective"], pre_transform=LetterBox((imgsz, imgsz))),
-         RandomHSV(hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"])]
+    t = [
+        RandomAffine(
+            degrees=hyp["degrees"],
+            translate=hyp["translate"],
+            scale=hyp["scale"],
+            shear=hyp["shear"],
+            perspective=hyp["perspective"],
+            pre_transform=LetterBox((imgsz, imgsz)),
+        ),
+        RandomHSV(hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"]),
+    ]
     if hyp["flipud"]:
         t.append(RandomFlip(hyp["flipud"], "vertical"))
     if hyp["fliplr"]:
@@ -270,5 +301,16 @@ def train_transforms(imgsz: int, hyp: Optional[dict] = None) -> Compose:
     return Compose(t)
 
 
-DEFAULT_HYP = dict(mosaic=1.0, degrees=0.0, translate=0.1, scale=0.5, shear=0.0, perspective=0.0,
-                   hsv_h=0.015, hsv_s=0.7, hsv_v=0.4, flipud=0.0, fliplr=0.5)
+DEFAULT_HYP = {
+    "mosaic": 1.0,
+    "degrees": 0.0,
+    "translate": 0.1,
+    "scale": 0.5,
+    "shear": 0.0,
+    "perspective": 0.0,
+    "hsv_h": 0.015,
+    "hsv_s": 0.7,
+    "hsv_v": 0.4,
+    "flipud": 0.0,
+    "fliplr": 0.5,
+}

@@ -5,12 +5,14 @@ folder. ``train``/``val``/``test`` are relative to ``path`` and may each be a fo
 ``.txt`` file listing images (one per line, relative lines are relative to the txt's folder), or a
 list of those.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Union
 
 from .errors import DatasetError, DatasetNotFoundError
 
@@ -23,24 +25,24 @@ PathLike = Union[str, os.PathLike]
 class DatasetConfig:
     """A dataset yaml, resolved: absolute sources per split, class names by id."""
 
-    yaml_file: Optional[Path]
+    yaml_file: Path | None
     root: Path
-    train: List[Path]
-    val: List[Path]
-    test: List[Path] = field(default_factory=list)
-    names: Dict[int, str] = field(default_factory=dict)
+    train: list[Path]
+    val: list[Path]
+    test: list[Path] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)
 
     @property
     def nc(self) -> int:
         return len(self.names)
 
-    def split(self, name: str) -> List[Path]:
+    def split(self, name: str) -> list[Path]:
         if name not in ("train", "val", "test"):
             raise ValueError(f"unknown split {name!r}; expected train, val or test")
         return getattr(self, name)
 
 
-def _names(data: dict, where: str) -> Dict[int, str]:
+def _names(data: dict, where: str) -> dict[int, str]:
     names = data.get("names")
     nc = data.get("nc")
     if names is None:
@@ -68,7 +70,7 @@ def _names(data: dict, where: str) -> Dict[int, str]:
     return out
 
 
-def _sources(value, root: Path, key: str, where: str) -> List[Path]:
+def _sources(value, root: Path, key: str, where: str) -> list[Path]:
     items: Sequence = value if isinstance(value, (list, tuple)) else [value]
     out = []
     for item in items:
@@ -127,7 +129,7 @@ def load_dataset_yaml(path: PathLike) -> DatasetConfig:
     return cfg
 
 
-def list_image_files(sources: Sequence[PathLike]) -> List[Path]:
+def list_image_files(sources: Sequence[PathLike]) -> list[Path]:
     """Images of a split: every image under a folder (recursive) or named in a .txt list, sorted, unique."""
     files = []
     for src in sources:

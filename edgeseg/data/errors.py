@@ -1,4 +1,5 @@
 """Errors raised while reading a training dataset."""
+
 from __future__ import annotations
 
 from ..errors import EdgesegError

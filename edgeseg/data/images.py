@@ -1,8 +1,9 @@
 """Image loading and rect-batch geometry shared by training and validation (numpy + cv2, no torch)."""
+
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ from .errors import DatasetError
 __all__ = ["load_resized", "rect_batches"]
 
 
-def load_resized(path: str, size: int) -> Tuple[np.ndarray, Tuple[int, int]]:
+def load_resized(path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     """BGR image with its long side resized to ``size`` (ceil, INTER_LINEAR) and its original (h0, w0)."""
     try:
         im = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
@@ -28,8 +29,9 @@ def load_resized(path: str, size: int) -> Tuple[np.ndarray, Tuple[int, int]]:
     return im, (h0, w0)
 
 
-def rect_batches(shapes_hw: Sequence[Tuple[int, int]], batch_size: int, imgsz: int, stride: int,
-                 pad: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rect_batches(
+    shapes_hw: Sequence[tuple[int, int]], batch_size: int, imgsz: int, stride: int, pad: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ultralytics' rectangular batches.
 
     Returns ``order`` (indices sorting the images by aspect ratio h/w), ``batch_shapes`` ([nb, 2] (h, w),
@@ -44,7 +46,7 @@ def rect_batches(shapes_hw: Sequence[Tuple[int, int]], batch_size: int, imgsz: i
     ar = s[:, 0] / s[:, 1]
     order = ar.argsort()
     ar = ar[order]
-    shapes: List[List[float]] = [[1, 1]] * nb
+    shapes: list[list[float]] = [[1, 1]] * nb
     for i in range(nb):
         ari = ar[bi == i]
         mini, maxi = ari.min(), ari.max()

@@ -1,8 +1,9 @@
 """The labels of one image as the transforms see them: pixel xyxy boxes, fixed-length polygons, classes."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Sequence
 
 import numpy as np
 
@@ -50,16 +51,16 @@ class Instances:
     cls: np.ndarray
 
     @classmethod
-    def empty(cls, points: int = SEGMENT_POINTS) -> "Instances":
+    def empty(cls, points: int = SEGMENT_POINTS) -> Instances:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0, points, 2), np.float32), np.zeros(0, np.int64))
 
     def __len__(self) -> int:
         return len(self.cls)
 
-    def __getitem__(self, idx) -> "Instances":
+    def __getitem__(self, idx) -> Instances:
         return Instances(self.boxes[idx], self.segments[idx], self.cls[idx])
 
-    def copy(self) -> "Instances":
+    def copy(self) -> Instances:
         return Instances(self.boxes.copy(), self.segments.copy(), self.cls.copy())
 
     def scale(self, sx: float, sy: float, boxes_only: bool = False) -> None:
@@ -97,11 +98,16 @@ class Instances:
         return keep
 
     @staticmethod
-    def concatenate(items: List["Instances"]) -> "Instances":
+    def concatenate(items: list[Instances]) -> Instances:
         n = max(x.segments.shape[1] for x in items)
-        segs = [x.segments if x.segments.shape[1] == n else
-                (resample_polygons(list(x.segments), n) if len(x) else np.zeros((0, n, 2), np.float32))
-                for x in items]
-        return Instances(np.concatenate([x.boxes for x in items]).astype(np.float32),
-                         np.concatenate(segs).astype(np.float32),
-                         np.concatenate([x.cls for x in items]).astype(np.int64))
+        segs = [
+            x.segments
+            if x.segments.shape[1] == n
+            else (resample_polygons(list(x.segments), n) if len(x) else np.zeros((0, n, 2), np.float32))
+            for x in items
+        ]
+        return Instances(
+            np.concatenate([x.boxes for x in items]).astype(np.float32),
+            np.concatenate(segs).astype(np.float32),
+            np.concatenate([x.cls for x in items]).astype(np.int64),
+        )

@@ -5,16 +5,18 @@ The cache is ``labels/<split>.cache`` next to the split's labels folder (``np.sa
 class count and the cache version. If the folder is not writable (e.g. a read-only shared dataset), the
 result is kept in memory for this process instead, with one warning per folder; caching never fails a run.
 """
+
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import stat
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from .label_records import LOGGER, ImageLabels, LabelSummary, img2label_path
 
 CACHE_VERSION = 1
 
-_memory: Dict[str, Tuple[str, bytes]] = {}  # cache path -> (key, npz bytes), for read-only folders
+_memory: dict[str, tuple[str, bytes]] = {}  # cache path -> (key, npz bytes), for read-only folders
 _warned: set = set()
 _lock = threading.Lock()
 
@@ -49,20 +51,20 @@ def dataset_hash(im_files: Sequence, nc: int) -> str:
     return h.hexdigest()
 
 
-def _encode(key: str, labels: List[ImageLabels], summary: LabelSummary) -> bytes:
+def _encode(key: str, labels: list[ImageLabels], summary: LabelSummary) -> bytes:
     segs = [s for lb in labels for s in lb.segments]
-    arrays = dict(
-        version=np.array(CACHE_VERSION),
-        key=np.array(key),
-        im_files=np.array([lb.im_file for lb in labels], dtype=str),
-        shapes=np.array([lb.shape for lb in labels], np.int64).reshape(-1, 2),
-        n_inst=np.array([len(lb.cls) for lb in labels], np.int64),
-        cls=np.concatenate([lb.cls for lb in labels] + [np.zeros(0, np.int64)]).astype(np.int64),
-        n_pts=np.array([len(s) for s in segs], np.int64),
-        pts=np.concatenate(segs + [np.zeros((0, 2), np.float32)]).astype(np.float32),
-        messages=np.array(summary.messages, dtype=str),
-        counts=np.array(json.dumps(summary.counts())),
-    )
+    arrays = {
+        "version": np.array(CACHE_VERSION),
+        "key": np.array(key),
+        "im_files": np.array([lb.im_file for lb in labels], dtype=str),
+        "shapes": np.array([lb.shape for lb in labels], np.int64).reshape(-1, 2),
+        "n_inst": np.array([len(lb.cls) for lb in labels], np.int64),
+        "cls": np.concatenate([lb.cls for lb in labels] + [np.zeros(0, np.int64)]).astype(np.int64),
+        "n_pts": np.array([len(s) for s in segs], np.int64),
+        "pts": np.concatenate([*segs, np.zeros((0, 2), np.float32)]).astype(np.float32),
+        "messages": np.array(summary.messages, dtype=str),
+        "counts": np.array(json.dumps(summary.counts())),
+    }
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
@@ -81,8 +83,14 @@ def _decode(data: bytes, key: str):
     inst_ends = np.cumsum(n_inst)
     labels, start = [], 0
     for f, shp, end in zip(im_files, shapes, inst_ends):
-        labels.append(ImageLabels(str(f), (int(shp[0]), int(shp[1])), cls[start:end].astype(np.int64),
-                                  [np.ascontiguousarray(s) for s in segs[start:end]]))
+        labels.append(
+            ImageLabels(
+                str(f),
+                (int(shp[0]), int(shp[1])),
+                cls[start:end].astype(np.int64),
+                [np.ascontiguousarray(s) for s in segs[start:end]],
+            )
+        )
         start = end
     summary = LabelSummary(messages=messages, **{k: int(counts[k]) for k in LabelSummary.COUNTS})
     return labels, summary
@@ -95,10 +103,8 @@ def load_cache(cache_file: Path, key: str):
     candidates = []
     if mem is not None and mem[0] == key:
         candidates.append(mem[1])
-    try:
+    with contextlib.suppress(OSError):
         candidates.append(Path(cache_file).read_bytes())
-    except OSError:
-        pass
     for data in candidates:
         try:
             out = _decode(data, key)
@@ -123,7 +129,7 @@ def _write_atomic(cache_file: Path, data: bytes) -> None:
     atomic_write_with(cache_file, lambda fh: fh.write(data))
 
 
-def save_cache(cache_file: Path, key: str, labels: List[ImageLabels], summary: LabelSummary) -> bool:
+def save_cache(cache_file: Path, key: str, labels: list[ImageLabels], summary: LabelSummary) -> bool:
     """Write the cache; keep it in memory (warning once per folder) if that is impossible. Returns True if on disk."""
     data = _encode(key, labels, summary)
     cache_file = Path(cache_file)
@@ -140,8 +146,7 @@ def save_cache(cache_file: Path, key: str, labels: List[ImageLabels], summary: L
         first = str(cache_file.parent) not in _warned
         _warned.add(str(cache_file.parent))
     if first:
-        LOGGER.warning("%s: cannot write label cache (%s); keeping it in memory for this run",
-                       cache_file, reason)
+        LOGGER.warning("%s: cannot write label cache (%s); keeping it in memory for this run", cache_file, reason)
     return False
 
 

@@ -1,11 +1,11 @@
 """The records a label scan produces (shared by :mod:`.labels` and :mod:`.label_cache`)."""
+
 from __future__ import annotations
 
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -19,17 +19,18 @@ class ImageLabels:
     """The verified labels of one image. ``segments`` are normalised polygons, one [k, 2] float32 each."""
 
     im_file: str
-    shape: Tuple[int, int]  # original (h, w)
+    shape: tuple[int, int]  # original (h, w)
     cls: np.ndarray  # [n] int64
-    segments: List[np.ndarray]
+    segments: list[np.ndarray]
 
     @property
     def boxes(self) -> np.ndarray:
         """Normalised xyxy boxes [n, 4] float32, the extent of each polygon."""
         if not self.segments:
             return np.zeros((0, 4), np.float32)
-        return np.array([[s[:, 0].min(), s[:, 1].min(), s[:, 0].max(), s[:, 1].max()] for s in self.segments],
-                        np.float32)
+        return np.array(
+            [[s[:, 0].min(), s[:, 1].min(), s[:, 0].max(), s[:, 1].max()] for s in self.segments], np.float32
+        )
 
 
 @dataclass
@@ -43,12 +44,19 @@ class LabelSummary:
     instances: int = 0
     broken_rows: int = 0
     duplicate_rows: int = 0
-    messages: List[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
     from_cache: bool = False
-    cache_file: Optional[Path] = None
+    cache_file: Path | None = None
 
-    COUNTS = ("images", "corrupt_images", "missing_labels", "empty_labels", "instances", "broken_rows",
-              "duplicate_rows")
+    COUNTS = (
+        "images",
+        "corrupt_images",
+        "missing_labels",
+        "empty_labels",
+        "instances",
+        "broken_rows",
+        "duplicate_rows",
+    )
 
     def counts(self) -> dict:
         return {k: int(getattr(self, k)) for k in self.COUNTS}

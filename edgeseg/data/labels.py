@@ -12,12 +12,13 @@ with :class:`DatasetError` naming ``file:line``.
 
 Results are cached per dataset split (see :mod:`.label_cache`).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -26,8 +27,16 @@ from .errors import DatasetError
 from .label_cache import cache_path_for, dataset_hash, load_cache, save_cache
 from .label_records import LOGGER, ImageLabels, LabelSummary, img2label_path
 
-__all__ = ["ImageLabels", "LabelSummary", "img2label_path", "parse_label_text", "verify_image", "scan_labels",
-           "log_summary", "load_labels"]
+__all__ = [
+    "ImageLabels",
+    "LabelSummary",
+    "img2label_path",
+    "load_labels",
+    "log_summary",
+    "parse_label_text",
+    "scan_labels",
+    "verify_image",
+]
 
 COORD_TOL = 0.01  # normalised coordinates within [-tol, 1 + tol] are clipped to [0, 1]; beyond -> broken row
 MIN_IMAGE_SIDE = 10  # images smaller than this (either side) are treated as corrupt
@@ -53,7 +62,7 @@ def parse_label_text(text: str, label_file, nc: int):
             continue
         where = f"{label_file}:{lineno}"
 
-        def broken(reason):
+        def broken(reason, where=where):
             nonlocal n_broken
             n_broken += 1
             msgs.append(f"{where}: skipped row ({reason})")
@@ -72,8 +81,9 @@ def parse_label_text(text: str, label_file, nc: int):
             continue
         c = int(c)
         if c < 0 or c >= nc:
-            raise DatasetError(f"{where}: class id {c} is out of range for a dataset with {nc} classes "
-                               f"(valid ids 0..{nc - 1})")
+            raise DatasetError(
+                f"{where}: class id {c} is out of range for a dataset with {nc} classes (valid ids 0..{nc - 1})"
+            )
         if len(coords) % 2:
             broken(f"odd number of coordinates ({len(coords)})")
             continue
@@ -102,7 +112,7 @@ def parse_label_text(text: str, label_file, nc: int):
     return np.array(cls, np.int64), segs, msgs, n_broken, n_dup
 
 
-def verify_image(im_file) -> Tuple[Optional[Tuple[int, int]], Optional[str], Optional[str]]:
+def verify_image(im_file) -> tuple[tuple[int, int] | None, str | None, str | None]:
     """Decode an image to check it. Returns ``(shape (h, w) or None, error or None, warning or None)``."""
     try:
         buf = np.fromfile(str(im_file), dtype=np.uint8)
@@ -135,7 +145,7 @@ def _read_label_file(label_file: Path):
         return None, f"{label_file}: unreadable label file ({e})", True
 
 
-def scan_labels(im_files: Sequence, nc: int, workers: Optional[int] = None):
+def scan_labels(im_files: Sequence, nc: int, workers: int | None = None):
     """Verify every image and parse its label file (no cache). Returns ``(labels, summary)``."""
     im_files = [str(f) for f in im_files]
     summary = LabelSummary()
@@ -208,6 +218,7 @@ def load_labels(im_files: Sequence, nc: int, cache: bool = True, prefix: str = "
     summary.cache_file = cache_file
     log_summary(summary, prefix)
     if not labels:
-        raise DatasetError(f"no usable images among {len(im_files)} (first: {im_files[0]}); "
-                           f"{summary.corrupt_images} corrupt")
+        raise DatasetError(
+            f"no usable images among {len(im_files)} (first: {im_files[0]}); {summary.corrupt_images} corrupt"
+        )
     return labels, summary

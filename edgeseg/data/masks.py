@@ -5,15 +5,16 @@ to (h // ratio, w // ratio) with bilinear interpolation, as Ultralytics does. Th
 index map: instances are sorted by mask area, largest first, instance k (1-based, in that order) is
 drawn with value k, and a smaller instance covers a larger one where they overlap.
 """
+
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 
-def polygon_to_mask(shape: Tuple[int, int], polygon: np.ndarray, ratio: int = 1, value: int = 1) -> np.ndarray:
+def polygon_to_mask(shape: tuple[int, int], polygon: np.ndarray, ratio: int = 1, value: int = 1) -> np.ndarray:
     """One polygon [k, 2] -> uint8 mask of size (h // ratio, w // ratio)."""
     h, w = int(shape[0]), int(shape[1])
     mask = np.zeros((h, w), np.uint8)
@@ -23,7 +24,7 @@ def polygon_to_mask(shape: Tuple[int, int], polygon: np.ndarray, ratio: int = 1,
     return cv2.resize(mask, (nw, nh)) if (nh, nw) != (h, w) else mask
 
 
-def polygons_to_masks(shape: Tuple[int, int], polygons: Sequence[np.ndarray], ratio: int = 4) -> np.ndarray:
+def polygons_to_masks(shape: tuple[int, int], polygons: Sequence[np.ndarray], ratio: int = 4) -> np.ndarray:
     """Per-instance 0/1 masks [n, h // ratio, w // ratio] uint8."""
     nh, nw = int(shape[0]) // ratio, int(shape[1]) // ratio
     if not len(polygons):
@@ -31,7 +32,7 @@ def polygons_to_masks(shape: Tuple[int, int], polygons: Sequence[np.ndarray], ra
     return np.stack([polygon_to_mask(shape, p, ratio) for p in polygons], 0)
 
 
-def polygons_to_overlap_mask(shape: Tuple[int, int], polygons: Sequence[np.ndarray], ratio: int = 4):
+def polygons_to_overlap_mask(shape: tuple[int, int], polygons: Sequence[np.ndarray], ratio: int = 4):
     """Index map [h // ratio, w // ratio] and the area order.
 
     Returns ``(index_map, order)``: reorder the instances with ``order`` so that value k in the map

@@ -14,6 +14,7 @@ Two ways of turning a precision/recall curve into AP, chosen with ``mode``:
 Precision/recall/F1 are reported at one confidence for all classes: the maximum of the class-mean
 F1 curve smoothed with a box filter of 10% width, as Ultralytics does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

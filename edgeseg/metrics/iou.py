@@ -6,6 +6,7 @@ arithmetic operation for operation, so IoUs that land exactly on a threshold (co
 30/40 = 0.75) fall on the same side as in ``yolo val``; ``eps=0`` gives pycocotools' plain
 ``inter / union``. A zero union always gives IoU 0, never NaN.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -87,9 +88,7 @@ def mask_iou(masks1, masks2, eps: float = EPS, dtype=np.float64) -> np.ndarray:
     a = flatten_masks(masks1, "masks1")
     b = flatten_masks(masks2, "masks2")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"masks1 and masks2 must have the same resolution, got {a.shape[1]} and {b.shape[1]} pixels"
-        )
+        raise ValueError(f"masks1 and masks2 must have the same resolution, got {a.shape[1]} and {b.shape[1]} pixels")
     count = np.float32 if a.shape[1] < _FLOAT32_EXACT else np.float64
     inter = (a.astype(count) @ b.astype(count).T).astype(dtype)
     area_a = a.sum(1, dtype=np.int64).astype(dtype)

@@ -15,6 +15,7 @@ Two matchers, both returning ``correct`` of shape ``[n_pred, n_thresholds]``:
 A float32 ``iou`` is compared with float32 thresholds, as Ultralytics' float32 tensors are
 (0.55 becomes float32(0.55)); anything else is compared in float64.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,9 +60,7 @@ def match_predictions(pred_classes, true_classes, iou, iou_thresholds=IOU_THRESH
     return correct
 
 
-def match_predictions_greedy(
-    pred_classes, true_classes, iou, pred_scores, iou_thresholds=IOU_THRESHOLDS
-) -> np.ndarray:
+def match_predictions_greedy(pred_classes, true_classes, iou, pred_scores, iou_thresholds=IOU_THRESHOLDS) -> np.ndarray:
     """pycocotools-compatible greedy matching; returns bool ``correct[n_pred, n_thresholds]``.
 
     Predictions are visited by descending score (stable for ties); each takes the unmatched

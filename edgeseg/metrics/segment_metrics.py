@@ -1,8 +1,10 @@
 """Accumulates per-image box and mask matches and reports Ultralytics-style segmentation metrics."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Union
+from typing import Union
 
 import numpy as np
 
@@ -39,7 +41,7 @@ class MetricResults:
         return {int(c): float(a) for c, a in zip(self.per_class.classes, self.per_class.ap50)}
 
     @classmethod
-    def from_ap(cls, res: APResult) -> "MetricResults":
+    def from_ap(cls, res: APResult) -> MetricResults:
         return cls(res.mp, res.mr, res.map50, res.map50_95, res)
 
 
@@ -79,7 +81,7 @@ def _boxes(values, n: int, name: str) -> np.ndarray:
     return arr
 
 
-def _masks(values, n: int, name: str) -> Optional[np.ndarray]:
+def _masks(values, n: int, name: str) -> np.ndarray | None:
     if values is None:
         if n:
             raise ValueError(f"{name} is None but there are {n} instances")
@@ -151,7 +153,7 @@ class SegmentMetrics:
         thr = self.iou_thresholds
         if n_pred and n_gt:
             # ultralytics: its float32 arithmetic and eps; coco: pycocotools' float64 inter / union
-            kw = dict(eps=0.0, dtype=np.float64) if self.mode == "coco" else dict(dtype=np.float32)
+            kw = {"eps": 0.0, "dtype": np.float64} if self.mode == "coco" else {"dtype": np.float32}
             iou_b = box_iou(g_box, p_box, **kw)
             iou_m = mask_iou(g_mask, p_mask, **kw)
             if self.mode == "coco":
@@ -191,19 +193,43 @@ class SegmentMetrics:
         except (KeyError, IndexError):
             return str(c)
 
-    def summary(self, results: Optional[SegmentResults] = None, per_class: bool = True) -> str:
+    def summary(self, results: SegmentResults | None = None, per_class: bool = True) -> str:
         """Text table in the layout of ``yolo val``: one 'all' row, then one row per class."""
         r = results if results is not None else self.compute()
         head = ("Class", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)", "Mask(P", "R", "mAP50", "mAP50-95)")
-        rows = [("all", self.n_images, int(r.box.per_class.n_targets.sum()),
-                 r.box.precision, r.box.recall, r.box.map50, r.box.map50_95,
-                 r.mask.precision, r.mask.recall, r.mask.map50, r.mask.map50_95)]
+        rows = [
+            (
+                "all",
+                self.n_images,
+                int(r.box.per_class.n_targets.sum()),
+                r.box.precision,
+                r.box.recall,
+                r.box.map50,
+                r.box.map50_95,
+                r.mask.precision,
+                r.mask.recall,
+                r.mask.map50,
+                r.mask.map50_95,
+            )
+        ]
         if per_class:
             b, m = r.box.per_class, r.mask.per_class
             for i, c in enumerate(b.classes):
-                rows.append((self._name(int(c)), self._images_per_class.get(int(c), 0), int(b.n_targets[i]),
-                             b.precision[i], b.recall[i], b.ap50[i], b.ap50_95[i],
-                             m.precision[i], m.recall[i], m.ap50[i], m.ap50_95[i]))
+                rows.append(
+                    (
+                        self._name(int(c)),
+                        self._images_per_class.get(int(c), 0),
+                        int(b.n_targets[i]),
+                        b.precision[i],
+                        b.recall[i],
+                        b.ap50[i],
+                        b.ap50_95[i],
+                        m.precision[i],
+                        m.recall[i],
+                        m.ap50[i],
+                        m.ap50_95[i],
+                    )
+                )
         width = max([len(head[0])] + [len(str(row[0])) for row in rows]) + 2
         lines = [f"{head[0]:>{width}}" + "".join(f"{h:>11}" for h in head[1:])]
         for row in rows:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from .modules import DFL, Conv, DWConv
 
-__all__ = ["Proto", "SegmentHead", "make_anchors", "dist2bbox"]
+__all__ = ["Proto", "SegmentHead", "dist2bbox", "make_anchors"]
 
 
 class Proto(nn.Module):

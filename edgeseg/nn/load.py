@@ -12,12 +12,14 @@ Recognised formats, told apart from the file's content (not its name, except ``.
 The weights must fit the architecture exactly (strict loading); any missing or unexpected key or
 shape mismatch raises :class:`~.checkpoint.errors.StateDictMismatchError` listing them.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any
 
 import torch
 
@@ -41,9 +43,9 @@ class ModelInfo:
     arch: str
     scale: str
     nc: int
-    names: Dict[int, str]
+    names: dict[int, str]
     imgsz: Any = None
-    train_args: Optional[dict] = None
+    train_args: dict | None = None
     extras: dict = field(default_factory=dict)  # version, date, epoch, yaml, ... as the file has them
 
 
@@ -74,12 +76,14 @@ def load_weights(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
         raise StateDictMismatchError(
             f"{source}: the weights do not fit {getattr(model, 'arch', '?')}{getattr(model, 'scale', '')}"
             f"-seg with nc={getattr(model, 'nc', '?')}; " + "; ".join(parts),
-            missing, unexpected, mismatched,
+            missing,
+            unexpected,
+            mismatched,
         )
     model.load_state_dict(state_dict, strict=True)
 
 
-def _bare_state_dict_info(sd: Mapping[str, torch.Tensor], path: Path) -> Tuple[str, str, int]:
+def _bare_state_dict_info(sd: Mapping[str, torch.Tensor], path: Path) -> tuple[str, str, int]:
     """Architecture, scale and nc of a bare Ultralytics-style state_dict, from its keys and shapes."""
     layers = {int(m.group(1)) for k in sd for m in [re.match(r"^model\.(\d+)\.", k)] if m}
     if not layers:
@@ -91,7 +95,7 @@ def _bare_state_dict_info(sd: Mapping[str, torch.Tensor], path: Path) -> Tuple[s
     return arch, detect_scale(arch, sd), int(cls_out.shape[0])
 
 
-def _read(path: Path) -> Tuple[Dict[str, Any], Mapping[str, torch.Tensor]]:
+def _read(path: Path) -> tuple[dict[str, Any], Mapping[str, torch.Tensor]]:
     """(description fields, state_dict) for any supported format."""
     if path.suffix.lower() == SAFETENSORS_SUFFIX:
         ck = load_safetensors(path)
@@ -107,8 +111,16 @@ def _read(path: Path) -> Tuple[Dict[str, Any], Mapping[str, torch.Tensor]]:
         return fields, {k: v.detach().float() if v.is_floating_point() else v.detach() for k, v in obj.items()}
     ck = parse_ultralytics_object(obj, path)
     extras = dict(ck.metadata, yaml=ck.yaml, args=ck.args, stride=ck.stride, source_key=ck.source_key)
-    fields = {"format": "ultralytics", "arch": ck.arch, "scale": ck.scale, "nc": ck.nc, "names": ck.names,
-              "imgsz": ck.imgsz, "train_args": ck.train_args, "extras": extras}
+    fields = {
+        "format": "ultralytics",
+        "arch": ck.arch,
+        "scale": ck.scale,
+        "nc": ck.nc,
+        "names": ck.names,
+        "imgsz": ck.imgsz,
+        "train_args": ck.train_args,
+        "extras": extras,
+    }
     return fields, ck.state_dict
 
 
@@ -136,8 +148,14 @@ def load_model(path, device: Any = "cpu"):
     load_weights(model, state_dict, path)
     model.to(device).eval()
     info = ModelInfo(
-        path=path, format=fields["format"], arch=model.arch, scale=model.scale, nc=model.nc,
-        names=dict(model.names), imgsz=fields.get("imgsz"), train_args=fields.get("train_args"),
+        path=path,
+        format=fields["format"],
+        arch=model.arch,
+        scale=model.scale,
+        nc=model.nc,
+        names=dict(model.names),
+        imgsz=fields.get("imgsz"),
+        train_args=fields.get("train_args"),
         extras=dict(fields.get("extras") or {}),
     )
     return model, info

@@ -8,25 +8,25 @@ itself is written from the published architecture descriptions.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 __all__ = [
-    "autopad",
-    "Conv",
-    "DWConv",
+    "C2PSA",
+    "DFL",
+    "SPPF",
+    "Attention",
     "Bottleneck",
     "C2f",
     "C3k",
     "C3k2",
-    "SPPF",
-    "Attention",
-    "PSABlock",
-    "C2PSA",
     "Concat",
-    "DFL",
+    "Conv",
+    "DWConv",
+    "PSABlock",
+    "autopad",
     "fuse_conv_bn",
 ]
 
@@ -190,8 +190,7 @@ class C3k2(C2f):
     ) -> None:
         super().__init__(c1, c2, n, shortcut, g, e)
         self.m = nn.ModuleList(
-            C3k(self.c, self.c, 2, shortcut, g) if c3k else Bottleneck(self.c, self.c, shortcut, g)
-            for _ in range(n)
+            C3k(self.c, self.c, 2, shortcut, g) if c3k else Bottleneck(self.c, self.c, shortcut, g) for _ in range(n)
         )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from ..formats import CHECKPOINT_SUFFIXES
 from .yolo import ARCHITECTURES, SegmentationModel
 
-__all__ = ["MODEL_REGISTRY", "list_models", "build_model", "parse_model_name"]
+__all__ = ["MODEL_REGISTRY", "build_model", "list_models", "parse_model_name"]
 
 # "yolov8n-seg" -> ("yolov8", "n"), for every architecture and scale.
 MODEL_REGISTRY: Mapping[str, tuple[str, str]] = MappingProxyType(

@@ -10,23 +10,24 @@ repeat counts above one.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from .head import SegmentHead
-from .modules import C2PSA, C2f, C3k2, Concat, Conv, SPPF
+from .modules import C2PSA, SPPF, C2f, C3k2, Concat, Conv
 
 __all__ = [
-    "Layer",
-    "ArchSpec",
-    "Scale",
-    "YOLOV8_SEG",
-    "YOLO11_SEG",
     "ARCHITECTURES",
+    "YOLO11_SEG",
+    "YOLOV8_SEG",
+    "ArchSpec",
+    "Layer",
+    "Scale",
     "SegmentationModel",
     "make_divisible",
 ]
@@ -306,7 +307,7 @@ class SegmentationModel(nn.Module):
                 outs[i] = x
         return x
 
-    def fuse(self) -> "SegmentationModel":
+    def fuse(self) -> SegmentationModel:
         """Fold every Conv's BatchNorm into its convolution (for inference). Returns self."""
         for module in self.modules():
             if isinstance(module, Conv):

@@ -1,4 +1,5 @@
 """Loads the compiled core with a clear message when it is missing."""
+
 from __future__ import annotations
 
 try:

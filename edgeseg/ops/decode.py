@@ -1,15 +1,15 @@
 """Candidate decoding of a YOLOv8-seg / YOLO11-seg detection head output (native scan)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Optional
 
 import numpy as np
 
 from edgeseg.ops._native import core
 
-__all__ = ["Candidates", "decode", "class_keep_mask", "drop_batch"]
+__all__ = ["Candidates", "class_keep_mask", "decode", "drop_batch"]
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Candidates:
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
-    def select(self, idx) -> "Candidates":
+    def select(self, idx) -> Candidates:
         """Candidates at ``idx`` (index array, boolean mask or slice); ``nonfinite`` is carried over."""
         if isinstance(idx, slice):
             pick = idx
@@ -73,7 +73,6 @@ def _layout(shape: tuple[int, int], nc: int, layout: str) -> bool:
     raise ValueError(f"output shape {shape} has no dimension with at least 4 + nc = {need} channels")
 
 
-
 def drop_batch(a: np.ndarray, ndim: int, what: str, expected: str, error: type = ValueError) -> np.ndarray:
     """``a`` (``ndim``-D, or ``ndim+1``-D with a batch of 1) without its batch dimension; ``error`` naming
     ``what`` and the ``expected`` shapes otherwise."""
@@ -84,6 +83,7 @@ def drop_batch(a: np.ndarray, ndim: int, what: str, expected: str, error: type =
     if a.ndim != ndim:
         raise error(f"{what} must be {expected}, got shape {a.shape}")
     return a
+
 
 def decode(
     output: np.ndarray,
@@ -135,7 +135,7 @@ def decode(
     return Candidates(boxes, scores, class_ids, anchors, coefs, int(nonfinite))
 
 
-def class_keep_mask(classes, nc: int) -> Optional[np.ndarray]:
+def class_keep_mask(classes, nc: int) -> np.ndarray | None:
     """uint8 [nc] mask of the class ids to keep (None: keep all); a clear ValueError for bad ids."""
     if classes is None:
         return None

@@ -12,11 +12,13 @@ row-major, exactly as the single-output head numbers them). :func:`decode_split_
 anchor into the single-output layout [4+nc+nm, N] (for validation at a very low threshold).
 :class:`SplitLayout` describes a model's split outputs for the backends and the Segmenter.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Any, ClassVar, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,9 +28,9 @@ from edgeseg.ops.decode import Candidates, class_keep_mask, drop_batch
 from edgeseg.ops.layouts import OutputLayout
 from edgeseg.ops.quant import dequantize
 
-__all__ = ["decode_split", "decode_split_dense", "quantised_threshold", "SplitLayout", "LevelSpec"]
+__all__ = ["LevelSpec", "SplitLayout", "decode_split", "decode_split_dense", "quantised_threshold"]
 
-Quant = Tuple[float, int]
+Quant = tuple[float, int]
 _DTYPES = (np.float32, np.int8, np.uint8)
 
 
@@ -37,7 +39,7 @@ def quantised_threshold(conf: float, scale: float, zero_point: int) -> float:
     return float(core.quantised_threshold(float(np.float32(conf)), float(scale), float(zero_point)))
 
 
-def _levels(arrays, name: str, n: int) -> List[np.ndarray]:
+def _levels(arrays, name: str, n: int) -> list[np.ndarray]:
     if not isinstance(arrays, (list, tuple)) or len(arrays) != n:
         raise ValueError(f"{name} must be a list with one array per level ({n})")
     out = []
@@ -50,7 +52,7 @@ def _levels(arrays, name: str, n: int) -> List[np.ndarray]:
     return out
 
 
-def _quant(q, name: str, n: int, arrays) -> List[Quant]:
+def _quant(q, name: str, n: int, arrays) -> list[Quant]:
     if q is None:
         if arrays[0].dtype != np.float32:
             raise ValueError(f"{name} (scale, zero_point) per level is required for quantised outputs")
@@ -78,16 +80,41 @@ def _common(box, cls, coef, sizes, strides, nc, nm, reg_max, layout, box_q, cls_
     if nm is None:
         h, w = sizes[0]
         nm = coef[0].size // (int(h) * int(w))
-    return (box, cls, coef, _quant(box_q, "box_q", n, box), _quant(cls_q, "cls_q", n, cls),
-            _quant(coef_q, "coef_q", n, coef), [(int(h), int(w)) for h, w in sizes],
-            [float(s) for s in strides], int(nc), int(nm), int(reg_max), layout == "chw")
+    return (
+        box,
+        cls,
+        coef,
+        _quant(box_q, "box_q", n, box),
+        _quant(cls_q, "cls_q", n, cls),
+        _quant(coef_q, "coef_q", n, coef),
+        [(int(h), int(w)) for h, w in sizes],
+        [float(s) for s in strides],
+        int(nc),
+        int(nm),
+        int(reg_max),
+        layout == "chw",
+    )
 
 
-def decode_split(box: Sequence[np.ndarray], cls: Sequence[np.ndarray], coef: Sequence[np.ndarray], *,
-                 sizes: Sequence[Tuple[int, int]], strides: Sequence[float] = (8, 16, 32), nc: int,
-                 nm: Optional[int] = None, reg_max: int = 16, layout: str = "hwc", box_q=None, cls_q=None,
-                 coef_q=None, conf: float = 0.25, multi_label: bool = False, max_nms: int = 30000,
-                 classes=None) -> Candidates:
+def decode_split(
+    box: Sequence[np.ndarray],
+    cls: Sequence[np.ndarray],
+    coef: Sequence[np.ndarray],
+    *,
+    sizes: Sequence[tuple[int, int]],
+    strides: Sequence[float] = (8, 16, 32),
+    nc: int,
+    nm: int | None = None,
+    reg_max: int = 16,
+    layout: str = "hwc",
+    box_q=None,
+    cls_q=None,
+    coef_q=None,
+    conf: float = 0.25,
+    multi_label: bool = False,
+    max_nms: int = 30000,
+    classes=None,
+) -> Candidates:
     """Candidates from split head outputs.
 
     ``box``/``cls``/``coef``: one array per level, each [H*W, C] (``layout="hwc"``, any shape with that
@@ -102,12 +129,26 @@ def decode_split(box: Sequence[np.ndarray], cls: Sequence[np.ndarray], coef: Seq
         raise ValueError(f"max_nms must be a positive integer, got {max_nms!r}")
     keep = class_keep_mask(classes, nc)
     boxes, scores, class_ids, anchors, coefs, nonfinite = core.decode_split(
-        *args, float(np.float32(conf)), bool(multi_label), int(max_nms), keep)
+        *args, float(np.float32(conf)), bool(multi_label), int(max_nms), keep
+    )
     return Candidates(boxes, scores, class_ids, anchors, coefs, int(nonfinite))
 
 
-def decode_split_dense(box, cls, coef, *, sizes, strides=(8, 16, 32), nc: int, nm: Optional[int] = None,
-                       reg_max: int = 16, layout: str = "hwc", box_q=None, cls_q=None, coef_q=None) -> np.ndarray:
+def decode_split_dense(
+    box,
+    cls,
+    coef,
+    *,
+    sizes,
+    strides=(8, 16, 32),
+    nc: int,
+    nm: int | None = None,
+    reg_max: int = 16,
+    layout: str = "hwc",
+    box_q=None,
+    cls_q=None,
+    coef_q=None,
+) -> np.ndarray:
     """Every anchor as the single-output head gives it: float32 [4+nc+nm, N] (cx, cy, w, h in input
     pixels, sigmoid scores, coefficients)."""
     args = _common(box, cls, coef, sizes, strides, nc, nm, reg_max, layout, box_q, cls_q, coef_q)
@@ -124,7 +165,7 @@ class LevelSpec:
     box: int
     cls: int
     coef: int
-    size: Tuple[int, int]
+    size: tuple[int, int]
     stride: float
     box_q: Quant = (1.0, 0)
     cls_q: Quant = (1.0, 0)
@@ -143,16 +184,16 @@ class SplitLayout(OutputLayout):
 
     kind: ClassVar[str] = "split"
 
-    levels: Tuple[LevelSpec, ...]
+    levels: tuple[LevelSpec, ...]
     protos_index: int
     nc: int
     nm: int
     reg_max: int = 16
     layout: str = "hwc"
     protos_layout: str = "hwc"
-    protos_q: Optional[Quant] = None
+    protos_q: Quant | None = None
     preds_layout: str = "cn"  # of split()'s dense predictions
-    box_scale: Tuple[float, float] = (1.0, 1.0)
+    box_scale: tuple[float, float] = (1.0, 1.0)
 
     @property
     def n_outputs(self) -> int:
@@ -164,16 +205,22 @@ class SplitLayout(OutputLayout):
         box = [outputs[lv.box] for lv in self.levels]
         cls = [outputs[lv.cls] for lv in self.levels]
         coef = [outputs[lv.coef] for lv in self.levels]
-        kwargs = dict(sizes=[lv.size for lv in self.levels], strides=[lv.stride for lv in self.levels],
-                      nc=self.nc, nm=self.nm, reg_max=self.reg_max, layout=self.layout,
-                      box_q=[lv.box_q for lv in self.levels], cls_q=[lv.cls_q for lv in self.levels],
-                      coef_q=[lv.coef_q for lv in self.levels])
+        kwargs = {
+            "sizes": [lv.size for lv in self.levels],
+            "strides": [lv.stride for lv in self.levels],
+            "nc": self.nc,
+            "nm": self.nm,
+            "reg_max": self.reg_max,
+            "layout": self.layout,
+            "box_q": [lv.box_q for lv in self.levels],
+            "cls_q": [lv.cls_q for lv in self.levels],
+            "coef_q": [lv.coef_q for lv in self.levels],
+        }
         return box, cls, coef, kwargs
 
     def protos(self, outputs) -> np.ndarray:
         """Float32 prototypes, batch dim dropped ([nm, mh, mw] or [mh, mw, nm] per ``protos_layout``)."""
-        p = drop_batch(np.asarray(outputs[self.protos_index]), 3, "prototype output", "3-D or 4-D",
-                       ModelOutputError)
+        p = drop_batch(np.asarray(outputs[self.protos_index]), 3, "prototype output", "3-D or 4-D", ModelOutputError)
         if self.protos_q is not None and p.dtype != np.float32:
             s, z = self.protos_q
             if p.dtype in (np.int8, np.uint8) and s > 0:
@@ -181,22 +228,26 @@ class SplitLayout(OutputLayout):
             p = (p.astype(np.float32) - np.float32(z)) * np.float32(s)
         return p.astype(np.float32, copy=False)
 
-    def split(self, outputs) -> Tuple[np.ndarray, np.ndarray]:
+    def split(self, outputs) -> tuple[np.ndarray, np.ndarray]:
         box, cls, coef, kwargs = self._arrays(outputs)
         return decode_split_dense(box, cls, coef, **kwargs), self.protos(outputs)
 
-    def decode(self, outputs, *, conf: float = 0.25, multi_label: bool = False, max_nms: int = 30000,
-               classes=None) -> Tuple[Candidates, np.ndarray]:
+    def decode(
+        self, outputs, *, conf: float = 0.25, multi_label: bool = False, max_nms: int = 30000, classes=None
+    ) -> tuple[Candidates, np.ndarray]:
         box, cls, coef, kwargs = self._arrays(outputs)
-        cands = decode_split(box, cls, coef, conf=conf, multi_label=multi_label, max_nms=max_nms,
-                             classes=classes, **kwargs)
+        cands = decode_split(
+            box, cls, coef, conf=conf, multi_label=multi_label, max_nms=max_nms, classes=classes, **kwargs
+        )
         return cands, self.protos(outputs)
 
     def describe(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "levels": [{"box": lv.box, "cls": lv.cls, "coef": lv.coef, "size": list(lv.size), "stride": lv.stride}
-                       for lv in self.levels],
+            "levels": [
+                {"box": lv.box, "cls": lv.cls, "coef": lv.coef, "size": list(lv.size), "stride": lv.stride}
+                for lv in self.levels
+            ],
             "prototypes": self.protos_index,
             "predictions_layout": self.preds_layout,
             "prototypes_layout": self.protos_layout,

@@ -4,6 +4,7 @@ Geometry follows Ultralytics' ``LetterBox`` (``center=True``) exactly; the resiz
 ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` (half-pixel centres, clamped borders, 11-bit
 fixed-point weights) to within one grey level.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import numpy as np
 
 from edgeseg.ops._native import core
 
-__all__ = ["LetterboxInfo", "letterbox_geometry", "letterbox", "scale_boxes"]
+__all__ = ["LetterboxInfo", "letterbox", "letterbox_geometry", "scale_boxes"]
 
 _LAYOUTS = {"nchw": 0, "nhwc": 1}
 _DTYPES = {"float32": 0, "uint8": 1, "int8": 2}
@@ -119,7 +120,17 @@ def letterbox(
     if out is not None and not isinstance(out, np.ndarray):
         raise ValueError(f"out must be a numpy array or None, got {type(out).__name__}")
     tensor, geo = core.letterbox(
-        image, th, tw, bool(scaleup), bool(auto), stride, fill, _LAYOUTS[layout], _DTYPES[dtype], bool(bgr_to_rgb), out,
+        image,
+        th,
+        tw,
+        bool(scaleup),
+        bool(auto),
+        stride,
+        fill,
+        _LAYOUTS[layout],
+        _DTYPES[dtype],
+        bool(bgr_to_rgb),
+        out,
         _threads(threads),
     )
     return tensor, LetterboxInfo(*geo)

@@ -6,6 +6,7 @@ resolution (crop at proto scale, then upsample), mapped back to original pixels.
 compact :class:`MaskSet` -- per instance a pixel rectangle and a 0/1 bitmap -- so no full-frame
 array is built unless asked for with :meth:`MaskSet.full` or :meth:`MaskSet.label_map`.
 """
+
 from __future__ import annotations
 
 import operator
@@ -15,7 +16,7 @@ import numpy as np
 
 from edgeseg.ops._native import core
 
-__all__ = ["MaskSet", "masks_native", "masks_input"]
+__all__ = ["MaskSet", "masks_input", "masks_native"]
 
 
 @dataclass
@@ -43,8 +44,14 @@ class MaskSet:
         if len(self.offsets) != n + 1:
             raise ValueError(f"offsets must have n+1={n + 1} entries, got {len(self.offsets)}")
         r = self.rects
-        if n and ((r[:, 0] < 0).any() or (r[:, 1] < 0).any() or (r[:, 2] > w).any() or (r[:, 3] > h).any()
-                  or (r[:, 2] < r[:, 0]).any() or (r[:, 3] < r[:, 1]).any()):
+        if n and (
+            (r[:, 0] < 0).any()
+            or (r[:, 1] < 0).any()
+            or (r[:, 2] > w).any()
+            or (r[:, 3] > h).any()
+            or (r[:, 2] < r[:, 0]).any()
+            or (r[:, 3] < r[:, 1]).any()
+        ):
             raise ValueError("rects must satisfy 0 <= x0 <= x1 <= W and 0 <= y0 <= y1 <= H")
         sizes = (r[:, 2].astype(np.int64) - r[:, 0]) * (r[:, 3].astype(np.int64) - r[:, 1])
         if self.offsets[0] != 0 or not np.array_equal(np.diff(self.offsets), sizes):
@@ -66,7 +73,7 @@ class MaskSet:
         """(h_i, w_i) uint8 view of instance i's bitmap."""
         i = self._index(i)
         x0, y0, x1, y1 = (int(v) for v in self.rects[i])
-        return self.data[self.offsets[i]:self.offsets[i + 1]].reshape(y1 - y0, x1 - x0)
+        return self.data[self.offsets[i] : self.offsets[i + 1]].reshape(y1 - y0, x1 - x0)
 
     def _indices(self, idx) -> np.ndarray:
         n = len(self)
@@ -82,20 +89,22 @@ class MaskSet:
         if a.ndim == 0:
             a = a.reshape(1)
         if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
-            raise ValueError(f"selection must be a slice, a boolean mask or 1-D integer indices, got {a.dtype}{a.shape}")
+            raise ValueError(
+                f"selection must be a slice, a boolean mask or 1-D integer indices, got {a.dtype}{a.shape}"
+            )
         a = a.astype(np.int64)
         if a.size and (a.min() < -n or a.max() >= n):
             raise IndexError(f"selection index out of range for {n} masks")
         return a % max(n, 1)
 
-    def select(self, idx) -> "MaskSet":
+    def select(self, idx) -> MaskSet:
         """A new MaskSet with the chosen instances (bool mask / integer indices / slice)."""
         ind = self._indices(idx)
         rects = self.rects[ind]
         sizes = (rects[:, 2].astype(np.int64) - rects[:, 0]) * (rects[:, 3].astype(np.int64) - rects[:, 1])
         offsets = np.zeros(len(ind) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offsets[1:])
-        parts = [self.data[self.offsets[i]:self.offsets[i + 1]] for i in ind]
+        parts = [self.data[self.offsets[i] : self.offsets[i + 1]] for i in ind]
         data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
         return MaskSet(rects, data, offsets, self.image_shape, self.nonfinite)
 
@@ -104,8 +113,9 @@ class MaskSet:
         # One count_nonzero per instance: O(total box pixels) without a full-length temporary.
         off = self.offsets
         return np.fromiter(
-            (np.count_nonzero(self.data[off[i]:off[i + 1]]) for i in range(len(self))),
-            dtype=np.int64, count=len(self),
+            (np.count_nonzero(self.data[off[i] : off[i + 1]]) for i in range(len(self))),
+            dtype=np.int64,
+            count=len(self),
         )
 
     def full(self, idx=None) -> np.ndarray:
@@ -129,7 +139,7 @@ class MaskSet:
         return out
 
     @classmethod
-    def empty(cls, image_shape) -> "MaskSet":
+    def empty(cls, image_shape) -> MaskSet:
         return cls(np.zeros((0, 4), np.int32), np.zeros(0, np.uint8), np.zeros(1, np.int64), tuple(image_shape))
 
 
@@ -200,6 +210,19 @@ def masks_input(protos, coefs, boxes_input, info, *, layout: str = "chw", thread
     if coefs.shape[0] == 0 and coefs.ndim == 2 and coefs.shape[1] == 0 and protos.ndim in (3, 4):
         coefs = np.zeros((0, protos.shape[-1] if hwc else protos.shape[-3]), np.float32)
     f = {k: _field(info, k) for k in ("in_h", "in_w", "pad_left", "pad_top", "new_w", "new_h", "orig_h", "orig_w")}
-    res = core.masks_input(protos, coefs, boxes, f["in_h"], f["in_w"], f["pad_left"], f["pad_top"],
-                           f["new_w"], f["new_h"], f["orig_h"], f["orig_w"], hwc, int(threads))
+    res = core.masks_input(
+        protos,
+        coefs,
+        boxes,
+        f["in_h"],
+        f["in_w"],
+        f["pad_left"],
+        f["pad_top"],
+        f["new_w"],
+        f["new_h"],
+        f["orig_h"],
+        f["orig_w"],
+        hwc,
+        int(threads),
+    )
     return _pack(res, (f["orig_h"], f["orig_w"]))

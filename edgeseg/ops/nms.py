@@ -1,4 +1,5 @@
 """Greedy non-maximum suppression (torchvision.ops.nms semantics), native."""
+
 from __future__ import annotations
 
 from numbers import Integral, Real

@@ -1,4 +1,5 @@
 """Polygons (outer contours) of instance masks, traced natively on each compact bitmap."""
+
 from __future__ import annotations
 
 import numpy as np

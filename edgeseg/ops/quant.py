@@ -3,6 +3,7 @@
 ``real = (q - zero_point) * scale`` in float32, the same value numpy gives for
 ``(q.astype(np.float32) - zero_point) * scale``, in one pass instead of three.
 """
+
 from __future__ import annotations
 
 import math

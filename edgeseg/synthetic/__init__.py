@@ -6,6 +6,7 @@
 
 numpy + cv2 only. Submodules load on first use.
 """
+
 from __future__ import annotations
 
 from importlib import import_module

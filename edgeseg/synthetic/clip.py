@@ -4,12 +4,14 @@ Same classes and appearance distribution as the shapes dataset, so the built-in 
 something to segment offline (``edgeseg run --source demo``). ``iter_clip_frames`` yields frames
 without touching the disk; ``make_clip`` collects them or writes an mp4.
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -20,15 +22,15 @@ from .shapes import CLASS_NAMES, random_shape
 
 
 class _Sprite(NamedTuple):
-    local: np.ndarray      # polygon [k, 2] around (0, 0)
-    patch: np.ndarray      # fill texture, square, centred on the polygon's origin
-    pos: np.ndarray        # centre at frame 0 (x, y)
-    vel: np.ndarray        # pixels per frame
-    angle: float           # radians at frame 0
-    spin: float            # radians per frame
+    local: np.ndarray  # polygon [k, 2] around (0, 0)
+    patch: np.ndarray  # fill texture, square, centred on the polygon's origin
+    pos: np.ndarray  # centre at frame 0 (x, y)
+    vel: np.ndarray  # pixels per frame
+    angle: float  # radians at frame 0
+    spin: float  # radians per frame
 
 
-def _check_size(size) -> Tuple[int, int]:
+def _check_size(size) -> tuple[int, int]:
     try:
         w, h = size
     except (TypeError, ValueError):
@@ -39,7 +41,7 @@ def _check_size(size) -> Tuple[int, int]:
     return int(w), int(h)
 
 
-def _check_frames(n_frames, allow_none: bool) -> Optional[int]:
+def _check_frames(n_frames, allow_none: bool) -> int | None:
     if n_frames is None and allow_none:
         return None
     if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
@@ -47,7 +49,7 @@ def _check_frames(n_frames, allow_none: bool) -> Optional[int]:
     return int(n_frames)
 
 
-def _sprites(rng: np.random.Generator, w: int, h: int, n: int) -> List[_Sprite]:
+def _sprites(rng: np.random.Generator, w: int, h: int, n: int) -> list[_Sprite]:
     side = min(w, h)
     classes = np.resize(rng.permutation(len(CLASS_NAMES)), n)  # every class appears when n >= 4
     out = []
@@ -58,9 +60,16 @@ def _sprites(rng: np.random.Generator, w: int, h: int, n: int) -> List[_Sprite]:
         patch = textures.fill(rng, s, s, textures.random_color(rng))
         speed = rng.uniform(0.6, 2.5) * side / 360.0
         d = rng.uniform(0, 2 * math.pi)
-        out.append(_Sprite(local, patch, np.array([rng.uniform(0, w), rng.uniform(0, h)]),
-                           np.array([speed * math.cos(d), speed * math.sin(d)]),
-                           float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(-0.04, 0.04))))
+        out.append(
+            _Sprite(
+                local,
+                patch,
+                np.array([rng.uniform(0, w), rng.uniform(0, h)]),
+                np.array([speed * math.cos(d), speed * math.sin(d)]),
+                float(rng.uniform(0, 2 * math.pi)),
+                float(rng.uniform(-0.04, 0.04)),
+            )
+        )
     return out
 
 
@@ -92,23 +101,26 @@ def _draw(frame: np.ndarray, sp: _Sprite, t: int) -> None:
     crop[mask] = tex[mask]
 
 
-def iter_clip_frames(n_frames: Optional[int] = 90, size: Tuple[int, int] = (640, 360), seed: int = 0,
-                     n_objects: Optional[int] = None) -> Iterator[np.ndarray]:
+def iter_clip_frames(
+    n_frames: int | None = 90, size: tuple[int, int] = (640, 360), seed: int = 0, n_objects: int | None = None
+) -> Iterator[np.ndarray]:
     """Yield ``n_frames`` uint8 BGR frames of ``size`` = (width, height); ``n_frames=None`` never stops.
 
     ``n_objects`` defaults to a seeded draw in 4..7.
     """
     n_frames = _check_frames(n_frames, allow_none=True)
     w, h = _check_size(size)
-    if n_objects is not None and (isinstance(n_objects, bool) or not isinstance(n_objects, (int, np.integer))
-                                  or n_objects < 0):
+    if n_objects is not None and (
+        isinstance(n_objects, bool) or not isinstance(n_objects, (int, np.integer)) or n_objects < 0
+    ):
         raise ValueError(f"n_objects must be an integer >= 0 or None, got {n_objects!r}")
     rng = as_rng(seed)
     return _frames(rng, n_frames, w, h, n_objects)
 
 
-def _frames(rng: np.random.Generator, n_frames: Optional[int], w: int, h: int,
-            n_objects: Optional[int]) -> Iterator[np.ndarray]:
+def _frames(
+    rng: np.random.Generator, n_frames: int | None, w: int, h: int, n_objects: int | None
+) -> Iterator[np.ndarray]:
     n = int(rng.integers(4, 8)) if n_objects is None else int(n_objects)
     pad = max(4, min(w, h) // 12)
     bg = textures.background(rng, h + 2 * pad, w + 2 * pad)
@@ -119,15 +131,21 @@ def _frames(rng: np.random.Generator, n_frames: Optional[int], w: int, h: int,
         # Slow Lissajous pan of the background (period ~10 s at 30 fps).
         ox = int(round(pad + pad * math.sin(2 * math.pi * t / 300 + phase[0])))
         oy = int(round(pad + pad * math.sin(2 * math.pi * t / 420 + phase[1])))
-        frame = bg[oy:oy + h, ox:ox + w].copy()
+        frame = bg[oy : oy + h, ox : ox + w].copy()
         for sp in sprites:
             _draw(frame, sp, t)
         yield frame
         t += 1
 
 
-def make_clip(path: Union[str, os.PathLike, None] = None, n_frames: int = 90, size: Tuple[int, int] = (640, 360),
-              fps: float = 30, seed: int = 0, n_objects: Optional[int] = None) -> Union[Path, List[np.ndarray]]:
+def make_clip(
+    path: str | os.PathLike | None = None,
+    n_frames: int = 90,
+    size: tuple[int, int] = (640, 360),
+    fps: float = 30,
+    seed: int = 0,
+    n_objects: int | None = None,
+) -> Path | list[np.ndarray]:
     """Render a clip: with ``path``, write an mp4 (``mp4v``) and return its Path; without, return the frames."""
     n_frames = _check_frames(n_frames, allow_none=False)
     w, h = _check_size(size)

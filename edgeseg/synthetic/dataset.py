@@ -7,13 +7,14 @@
 Image ``i`` of a split depends only on (seed, split, i, imgsz), so a larger dataset starts with the
 images of a smaller one. The yaml is written as plain text (no pyyaml needed).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, List, Union
 
 import cv2
 import numpy as np
@@ -44,7 +45,7 @@ def simplify_polygon(poly: np.ndarray, epsilon: float = 0.5, max_points: int = 1
     return out.astype(np.float64)
 
 
-def label_rows(scene: Scene, epsilon: float = 0.5, max_points: int = 100) -> List[str]:
+def label_rows(scene: Scene, epsilon: float = 0.5, max_points: int = 100) -> list[str]:
     """YOLO segmentation rows for a scene: class id then normalised x y pairs."""
     h, w = scene.image.shape[:2]
     rows = []
@@ -78,12 +79,15 @@ def _clear_stale(folder: Path) -> None:
 def yaml_text(root: Path) -> str:
     names = "\n".join(f"  {i}: {n}" for i, n in enumerate(CLASS_NAMES))
     # json.dumps gives a double-quoted string, which is valid YAML for any path.
-    return (f"# edgeseg procedural shapes dataset\npath: {json.dumps(str(root))}\n"
-            f"train: images/train\nval: images/val\nnames:\n{names}\n")
+    return (
+        f"# edgeseg procedural shapes dataset\npath: {json.dumps(str(root))}\n"
+        f"train: images/train\nval: images/val\nnames:\n{names}\n"
+    )
 
 
-def write_dataset(root: Union[str, os.PathLike], n_train: int, n_val: int, imgsz: int = 320, seed: int = 0,
-                  ext: str = "jpg") -> Path:
+def write_dataset(
+    root: str | os.PathLike, n_train: int, n_val: int, imgsz: int = 320, seed: int = 0, ext: str = "jpg"
+) -> Path:
     """Render ``n_train`` + ``n_val`` scenes of ``imgsz`` x ``imgsz`` into ``root``; returns data.yaml's path."""
     n_train, n_val = _check_count("n_train", n_train), _check_count("n_val", n_val)
     if isinstance(imgsz, bool) or not isinstance(imgsz, (int, np.integer)) or imgsz < 32:

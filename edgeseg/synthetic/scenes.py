@@ -8,10 +8,12 @@ split into pieces or given a hole (the fill of the largest outer contour must ma
 mask with IoU >= 0.95). So every object in the image is labelled, and every label is the outer
 contour of what is actually visible.
 """
+
 from __future__ import annotations
 
 import math
-from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -29,11 +31,11 @@ class Scene(NamedTuple):
     ``masks`` bool [h, w] visible mask of each label, same order."""
 
     image: np.ndarray
-    labels: List[Tuple[int, np.ndarray]]
-    masks: List[np.ndarray]
+    labels: list[tuple[int, np.ndarray]]
+    masks: list[np.ndarray]
 
 
-def as_rng(seed: Union[int, np.random.Generator, None]) -> np.random.Generator:
+def as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -41,7 +43,7 @@ def as_rng(seed: Union[int, np.random.Generator, None]) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
-def rasterize(poly: np.ndarray, shape: Tuple[int, int], offset: Tuple[int, int] = (0, 0)) -> np.ndarray:
+def rasterize(poly: np.ndarray, shape: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Fill a float polygon (pixels) into a bool mask of ``shape`` = (h, w); ``offset`` = (x0, y0)
     is subtracted first. Sub-pixel accurate (fixed point with 4 fractional bits)."""
     mask = np.zeros(shape, np.uint8)
@@ -50,7 +52,7 @@ def rasterize(poly: np.ndarray, shape: Tuple[int, int], offset: Tuple[int, int] 
     return mask.astype(bool)
 
 
-def outer_contour(mask: np.ndarray) -> Tuple[Optional[np.ndarray], float]:
+def outer_contour(mask: np.ndarray) -> tuple[np.ndarray | None, float]:
     """Largest outer contour of a bool mask (int [k, 2]) and the IoU of its fill with the mask."""
     m = mask.astype(np.uint8)
     contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -67,10 +69,10 @@ def outer_contour(mask: np.ndarray) -> Tuple[Optional[np.ndarray], float]:
 class _Obj(NamedTuple):
     cls: int
     full_area: float
-    box: Tuple[int, int, int, int]  # x0, y0, x1, y1 of its painted pixels (exclusive end)
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 of its painted pixels (exclusive end)
 
 
-def _bbox(poly: np.ndarray, w: int, h: int) -> Tuple[int, int, int, int]:
+def _bbox(poly: np.ndarray, w: int, h: int) -> tuple[int, int, int, int]:
     x0, y0 = np.floor(poly.min(0)).astype(int) - 1
     x1, y1 = np.ceil(poly.max(0)).astype(int) + 2
     return max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
@@ -86,7 +88,7 @@ def _acceptable(owner: np.ndarray, objs: Sequence[_Obj], box, new_mask: np.ndarr
         vis = owner[oy0:oy1, ox0:ox1] == j
         # Remove the part the new object covers, in the intersection of both boxes.
         ix0, iy0, ix1, iy1 = max(x0, ox0), max(y0, oy0), min(x1, ox1), min(y1, oy1)
-        vis[iy0 - oy0:iy1 - oy0, ix0 - ox0:ix1 - ox0] &= ~new_mask[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+        vis[iy0 - oy0 : iy1 - oy0, ix0 - ox0 : ix1 - ox0] &= ~new_mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
         area = int(np.count_nonzero(vis))
         if area < max(min_area, MIN_VISIBLE_FRACTION * o.full_area):
             return False
@@ -121,9 +123,14 @@ def _photometric(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return out
 
 
-def render_scene(seed: Union[int, np.random.Generator] = 0, width: int = 320, height: int = 320,
-                 max_objects: int = 6, size_range: Tuple[float, float] = (0.04, 0.4),
-                 attempts: int = 12) -> Scene:
+def render_scene(
+    seed: int | np.random.Generator = 0,
+    width: int = 320,
+    height: int = 320,
+    max_objects: int = 6,
+    size_range: tuple[float, float] = (0.04, 0.4),
+    attempts: int = 12,
+) -> Scene:
     """Render a scene with 1..``max_objects`` objects (fewer when placements keep failing).
 
     Object size (circumscribed diameter) is log-uniform in ``size_range`` times min(width, height);
@@ -144,7 +151,7 @@ def render_scene(seed: Union[int, np.random.Generator] = 0, width: int = 320, he
 
     img = textures.background(rng, h, w)
     owner = np.full((h, w), -1, np.int16)
-    objs: List[_Obj] = []
+    objs: list[_Obj] = []
     n = int(rng.integers(1, max_objects + 1)) if max_objects else 0
     pending = None  # a class whose placement failed is tried again first (keeps classes balanced)
     for _ in range(n):
@@ -180,6 +187,6 @@ def render_scene(seed: Union[int, np.random.Generator] = 0, width: int = 320, he
         contour, _ = outer_contour(vis[y0:y1, x0:x1])
         if contour is None:  # cannot happen: placements keep every object visible
             continue
-        labels.append((o.cls, contour.astype(np.float64) + (x0, y0)))
+        labels.append((o.cls, contour.astype(np.float64) + (x0, y0)))  # noqa: RUF005 - numpy broadcast
         masks.append(vis)
     return Scene(img, labels, masks)

@@ -5,14 +5,14 @@ radius ``r`` around the centre) and a rotation ``angle`` in radians, and returns
 order. ``random_shape`` samples the per-class parameters (aspect, triangle angles, star arms) from a
 numpy Generator, so a class is defined by its geometry, never by its colour.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Tuple
 
 import numpy as np
 
-CLASS_NAMES: Tuple[str, ...] = ("circle", "square", "triangle", "star")
+CLASS_NAMES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 
 
 def _check(r: float, name: str = "r") -> float:
@@ -56,8 +56,9 @@ def square(cx: float, cy: float, r: float, aspect: float = 1.0, angle: float = 0
     return _place(pts, cx, cy, angle)
 
 
-def triangle(cx: float, cy: float, r: float, angles: Tuple[float, float, float] = (60.0, 60.0, 60.0),
-             angle: float = 0.0) -> np.ndarray:
+def triangle(
+    cx: float, cy: float, r: float, angles: tuple[float, float, float] = (60.0, 60.0, 60.0), angle: float = 0.0
+) -> np.ndarray:
     """Triangle inscribed in the circle of radius ``r`` with interior ``angles`` in degrees (sum 180)."""
     r = _check(r)
     a = np.asarray(angles, np.float64)

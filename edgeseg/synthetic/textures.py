@@ -2,6 +2,7 @@
 
 All functions draw only from the numpy Generator they are given, so a seed fixes the result.
 """
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,9 @@ def blobs(rng: np.random.Generator, h: int, w: int, side: int) -> np.ndarray:
         centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         major = rng.uniform(0.1, 0.5) * side
         axes = (int(major) + 1, int(major * rng.uniform(0.2, 0.6)) + 1)  # elongated: never circle-like
-        cv2.ellipse(img, centre, axes, float(rng.uniform(0, 180)), 0, 360,
-                    tuple(float(c) for c in random_color(rng)), -1)
+        cv2.ellipse(
+            img, centre, axes, float(rng.uniform(0, 180)), 0, 360, tuple(float(c) for c in random_color(rng)), -1
+        )
     # Heavy blur (sigma 3-7 % of the side) so blobs have no crisp outline to mistake for an object.
     return cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.03, 0.07) * side))
 

@@ -20,7 +20,7 @@ import torch
 
 from .boxes import bbox_iou, xywh2xyxy, xyxy2xywh
 
-__all__ = ["TaskAlignedAssigner", "AssignResult"]
+__all__ = ["AssignResult", "TaskAlignedAssigner"]
 
 
 @dataclass
@@ -45,8 +45,16 @@ class TaskAlignedAssigner:
     ``mask_gt`` (B, M, 1) with 1 for real gts and 0 for padding.
     """
 
-    def __init__(self, num_classes: int = 80, topk: int = 10, alpha: float = 0.5, beta: float = 6.0,
-                 eps: float = 1e-9, small_gt_threshold: float = 8.0, small_gt_size: float = 16.0):
+    def __init__(
+        self,
+        num_classes: int = 80,
+        topk: int = 10,
+        alpha: float = 0.5,
+        beta: float = 6.0,
+        eps: float = 1e-9,
+        small_gt_threshold: float = 8.0,
+        small_gt_size: float = 16.0,
+    ):
         if int(num_classes) != num_classes or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         if int(topk) != topk or topk < 1:
@@ -56,8 +64,9 @@ class TaskAlignedAssigner:
         if eps <= 0:
             raise ValueError(f"eps must be > 0, got {eps}")
         if small_gt_threshold < 0 or small_gt_size < 0:
-            raise ValueError("small_gt_threshold and small_gt_size must be >= 0, got "
-                             f"{small_gt_threshold} and {small_gt_size}")
+            raise ValueError(
+                f"small_gt_threshold and small_gt_size must be >= 0, got {small_gt_threshold} and {small_gt_size}"
+            )
         self.num_classes = int(num_classes)
         self.topk = int(topk)
         self.alpha = float(alpha)
@@ -67,7 +76,7 @@ class TaskAlignedAssigner:
         self.small_gt_size = float(small_gt_size)
 
     @classmethod
-    def from_strides(cls, strides, **kwargs) -> "TaskAlignedAssigner":
+    def from_strides(cls, strides, **kwargs) -> TaskAlignedAssigner:
         """The 8.4 defaults for a head with these strides: threshold ``strides[0]``, size ``strides[1]``."""
         strides = [float(s) for s in strides]
         if not strides:
@@ -78,8 +87,15 @@ class TaskAlignedAssigner:
 
     # ------------------------------------------------------------------ public
     @torch.no_grad()
-    def __call__(self, pd_scores: torch.Tensor, pd_bboxes: torch.Tensor, anc_points: torch.Tensor,
-                 gt_labels: torch.Tensor, gt_bboxes: torch.Tensor, mask_gt: torch.Tensor) -> AssignResult:
+    def __call__(
+        self,
+        pd_scores: torch.Tensor,
+        pd_bboxes: torch.Tensor,
+        anc_points: torch.Tensor,
+        gt_labels: torch.Tensor,
+        gt_bboxes: torch.Tensor,
+        mask_gt: torch.Tensor,
+    ) -> AssignResult:
         self._check(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt)
         bs, n_anchors, _ = pd_scores.shape
         n_gt = gt_bboxes.shape[1]

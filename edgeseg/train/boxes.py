@@ -7,17 +7,17 @@ Boxes are ``xyxy`` (corners) or ``xywh`` (centre + size) along the last dimensio
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 __all__ = [
-    "xywh2xyxy",
-    "xyxy2xywh",
+    "bbox2dist",
     "bbox_iou",
     "dist2bbox",
-    "bbox2dist",
     "make_anchors",
+    "xywh2xyxy",
+    "xyxy2xywh",
 ]
 
 CIOU_EPS = 1e-7
@@ -45,8 +45,9 @@ def xyxy2xywh(boxes: torch.Tensor) -> torch.Tensor:
     return torch.cat(((top_left + bottom_right) / 2, bottom_right - top_left), dim=-1)
 
 
-def bbox_iou(box1: torch.Tensor, box2: torch.Tensor, xywh: bool = False, ciou: bool = True,
-             eps: float = CIOU_EPS) -> torch.Tensor:
+def bbox_iou(
+    box1: torch.Tensor, box2: torch.Tensor, xywh: bool = False, ciou: bool = True, eps: float = CIOU_EPS
+) -> torch.Tensor:
     """Element-wise (broadcasting) IoU or Complete-IoU between two box sets.
 
     Returns a tensor with a trailing dimension of 1. CIoU follows Zheng et al. 2020:
@@ -80,8 +81,7 @@ def bbox_iou(box1: torch.Tensor, box2: torch.Tensor, xywh: bool = False, ciou: b
     return iou - (centre_dist2 / diag2 + v * alpha)
 
 
-def dist2bbox(distance: torch.Tensor, anchor_points: torch.Tensor, xywh: bool = False,
-              dim: int = -1) -> torch.Tensor:
+def dist2bbox(distance: torch.Tensor, anchor_points: torch.Tensor, xywh: bool = False, dim: int = -1) -> torch.Tensor:
     """(left, top, right, bottom) distances from anchor points -> boxes."""
     if distance.shape[dim] != 4:
         raise ValueError(f"distance must have size 4 along dim {dim}, got shape {tuple(distance.shape)}")
@@ -106,8 +106,9 @@ def bbox2dist(anchor_points: torch.Tensor, bbox: torch.Tensor, max_dist: float) 
     return torch.cat((anchor_points - top_left, bottom_right - anchor_points), -1).clamp(0, max_dist)
 
 
-def make_anchors(feats: Sequence[torch.Tensor], strides: Sequence[float],
-                 offset: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+def make_anchors(
+    feats: Sequence[torch.Tensor], strides: Sequence[float], offset: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Anchor centres (grid units, ``(A, 2)`` as x, y) and per-anchor strides ``(A, 1)``.
 
     Anchors are level-major and row-major inside a level, matching the flattening of ``feats``.

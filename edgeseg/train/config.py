@@ -5,23 +5,36 @@
 mean" hint. :meth:`TrainConfig.to_dict` gives plain values (what a checkpoint stores as
 ``train_args``).
 """
+
 from __future__ import annotations
 
 import difflib
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "AUG_KEYS"]
+__all__ = ["AUG_KEYS", "OPTIMIZERS", "TrainConfig"]
 
 LOGGER = logging.getLogger("edgeseg.train")
 
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW")
 # augmentation hyperparameters handed to the dataset (names as in Ultralytics and edgeseg.data.augment)
-AUG_KEYS = ("hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale", "shear", "perspective", "flipud", "fliplr",
-            "mosaic")
+AUG_KEYS = (
+    "hsv_h",
+    "hsv_s",
+    "hsv_v",
+    "degrees",
+    "translate",
+    "scale",
+    "shear",
+    "perspective",
+    "flipud",
+    "fliplr",
+    "mosaic",
+)
 MAX_STRIDE = 32
 
 
@@ -30,8 +43,8 @@ class TrainConfig:
     """Everything a training run needs. Defaults are Ultralytics' (``yolo train`` for segmentation)."""
 
     # what to train
-    model: Optional[str] = None  # "yolov8n-seg" / "yolov8n-seg.yaml" (random init) or a .pt (ours or Ultralytics)
-    data: Optional[str] = None  # dataset yaml
+    model: str | None = None  # "yolov8n-seg" / "yolov8n-seg.yaml" (random init) or a .pt (ours or Ultralytics)
+    data: str | None = None  # dataset yaml
     # schedule
     epochs: int = 100
     batch: int = 16  # total over all DDP processes
@@ -80,7 +93,7 @@ class TrainConfig:
     project: str = "runs/train"
     name: str = "exp"
     exist_ok: bool = False
-    resume: Union[bool, str] = False  # True (latest run under project) or a last.pt path
+    resume: bool | str = False  # True (latest run under project) or a last.pt path
     verbose: bool = True
 
     # -- construction -----------------------------------------------------------------------------
@@ -92,7 +105,7 @@ class TrainConfig:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def from_dict(cls, values: Optional[Mapping[str, Any]] = None, **overrides: Any) -> "TrainConfig":
+    def from_dict(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> TrainConfig:
         """Build from a mapping plus keyword overrides; unknown keys raise ``ValueError`` with a hint."""
         merged = dict(values or {})
         merged.update(overrides)
@@ -109,7 +122,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return type(self).from_dict(self.to_dict(), **changes)
 
     @property
@@ -122,10 +135,13 @@ class TrainConfig:
         def fail(name: str, what: str) -> None:
             raise ValueError(f"training option {name}={getattr(self, name)!r} is invalid: {what}")
 
-        def as_int(name: str, low: Optional[int] = None) -> None:
+        def as_int(name: str, low: int | None = None) -> None:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                    isinstance(value, float) and not value.is_integer()):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or (isinstance(value, float) and not value.is_integer())
+            ):
                 if isinstance(value, str) and value.strip().lstrip("-").isdigit():
                     value = int(value)
                 else:
@@ -135,8 +151,13 @@ class TrainConfig:
                 fail(name, f"must be >= {low}")
             setattr(self, name, value)
 
-        def as_float(name: str, low: Optional[float] = None, high: Optional[float] = None,
-                     low_open: bool = False, high_open: bool = False) -> None:
+        def as_float(
+            name: str,
+            low: float | None = None,
+            high: float | None = None,
+            low_open: bool = False,
+            high_open: bool = False,
+        ) -> None:
             value = getattr(self, name)
             if isinstance(value, bool):
                 fail(name, "expected a number")
@@ -171,8 +192,9 @@ class TrainConfig:
         as_int("imgsz", MAX_STRIDE)
         if self.imgsz % MAX_STRIDE:
             new = int(math.ceil(self.imgsz / MAX_STRIDE) * MAX_STRIDE)
-            LOGGER.warning("imgsz=%d is not a multiple of the max stride %d; using imgsz=%d", self.imgsz,
-                           MAX_STRIDE, new)
+            LOGGER.warning(
+                "imgsz=%d is not a multiple of the max stride %d; using imgsz=%d", self.imgsz, MAX_STRIDE, new
+            )
             self.imgsz = new
         as_int("patience", 0)
         as_float("fraction", 0.0, 1.0, low_open=True)
@@ -233,5 +255,7 @@ def _check_device(device: str) -> None:
     parts = text.split(",")
     if all(p.isdigit() for p in parts) and len(set(parts)) == len(parts):
         return
-    raise ValueError(f"training option device={device!r} is invalid: use 'cpu', a CUDA index like '0', "
-                     f"or several distinct indices like '0,1'")
+    raise ValueError(
+        f"training option device={device!r} is invalid: use 'cpu', a CUDA index like '0', "
+        f"or several distinct indices like '0,1'"
+    )

@@ -7,6 +7,7 @@
 
 Only rank 0 writes checkpoints, logs and plots; gradients are averaged by ``DistributedDataParallel``.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,16 +17,31 @@ import socket
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, List, Mapping, Optional
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "env_world", "parse_device", "select_device", "setup", "cleanup", "barrier", "broadcast_object",
-           "all_gather_object", "launch_command", "launch", "free_port", "is_main_process", "device_count"]
+__all__ = [
+    "DistInfo",
+    "all_gather_object",
+    "barrier",
+    "broadcast_object",
+    "cleanup",
+    "device_count",
+    "env_world",
+    "free_port",
+    "is_main_process",
+    "launch",
+    "launch_command",
+    "parse_device",
+    "select_device",
+    "setup",
+]
 
 LOGGER = logging.getLogger("edgeseg.train")
 
@@ -37,7 +53,7 @@ class DistInfo:
     rank: int = 0  # global rank (0 when not distributed)
     local_rank: int = 0
     world_size: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     owns_group: bool = False  # this process created the process group (and destroys it in cleanup)
 
     @property
@@ -93,8 +109,10 @@ def select_device(device: str, local_rank: int = 0) -> torch.device:
             raise ValueError("device 'mps' requested but MPS is not available; use --device cpu")
         return torch.device("mps")
     if not torch.cuda.is_available():
-        raise ValueError(f"CUDA device {','.join(map(str, ids))} requested but CUDA is not available "
-                         f"(torch {torch.__version__}); use --device cpu")
+        raise ValueError(
+            f"CUDA device {','.join(map(str, ids))} requested but CUDA is not available "
+            f"(torch {torch.__version__}); use --device cpu"
+        )
     n = torch.cuda.device_count()
     bad = [i for i in ids if i >= n]
     if bad:
@@ -142,10 +160,10 @@ def broadcast_object(info: DistInfo, obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
-def all_gather_object(info: DistInfo, obj: Any) -> List[Any]:
+def all_gather_object(info: DistInfo, obj: Any) -> list[Any]:
     if not info.distributed:
         return [obj]
-    out: List[Any] = [None] * info.world_size
+    out: list[Any] = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
 
@@ -156,14 +174,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def launch_command(cfg_file: Path, nproc: int, port: Optional[int] = None) -> List[str]:
+def launch_command(cfg_file: Path, nproc: int, port: int | None = None) -> list[str]:
     """The torchrun command line that trains with the config saved in ``cfg_file`` on ``nproc`` processes."""
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(int(nproc)),
-            "--master_addr", "127.0.0.1", "--master_port", str(port or free_port()),
-            "-m", "edgeseg.train.run_ddp", "--cfg", str(cfg_file)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(int(nproc)),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port or free_port()),
+        "-m",
+        "edgeseg.train.run_ddp",
+        "--cfg",
+        str(cfg_file),
+    ]
 
 
-def launch(cfg: Mapping[str, Any], nproc: int, extra_env: Optional[Mapping[str, str]] = None) -> int:
+def launch(cfg: Mapping[str, Any], nproc: int, extra_env: Mapping[str, str] | None = None) -> int:
     """Run training in ``nproc`` processes with torchrun; returns its exit code."""
     fd, name = tempfile.mkstemp(prefix="edgeseg-ddp-", suffix=".json")
     path = Path(name)

@@ -7,6 +7,7 @@ this project's trainer on scenes from :mod:`edgeseg.synthetic` (classes circle, 
 The ONNX file ships inside the package so that ``edgeseg run --source demo`` works offline with only the
 runtime installed; ``demo-seg.json`` beside it records how it was made and what it measured.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,19 @@ from ..synthetic import CLASS_NAMES
 from ..synthetic.dataset import write_dataset
 
 
-def build(out_dir: Path = ASSETS, work: Path = Path("runs/demo-model"), *, n_train: int = 1000, n_val: int = 200,
-          imgsz: int = 320, epochs: int = 30, batch: int = 16, seed: int = 0, model: str = "yolov8t-seg",
-          lr0: float = 0.002) -> dict:
+def build(
+    out_dir: Path = ASSETS,
+    work: Path = Path("runs/demo-model"),
+    *,
+    n_train: int = 1000,
+    n_val: int = 200,
+    imgsz: int = 320,
+    epochs: int = 30,
+    batch: int = 16,
+    seed: int = 0,
+    model: str = "yolov8t-seg",
+    lr0: float = 0.002,
+) -> dict:
     """Generate data, train, validate and export; returns the record written to ``demo-seg.json``."""
     from edgeseg.exporters.onnx import export
 
@@ -38,9 +49,25 @@ def build(out_dir: Path = ASSETS, work: Path = Path("runs/demo-model"), *, n_tra
     # A short run from scratch: AdamW, and an optimizer step every batch (nbs = batch) instead of
     # accumulating to 64 images, which gives 4x more steps in the same time (20 epochs with nbs 64 and
     # Ultralytics' auto lr reached only mask mAP50 0.39 on the val split).
-    result = train(model=model, data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, seed=seed,
-                   optimizer="AdamW", lr0=lr0, nbs=batch, cos_lr=True, workers=0, project=str(work), name="train", exist_ok=True, val=False, plots=True,
-                   close_mosaic=max(1, epochs // 4))
+    result = train(
+        model=model,
+        data=str(data),
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        seed=seed,
+        optimizer="AdamW",
+        lr0=lr0,
+        nbs=batch,
+        cos_lr=True,
+        workers=0,
+        project=str(work),
+        name="train",
+        exist_ok=True,
+        val=False,
+        plots=True,
+        close_mosaic=max(1, epochs // 4),
+    )
     export(str(result.best), imgsz=imgsz, opset=17, simplify=True, output=str(work / MODEL_NAME))
     val = validate(str(work / MODEL_NAME), str(data), imgsz=imgsz, progress=False)  # what ships
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -50,13 +77,29 @@ def build(out_dir: Path = ASSETS, work: Path = Path("runs/demo-model"), *, n_tra
         "model": model,
         "classes": list(CLASS_NAMES),
         "imgsz": imgsz,
-        "dataset": {"generator": "edgeseg.synthetic.dataset.write_dataset", "n_train": n_train, "n_val": n_val,
-                    "seed": seed},
-        "training": {"epochs": epochs, "batch": batch, "nbs": batch, "optimizer": "AdamW", "lr0": lr0,
-                     "cos_lr": True, "seed": seed},
-        "val": {"box_map50": round(val.box.map50, 4), "box_map50_95": round(val.box.map50_95, 4),
-                "mask_map50": round(val.mask.map50, 4), "mask_map50_95": round(val.mask.map50_95, 4),
-                "images": val.n_images, "instances": val.n_instances},
+        "dataset": {
+            "generator": "edgeseg.synthetic.dataset.write_dataset",
+            "n_train": n_train,
+            "n_val": n_val,
+            "seed": seed,
+        },
+        "training": {
+            "epochs": epochs,
+            "batch": batch,
+            "nbs": batch,
+            "optimizer": "AdamW",
+            "lr0": lr0,
+            "cos_lr": True,
+            "seed": seed,
+        },
+        "val": {
+            "box_map50": round(val.box.map50, 4),
+            "box_map50_95": round(val.box.map50_95, 4),
+            "mask_map50": round(val.mask.map50, 4),
+            "mask_map50_95": round(val.mask.map50_95, 4),
+            "images": val.n_images,
+            "instances": val.n_instances,
+        },
         "onnx_bytes": onnx_path.stat().st_size,
         "built_with": {"python": platform.python_version(), "minutes": round((time.time() - t0) / 60, 1)},
         "regenerate": "python -m edgeseg.train.demo_model",
@@ -76,8 +119,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    record = build(a.out, a.work, n_train=a.train, n_val=a.val, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch,
-                   seed=a.seed)
+    record = build(
+        a.out, a.work, n_train=a.train, n_val=a.val, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, seed=a.seed
+    )
     print(json.dumps(record, indent=2))
     return 0
 

@@ -3,11 +3,12 @@
 ``decay(updates) = decay * (1 - exp(-updates / tau))`` ramps the averaging in over the first updates,
 as Ultralytics' ``ModelEMA`` (decay 0.9999, tau 2000).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from copy import deepcopy
-from typing import Mapping
 
 import torch
 from torch import nn
@@ -50,8 +51,7 @@ class ModelEMA:
                 v.mul_(d).add_(msd[k].detach().to(v.dtype), alpha=1 - d)
 
     def state_dict(self) -> dict:
-        return {"state_dict": self.ema.state_dict(), "updates": self.updates, "decay": self.decay_max,
-                "tau": self.tau}
+        return {"state_dict": self.ema.state_dict(), "updates": self.updates, "decay": self.decay_max, "tau": self.tau}
 
     def load_state_dict(self, state: Mapping) -> None:
         if "state_dict" in state:

@@ -18,7 +18,7 @@ Numerics mirror Ultralytics 8.4's ``v8SegmentationLoss`` (validated against stor
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .assigner import TaskAlignedAssigner
 from .boxes import bbox2dist, bbox_iou, dist2bbox, make_anchors, xywh2xyxy, xyxy2xywh
 
-__all__ = ["SegmentationLoss", "dfl_loss", "crop_to_boxes"]
+__all__ = ["SegmentationLoss", "crop_to_boxes", "dfl_loss"]
 
 
 def dfl_loss(pred_dist: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ def dfl_loss(pred_dist: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def crop_to_boxes(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """Zero ``(n, H, W)`` masks outside ``(n, 4)`` xyxy boxes (pixel units): keeps ``x1 <= col < x2``, ``y1 <= row < y2``."""
-    n, h, w = masks.shape
+    _n, h, w = masks.shape
     x1, y1, x2, y2 = boxes[:, :, None, None].unbind(1)  # each (n, 1, 1)
     cols = torch.arange(w, device=masks.device, dtype=boxes.dtype)[None, None, :]
     rows = torch.arange(h, device=masks.device, dtype=boxes.dtype)[None, :, None]
@@ -59,9 +59,20 @@ def crop_to_boxes(masks: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
 class SegmentationLoss:
     """Callable YOLO segmentation loss (see module docstring)."""
 
-    def __init__(self, nc: int, reg_max: int = 16, strides: Sequence[float] = (8, 16, 32), box: float = 7.5,
-                 cls: float = 0.5, dfl: float = 1.5, overlap_mask: bool = True, topk: int = 10,
-                 alpha: float = 0.5, beta: float = 6.0, assigner: TaskAlignedAssigner | None = None):
+    def __init__(
+        self,
+        nc: int,
+        reg_max: int = 16,
+        strides: Sequence[float] = (8, 16, 32),
+        box: float = 7.5,
+        cls: float = 0.5,
+        dfl: float = 1.5,
+        overlap_mask: bool = True,
+        topk: int = 10,
+        alpha: float = 0.5,
+        beta: float = 6.0,
+        assigner: TaskAlignedAssigner | None = None,
+    ):
         if int(nc) != nc or nc < 1:
             raise ValueError(f"nc must be a positive integer, got {nc!r}")
         if int(reg_max) != reg_max or reg_max < 2:
@@ -78,16 +89,19 @@ class SegmentationLoss:
         self.gains = (float(box), float(cls), float(dfl))
         self.overlap_mask = bool(overlap_mask)
         self.assigner = assigner or TaskAlignedAssigner.from_strides(
-            strides, num_classes=self.nc, topk=topk, alpha=alpha, beta=beta)
+            strides, num_classes=self.nc, topk=topk, alpha=alpha, beta=beta
+        )
         if self.assigner.num_classes != self.nc:
             raise ValueError(f"assigner.num_classes ({self.assigner.num_classes}) != nc ({self.nc})")
 
     @classmethod
-    def from_hyp(cls, hyp: Mapping) -> "SegmentationLoss":
+    def from_hyp(cls, hyp: Mapping) -> SegmentationLoss:
         """Build from a hyperparameter mapping (keys nc, reg_max, stride, box, cls, dfl, overlap_mask, topk, alpha, beta)."""
         if "nc" not in hyp:
             raise ValueError("hyp must contain 'nc'")
-        kwargs = {k: hyp[k] for k in ("reg_max", "box", "cls", "dfl", "overlap_mask", "topk", "alpha", "beta") if k in hyp}
+        kwargs = {
+            k: hyp[k] for k in ("reg_max", "box", "cls", "dfl", "overlap_mask", "topk", "alpha", "beta") if k in hyp
+        }
         if "stride" in hyp:
             kwargs["strides"] = hyp["stride"]
         return cls(int(hyp["nc"]), **kwargs)
@@ -114,16 +128,25 @@ class SegmentationLoss:
         gt_labels, gt_bboxes, mask_gt = self._targets(batch, bs, img_hw, device, dtype)
         pred_bboxes = self._decode(anchors, pred_distri)  # xyxy, grid units
 
-        res = self.assigner(pred_scores.detach().sigmoid(), (pred_bboxes.detach() * stride_t).to(gt_bboxes.dtype),
-                            anchors * stride_t, gt_labels, gt_bboxes, mask_gt)
+        res = self.assigner(
+            pred_scores.detach().sigmoid(),
+            (pred_bboxes.detach() * stride_t).to(gt_bboxes.dtype),
+            anchors * stride_t,
+            gt_labels,
+            gt_bboxes,
+            mask_gt,
+        )
         target_bboxes, target_scores, fg, gt_idx = res.target_bboxes, res.target_scores, res.fg_mask, res.target_gt_idx
         score_sum = target_scores.sum().clamp(min=1)
 
         zero = (pred_distri * 0).sum()
-        loss_cls = F.binary_cross_entropy_with_logits(pred_scores, target_scores.to(dtype), reduction="none").sum() / score_sum
+        loss_cls = (
+            F.binary_cross_entropy_with_logits(pred_scores, target_scores.to(dtype), reduction="none").sum() / score_sum
+        )
         if fg.any():
-            loss_box, loss_dfl = self._box_losses(pred_distri, pred_bboxes, anchors, target_bboxes / stride_t,
-                                                  target_scores, score_sum, fg)
+            loss_box, loss_dfl = self._box_losses(
+                pred_distri, pred_bboxes, anchors, target_bboxes / stride_t, target_scores, score_sum, fg
+            )
             masks = self._gt_masks(batch, proto)
             loss_seg = self._seg_loss(fg, masks, gt_idx, target_bboxes, batch, proto, pred_coef, img_hw)
         else:
@@ -145,7 +168,9 @@ class SegmentationLoss:
         bs = feats[0].shape[0]
         for f in feats:
             if f.ndim != 4 or f.shape[0] != bs or f.shape[1] != 4 * self.reg_max + self.nc:
-                raise ValueError(f"each feat must be (B={bs}, {4 * self.reg_max + self.nc}, H, W), got {tuple(f.shape)}")
+                raise ValueError(
+                    f"each feat must be (B={bs}, {4 * self.reg_max + self.nc}, H, W), got {tuple(f.shape)}"
+                )
         if pred_masks.ndim != 3 or pred_masks.shape[0] != bs:
             raise ValueError(f"pred_masks must be (B, nm, A), got {tuple(pred_masks.shape)}")
         if proto.ndim != 4 or proto.shape[0] != bs or proto.shape[1] != pred_masks.shape[1]:
@@ -164,7 +189,9 @@ class SegmentationLoss:
             raise ValueError(f"batch_idx, cls, bboxes lengths differ: {len(img_idx)}, {len(cls)}, {len(boxes)}")
         if len(img_idx) and (img_idx.min() < 0 or img_idx.max() >= bs):
             raise ValueError(f"batch_idx values must be in [0, {bs}), got range [{img_idx.min()}, {img_idx.max()}]")
-        counts = torch.bincount(img_idx, minlength=bs) if len(img_idx) else torch.zeros(bs, dtype=torch.long, device=device)
+        counts = (
+            torch.bincount(img_idx, minlength=bs) if len(img_idx) else torch.zeros(bs, dtype=torch.long, device=device)
+        )
         n_max = int(counts.max()) if bs else 0
         labels = torch.zeros((bs, n_max, 1), dtype=dtype, device=device)
         xywh = torch.zeros((bs, n_max, 4), dtype=dtype, device=device)
@@ -217,10 +244,7 @@ class SegmentationLoss:
             if not fg_i.any():
                 continue
             idx = gt_idx[i][fg_i]
-            if self.overlap_mask:
-                gt = (masks[i] == (idx + 1).view(-1, 1, 1)).float()
-            else:
-                gt = masks[img_idx == i][idx]
+            gt = (masks[i] == (idx + 1).view(-1, 1, 1)).float() if self.overlap_mask else masks[img_idx == i][idx]
             logits = torch.einsum("in,nhw->ihw", pred_coef[i][fg_i], proto[i])
             bce = F.binary_cross_entropy_with_logits(logits, gt, reduction="none")
             total = total + (crop_to_boxes(bce, mask_boxes[i][fg_i]).mean(dim=(1, 2)) / area[i][fg_i]).sum()

@@ -10,18 +10,25 @@ Three parameter groups, in this order (``lr/pg0..2`` in results.csv):
 iterations, ``ceil(n_images / max(batch, nbs)) * epochs``), else AdamW with the fitted
 ``lr = round(0.002 * 5 / (4 + nc), 6)`` and momentum (beta1) 0.9; the bias warmup lr is then 0.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 from dataclasses import dataclass
-from typing import List, Tuple
 
 import torch
 from torch import nn
 
-__all__ = ["OptimizerChoice", "accumulate_steps", "scaled_weight_decay", "nominal_iterations", "choose_optimizer",
-           "param_groups", "build_optimizer"]
+__all__ = [
+    "OptimizerChoice",
+    "accumulate_steps",
+    "build_optimizer",
+    "choose_optimizer",
+    "nominal_iterations",
+    "param_groups",
+    "scaled_weight_decay",
+]
 
 LOGGER = logging.getLogger("edgeseg.train")
 
@@ -63,7 +70,7 @@ def choose_optimizer(name: str, lr: float, momentum: float, nc: int, iterations:
     return OptimizerChoice("AdamW", round(0.002 * 5 / (4 + nc), 6), 0.9, True)
 
 
-def param_groups(model: nn.Module) -> Tuple[List[nn.Parameter], List[nn.Parameter], List[nn.Parameter]]:
+def param_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter], list[nn.Parameter]]:
     """(weights with decay, norm-layer weights, biases), trainable parameters only, each once."""
     norm_types = tuple(v for k, v in nn.__dict__.items() if "Norm" in k and isinstance(v, type))
     decay, no_decay, bias = [], [], []
@@ -101,7 +108,15 @@ def build_optimizer(model: nn.Module, choice: OptimizerChoice, decay: float) -> 
         {"params": g_bn, "weight_decay": 0.0, "param_group": "bn", **common},
     ]
     optimizer = cls(groups, **common)
-    LOGGER.info("optimizer: %s(lr=%g, momentum=%g) with parameter groups %d weight(decay=0.0), "
-                "%d weight(decay=%g), %d bias(decay=0.0)", choice.name, choice.lr, choice.momentum, len(g_bn),
-                len(g_decay), decay, len(g_bias))
+    LOGGER.info(
+        "optimizer: %s(lr=%g, momentum=%g) with parameter groups %d weight(decay=0.0), "
+        "%d weight(decay=%g), %d bias(decay=0.0)",
+        choice.name,
+        choice.lr,
+        choice.momentum,
+        len(g_bn),
+        len(g_decay),
+        decay,
+        len(g_bias),
+    )
     return optimizer

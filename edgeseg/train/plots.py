@@ -8,17 +8,19 @@
 
 Every function returns the written path, or None when there was nothing to plot.
 """
+
 from __future__ import annotations
 
 import csv
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["read_results", "plot_results", "plot_pr_curves", "plot_predictions"]
+__all__ = ["plot_pr_curves", "plot_predictions", "plot_results", "read_results"]
 
 LOGGER = logging.getLogger("edgeseg.train")
 
@@ -32,7 +34,7 @@ def _plt():
     return plt
 
 
-def read_results(csv_path) -> Dict[str, List[float]]:
+def read_results(csv_path) -> dict[str, list[float]]:
     """``results.csv`` as {column: values} (numbers; unparsable cells become NaN)."""
     path = Path(csv_path)
     if not path.is_file():
@@ -42,7 +44,7 @@ def read_results(csv_path) -> Dict[str, List[float]]:
     if len(rows) < 2:
         return {}
     keys = [k.strip() for k in rows[0]]
-    out: Dict[str, List[float]] = {k: [] for k in keys}
+    out: dict[str, list[float]] = {k: [] for k in keys}
     for row in rows[1:]:
         for k, cell in zip(keys, row):
             try:
@@ -61,7 +63,7 @@ def _smooth(y: np.ndarray, fraction: float = 0.1) -> np.ndarray:
     return np.convolve(pad, np.ones(k) / k, mode="valid")
 
 
-def plot_results(csv_path, out_path=None) -> Optional[Path]:
+def plot_results(csv_path, out_path=None) -> Path | None:
     """One panel per loss / metric / lr column of results.csv (raw values and a smoothed line)."""
     data = read_results(csv_path)
     if not data or "epoch" not in data:
@@ -75,7 +77,7 @@ def plot_results(csv_path, out_path=None) -> Optional[Path]:
     cols = 5
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False, tight_layout=True)
-    for ax in axes.ravel()[len(keys):]:
+    for ax in axes.ravel()[len(keys) :]:
         ax.axis("off")
     for ax, key in zip(axes.ravel(), keys):
         y = np.asarray(data[key], float)
@@ -114,7 +116,7 @@ def _curves(metric: Any):
     return None
 
 
-def plot_pr_curves(results: Any, out_path, names: Any = None) -> Optional[Path]:
+def plot_pr_curves(results: Any, out_path, names: Any = None) -> Path | None:
     """Box and mask precision-recall per class from a ``SegmentResults`` (or an object with ``box``/``mask``).
 
     With per-class curves (``px``/``prec_values`` style attributes) they are drawn with their mean;
@@ -147,8 +149,14 @@ def plot_pr_curves(results: Any, out_path, names: Any = None) -> Optional[Path]:
             if len(classes) <= 20:
                 for c, r, p in zip(classes, rec, prec):
                     ax.annotate(_names(names, c), (r, p), fontsize=7, xytext=(3, 3), textcoords="offset points")
-            ax.scatter([float(getattr(metric, "recall", np.nan))], [float(getattr(metric, "precision", np.nan))],
-                       s=80, marker="*", color="red", label=f"mean (mAP@0.5 {map50:.3f})")
+            ax.scatter(
+                [float(getattr(metric, "recall", np.nan))],
+                [float(getattr(metric, "precision", np.nan))],
+                s=80,
+                marker="*",
+                color="red",
+                label=f"mean (mAP@0.5 {map50:.3f})",
+            )
         else:
             ax.text(0.5, 0.5, "no ground truth", ha="center", va="center")
         ax.set_xlim(0, 1)
@@ -204,8 +212,9 @@ def _draw(img: np.ndarray, pred, names) -> np.ndarray:
         boxes = pred.boxes.copy()
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        det = Detections(boxes, pred.scores, pred.classes.astype(np.int32), names=names, masks=masks,
-                         image_shape=(h, w))
+        det = Detections(
+            boxes, pred.scores, pred.classes.astype(np.int32), names=names, masks=masks, image_shape=(h, w)
+        )
         return draw(img, det, alpha=0.45)
     except Exception as exc:  # drawing helpers unavailable: plain overlay
         LOGGER.debug("annotate.draw unavailable (%s); plain overlay", exc)
@@ -219,8 +228,17 @@ def _draw(img: np.ndarray, pred, names) -> np.ndarray:
         return out
 
 
-def plot_predictions(model, data, out_path, *, imgsz: int = 640, max_images: int = 16, conf: float = 0.25,
-                     iou: float = 0.7, names: Any = None) -> Optional[Path]:
+def plot_predictions(
+    model,
+    data,
+    out_path,
+    *,
+    imgsz: int = 640,
+    max_images: int = 16,
+    conf: float = 0.25,
+    iou: float = 0.7,
+    names: Any = None,
+) -> Path | None:
     """Grid of up to ``max_images`` validation images (letterboxed square) with predicted masks and boxes."""
     import cv2
 
@@ -250,7 +268,7 @@ def plot_predictions(model, data, out_path, *, imgsz: int = 640, max_images: int
         r, c = divmod(k, cols)
         if tile.shape[:2] != (th2, tw2):
             tile = cv2.resize(tile, (tw2, th2), interpolation=cv2.INTER_AREA)
-        grid[r * th2:(r + 1) * th2, c * tw2:(c + 1) * tw2] = tile
+        grid[r * th2 : (r + 1) * th2, c * tw2 : (c + 1) * tw2] = tile
         cv2.rectangle(grid, (c * tw2, r * th2), ((c + 1) * tw2 - 1, (r + 1) * th2 - 1), (255, 255, 255), 1)
     out_path = Path(out_path)
     if not cv2.imwrite(str(out_path), grid):

@@ -2,11 +2,13 @@
 
 Only the main process shows one (``enabled=False`` elsewhere makes every call a no-op).
 """
+
 from __future__ import annotations
 
 import sys
 import time
-from typing import Optional, Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 __all__ = ["EpochProgress", "header"]
 
@@ -20,8 +22,18 @@ def header(loss_names: Sequence[str] = LOSS_NAMES) -> str:
 class EpochProgress:
     """``update(mean_losses, instances, size)`` after each batch; ``close()`` at the end of the epoch."""
 
-    def __init__(self, total: int, epoch: int, epochs: int, *, enabled: bool = True, memory: str = "0G",
-                 stream: Optional[TextIO] = None, use_tqdm: Optional[bool] = None, min_interval: float = 2.0):
+    def __init__(
+        self,
+        total: int,
+        epoch: int,
+        epochs: int,
+        *,
+        enabled: bool = True,
+        memory: str = "0G",
+        stream: TextIO | None = None,
+        use_tqdm: bool | None = None,
+        min_interval: float = 2.0,
+    ):
         self.total, self.epoch, self.epochs = int(total), int(epoch), int(epochs)
         self.enabled = bool(enabled)
         self.memory = memory
@@ -40,14 +52,24 @@ class EpochProgress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self._bar = tqdm(total=self.total, file=self.stream, bar_format="{l_bar}{bar:10}{r_bar}",
-                                 dynamic_ncols=False, leave=True)
+                self._bar = tqdm(
+                    total=self.total,
+                    file=self.stream,
+                    bar_format="{l_bar}{bar:10}{r_bar}",
+                    dynamic_ncols=False,
+                    leave=True,
+                )
 
     def describe(self, losses: Sequence[float], instances: int, size: int) -> str:
         return ("%11s%11s" + "%11.4g" * len(losses) + "%11d%11d") % (
-            f"{self.epoch + 1}/{self.epochs}", self.memory, *[float(v) for v in losses], int(instances), int(size))
+            f"{self.epoch + 1}/{self.epochs}",
+            self.memory,
+            *[float(v) for v in losses],
+            int(instances),
+            int(size),
+        )
 
-    def update(self, losses: Sequence[float], instances: int, size: int, memory: Optional[str] = None) -> None:
+    def update(self, losses: Sequence[float], instances: int, size: int, memory: str | None = None) -> None:
         if not self.enabled:
             return
         if memory is not None:
@@ -68,8 +90,10 @@ class EpochProgress:
         filled = int(round(frac * 10))
         elapsed = time.time() - self._start
         rate = self.n / elapsed if elapsed > 0 else 0.0
-        line = f"{self.desc} {frac * 100:3.0f}%|{'#' * filled}{' ' * (10 - filled)}| {self.n}/{self.total} " \
-               f"[{elapsed:.0f}s, {rate:.2f}it/s]"
+        line = (
+            f"{self.desc} {frac * 100:3.0f}%|{'#' * filled}{' ' * (10 - filled)}| {self.n}/{self.total} "
+            f"[{elapsed:.0f}s, {rate:.2f}it/s]"
+        )
         tty = getattr(self.stream, "isatty", lambda: False)()
         if tty:
             self.stream.write("\r" + line + ("\n" if final else ""))

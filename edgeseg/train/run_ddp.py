@@ -2,6 +2,7 @@
 
 ``F`` is a JSON file with the training options (written by :func:`edgeseg.train.ddp.launch`).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -7,6 +7,7 @@
   from ``warmup_momentum`` to ``momentum``; the number of accumulated batches rises from 1 to
   ``nbs / batch`` (all by ``np.interp``).
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["linear_lambda", "one_cycle", "lr_lambda", "build_scheduler", "set_epoch", "warmup_iterations",
-           "apply_warmup", "MIN_WARMUP_ITERATIONS"]
+__all__ = [
+    "MIN_WARMUP_ITERATIONS",
+    "apply_warmup",
+    "build_scheduler",
+    "linear_lambda",
+    "lr_lambda",
+    "one_cycle",
+    "set_epoch",
+    "warmup_iterations",
+]
 
 MIN_WARMUP_ITERATIONS = 100
 
@@ -53,8 +62,18 @@ def warmup_iterations(warmup_epochs: float, nb: int) -> int:
     return max(round(warmup_epochs * nb), MIN_WARMUP_ITERATIONS) if warmup_epochs > 0 else -1
 
 
-def apply_warmup(optimizer: torch.optim.Optimizer, ni: int, nw: int, lf_epoch: float, *, warmup_bias_lr: float,
-                 warmup_momentum: float, momentum: float, nbs: int, batch: int) -> int:
+def apply_warmup(
+    optimizer: torch.optim.Optimizer,
+    ni: int,
+    nw: int,
+    lf_epoch: float,
+    *,
+    warmup_bias_lr: float,
+    warmup_momentum: float,
+    momentum: float,
+    nbs: int,
+    batch: int,
+) -> int:
     """Set every group's lr (and SGD momentum) for iteration ``ni`` of a ``nw``-iteration warmup.
 
     ``lf_epoch`` is ``lf(epoch)``. Returns the accumulation count for this iteration."""

@@ -20,6 +20,7 @@ are derived from ``(seed, rank, epoch)``, so with ``deterministic`` and ``worker
 produces the same losses as an uninterrupted one. Gradients still accumulated at the end of an epoch
 are applied there (an epoch never leaves pending gradients behind).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,17 +31,18 @@ import math
 import os
 import random
 import time
+from collections.abc import Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..formats import CHECKPOINT_SUFFIXES
 from ..fileio import atomic_write_text
+from ..formats import CHECKPOINT_SUFFIXES
 from . import ddp
 from .config import TrainConfig
 from .ema import ModelEMA, unwrap_model
@@ -48,13 +50,21 @@ from .optim import accumulate_steps, build_optimizer, choose_optimizer, nominal_
 from .progress import EpochProgress, header
 from .schedule import apply_warmup, build_scheduler, lr_lambda, set_epoch, warmup_iterations
 
-__all__ = ["Trainer", "TrainResult", "train", "LOSS_NAMES", "RESUME_OVERRIDABLE", "transfer_weights"]
+__all__ = ["LOSS_NAMES", "RESUME_OVERRIDABLE", "TrainResult", "Trainer", "train", "transfer_weights"]
 
 LOGGER = logging.getLogger("edgeseg.train")
 
 LOSS_NAMES = ("box_loss", "seg_loss", "cls_loss", "dfl_loss")
-METRIC_KEYS = ("metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)",
-               "metrics/precision(M)", "metrics/recall(M)", "metrics/mAP50(M)", "metrics/mAP50-95(M)")
+METRIC_KEYS = (
+    "metrics/precision(B)",
+    "metrics/recall(B)",
+    "metrics/mAP50(B)",
+    "metrics/mAP50-95(B)",
+    "metrics/precision(M)",
+    "metrics/recall(M)",
+    "metrics/mAP50(M)",
+    "metrics/mAP50-95(M)",
+)
 # options a resumed run may change (the rest come from the checkpoint's train_args)
 RESUME_OVERRIDABLE = ("device", "workers", "save_period", "patience", "val", "plots", "verbose", "amp")
 MAX_GRAD_NORM = 10.0
@@ -73,13 +83,13 @@ class TrainResult:
     epochs_run: int  # epochs trained by this call
     start_epoch: int  # first epoch of this call (0-based; > 0 when resumed)
     best_epoch: int  # 0-based epoch of best.pt (-1: none)
-    best_fitness: Optional[float]
-    metrics: Dict[str, float] = field(default_factory=dict)  # last validation
-    history: List[dict] = field(default_factory=list)  # one results row per epoch trained by this call
-    plots: List[Path] = field(default_factory=list)
+    best_fitness: float | None
+    metrics: dict[str, float] = field(default_factory=dict)  # last validation
+    history: list[dict] = field(default_factory=list)  # one results row per epoch trained by this call
+    plots: list[Path] = field(default_factory=list)
 
 
-def transfer_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> Tuple[int, int]:
+def transfer_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> tuple[int, int]:
     """Copy every tensor of ``state_dict`` whose name and shape match into ``model``.
 
     Returns (transferred, total tensors in the model)."""
@@ -102,8 +112,10 @@ def _increment_dir(project: Path, name: str, exist_ok: bool) -> Path:
 def _latest_last(project: Path) -> Path:
     runs = sorted(project.glob("*/weights/last.pt"), key=lambda p: p.stat().st_mtime)
     if not runs:
-        raise FileNotFoundError(f"resume: no */weights/last.pt under {project}; pass the checkpoint path, "
-                                f"e.g. --resume runs/train/exp/weights/last.pt")
+        raise FileNotFoundError(
+            f"resume: no */weights/last.pt under {project}; pass the checkpoint path, "
+            f"e.g. --resume runs/train/exp/weights/last.pt"
+        )
     return runs[-1]
 
 
@@ -114,10 +126,12 @@ def _init_seeds(seed: int, deterministic: bool) -> dict:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
-    previous = {"deterministic": torch.are_deterministic_algorithms_enabled(),
-                "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
-                "cudnn_deterministic": torch.backends.cudnn.deterministic,
-                "cudnn_benchmark": torch.backends.cudnn.benchmark}
+    previous = {
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True
@@ -146,23 +160,23 @@ class Trainer:
         given.update(overrides)
         self.cfg = TrainConfig.from_dict(given)
         self._given = set(given)
-        self.callbacks: Dict[str, List[Callable]] = {"on_batch_end": [], "on_epoch_end": [], "on_train_end": []}
+        self.callbacks: dict[str, list[Callable]] = {"on_batch_end": [], "on_epoch_end": [], "on_train_end": []}
         self.dist = ddp.DistInfo()
-        self.model: Optional[nn.Module] = None
-        self.ema: Optional[ModelEMA] = None
-        self.history: List[dict] = []
+        self.model: nn.Module | None = None
+        self.ema: ModelEMA | None = None
+        self.history: list[dict] = []
         self.epoch = 0
         self.start_epoch = 0
-        self.best_fitness: Optional[float] = None
+        self.best_fitness: float | None = None
         self.best_epoch = -1
         self.optimizer_steps = 0  # optimiser steps taken by this process in this call
         self.batches_seen = 0
-        self.saved: List[Path] = []  # checkpoint files this process wrote
-        self.transferred: Optional[Tuple[int, int]] = None
+        self.saved: list[Path] = []  # checkpoint files this process wrote
+        self.transferred: tuple[int, int] | None = None
         self.freeze_bn = False  # True for weights whose BatchNorm was folded away (see _model_from_weights)
         self.last_val = None
         self.best_val = None
-        self.save_dir: Optional[Path] = None
+        self.save_dir: Path | None = None
         self.time_offset = 0.0  # training seconds before this call (resumed runs)
 
     def add_callback(self, event: str, fn: Callable) -> None:
@@ -216,8 +230,16 @@ class Trainer:
         if rc != 0:
             raise RuntimeError(f"DDP training ({nproc} processes) failed with exit code {rc}")
         wdir = save_dir / "weights"
-        return TrainResult(save_dir=save_dir, last=wdir / "last.pt", best=wdir / "best.pt", epochs=cfg.epochs,
-                           epochs_run=-1, start_epoch=-1, best_epoch=-1, best_fitness=None)
+        return TrainResult(
+            save_dir=save_dir,
+            last=wdir / "last.pt",
+            best=wdir / "best.pt",
+            epochs=cfg.epochs,
+            epochs_run=-1,
+            start_epoch=-1,
+            best_epoch=-1,
+            best_fitness=None,
+        )
 
     # -- setup --------------------------------------------------------------------------------------
     def _resume_path(self) -> Path:
@@ -248,12 +270,16 @@ class Trainer:
 
         path = self._resume_path()
         if not is_native_checkpoint(path):
-            raise ValueError(f"resume: {path} is not an edgeseg training checkpoint (weights/last.pt of an "
-                             f"edgeseg run); to fine-tune from it use --model {path}")
+            raise ValueError(
+                f"resume: {path} is not an edgeseg training checkpoint (weights/last.pt of an "
+                f"edgeseg run); to fine-tune from it use --model {path}"
+            )
         ckpt = load_checkpoint(path)
         if "optimizer" not in ckpt or "epoch" not in ckpt:
-            raise ValueError(f"resume: {path} holds no training state (optimizer/epoch); it can start a new "
-                             f"training with --model {path} but cannot be resumed")
+            raise ValueError(
+                f"resume: {path} holds no training state (optimizer/epoch); it can start a new "
+                f"training with --model {path} but cannot be resumed"
+            )
         args = {k: v for k, v in dict(ckpt.get("train_args") or {}).items() if k in TrainConfig.field_names()}
         for key in RESUME_OVERRIDABLE:
             if key in self._given:
@@ -263,8 +289,7 @@ class Trainer:
         args["resume"] = str(path)
         self.cfg = TrainConfig.from_dict(args)
         self.save_dir = path.resolve().parent.parent
-        LOGGER.info("Resuming training from %s (epoch %d done of %d)", path, int(ckpt["epoch"]) + 1,
-                    self.cfg.epochs)
+        LOGGER.info("Resuming training from %s (epoch %d done of %d)", path, int(ckpt["epoch"]) + 1, self.cfg.epochs)
         return ckpt
 
     def _setup(self) -> dict:
@@ -277,8 +302,9 @@ class Trainer:
         if cfg.data is None:
             raise ValueError("training needs a dataset: data=path/to/data.yaml (--data)")
         if cfg.model is None and ckpt is None:
-            raise ValueError("training needs a model: a name like yolov8n-seg, yolov8n-seg.yaml or a .pt file "
-                             "(--model)")
+            raise ValueError(
+                "training needs a model: a name like yolov8n-seg, yolov8n-seg.yaml or a .pt file (--model)"
+            )
         previous = _init_seeds(cfg.seed + dist.rank, cfg.deterministic)
         self.device = dist.device
         self.data = load_dataset_yaml(cfg.data)
@@ -305,20 +331,32 @@ class Trainer:
         # data
         self.batch = max(cfg.batch // dist.world_size, 1)
         if cfg.batch % dist.world_size:
-            LOGGER.warning("batch=%d is not a multiple of the %d DDP processes; using %d per process", cfg.batch,
-                           dist.world_size, self.batch)
+            LOGGER.warning(
+                "batch=%d is not a multiple of the %d DDP processes; using %d per process",
+                cfg.batch,
+                dist.world_size,
+                self.batch,
+            )
         workers = cfg.workers
         if self.device.type in ("cpu", "mps") and workers:
-            LOGGER.info("training on %s: using workers=0 (time is spent in the model, not in data loading)",
-                        self.device.type)
+            LOGGER.info(
+                "training on %s: using workers=0 (time is spent in the model, not in data loading)", self.device.type
+            )
             workers = 0
         self.workers = workers
         with self._main_first():
             self.train_set = self._build_dataset(nc)
         from edgeseg.train.data.loader import build_dataloader
 
-        self.loader = build_dataloader(self.train_set, batch=self.batch, workers=workers, shuffle=True,
-                                       seed=cfg.seed, rank=dist.rank, world_size=dist.world_size)
+        self.loader = build_dataloader(
+            self.train_set,
+            batch=self.batch,
+            workers=workers,
+            shuffle=True,
+            seed=cfg.seed,
+            rank=dist.rank,
+            world_size=dist.world_size,
+        )
         if len(self.loader) == 0:
             raise ValueError(f"{cfg.data}: the training split yields no batches")
 
@@ -328,8 +366,13 @@ class Trainer:
         iterations = nominal_iterations(len(self.train_set), cfg.batch, cfg.nbs, cfg.epochs)
         self.opt_choice = choose_optimizer(cfg.optimizer, cfg.lr0, cfg.momentum, nc, iterations)
         if self.opt_choice.auto:
-            LOGGER.info("optimizer=auto: %s(lr=%g, momentum=%g) for %d nominal iterations (lr0 and momentum "
-                        "ignored)", self.opt_choice.name, self.opt_choice.lr, self.opt_choice.momentum, iterations)
+            LOGGER.info(
+                "optimizer=auto: %s(lr=%g, momentum=%g) for %d nominal iterations (lr0 and momentum ignored)",
+                self.opt_choice.name,
+                self.opt_choice.lr,
+                self.opt_choice.momentum,
+                iterations,
+            )
         self.warmup_bias_lr = 0.0 if self.opt_choice.auto else cfg.warmup_bias_lr
         self.optimizer = build_optimizer(self.model, self.opt_choice, decay)
         self.lf = lr_lambda(cfg.epochs, cfg.lrf, cfg.cos_lr)
@@ -337,14 +380,18 @@ class Trainer:
         self.amp = bool(cfg.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         strides = [float(s) for s in unwrap_model(self.model).stride.tolist()]
-        self.criterion = SegmentationLoss(nc, strides=strides, box=cfg.box, cls=cfg.cls, dfl=cfg.dfl,
-                                          overlap_mask=cfg.overlap_mask)
+        self.criterion = SegmentationLoss(
+            nc, strides=strides, box=cfg.box, cls=cfg.cls, dfl=cfg.dfl, overlap_mask=cfg.overlap_mask
+        )
         self.ema = ModelEMA(self.model) if dist.is_main else None
         self.train_model: nn.Module = self.model
         if dist.distributed:
             self.train_model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                broadcast_buffers=False, find_unused_parameters=False)
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False,
+                find_unused_parameters=False,
+            )
         if ckpt is not None:
             self._restore_training_state(ckpt)
         elif dist.is_main and self.csv.exists():
@@ -368,7 +415,7 @@ class Trainer:
         text = yaml.safe_dump(dict(self.cfg.to_dict(), save_dir=str(self.save_dir)), sort_keys=False)
         (self.save_dir / "args.yaml").write_text(text, encoding="utf-8")
 
-    def _setup_model(self, ckpt: Optional[dict], nc: int, names: dict) -> nn.Module:
+    def _setup_model(self, ckpt: dict | None, nc: int, names: dict) -> nn.Module:
         from edgeseg.nn import build_model
 
         if ckpt is not None:
@@ -383,8 +430,9 @@ class Trainer:
         if path.suffix.lower() in WEIGHT_SUFFIXES or (path.is_file() and path.suffix.lower() not in (".yaml", ".yml")):
             return self._model_from_weights(path, nc, names)
         if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
-            LOGGER.info("model %s: building %s from its name (custom architecture yamls are not supported)",
-                        path, path.stem)
+            LOGGER.info(
+                "model %s: building %s from its name (custom architecture yamls are not supported)", path, path.stem
+            )
         model = build_model(path.name if path.suffix.lower() in (".yaml", ".yml") else spec, nc=nc, names=names)
         n_params = sum(p.numel() for p in model.parameters())
         LOGGER.info("model %s%s-seg (random init): %d parameters, nc=%d", model.arch, model.scale, n_params, nc)
@@ -407,27 +455,43 @@ class Trainer:
             model = build_model(arch=info.arch, scale=info.scale, nc=nc, names=names)
             self.transferred = transfer_weights(model, src.state_dict())
             LOGGER.info("%s has nc=%d, the dataset nc=%d: rebuilt the head", path.name, info.nc, nc)
-        LOGGER.info("Transferred %d/%d items from %s (%s checkpoint)", self.transferred[0], self.transferred[1],
-                    path, info.format)
+        LOGGER.info(
+            "Transferred %d/%d items from %s (%s checkpoint)",
+            self.transferred[0],
+            self.transferred[1],
+            path,
+            info.format,
+        )
         if _folded_batchnorm(model):
             # Training-mode BN would normalise with batch statistics and change what the network computes
             # (measured on yolov8n-seg-coco-dq: coco128 mask mAP50 fell from 0.12 to 0.004 in 2 epochs).
             self.freeze_bn = True
-            LOGGER.warning("%s: its BatchNorm layers are identities (Conv+BN folded before saving, e.g. weights "
-                           "rebuilt from an export); training keeps BatchNorm in eval mode (statistics frozen, "
-                           "affine parameters still trained) so that it starts from what the weights compute.",
-                           path.name)
+            LOGGER.warning(
+                "%s: its BatchNorm layers are identities (Conv+BN folded before saving, e.g. weights "
+                "rebuilt from an export); training keeps BatchNorm in eval mode (statistics frozen, "
+                "affine parameters still trained) so that it starts from what the weights compute.",
+                path.name,
+            )
         return model
 
     def _build_dataset(self, nc: int):
-        from edgeseg.train.data.dataset import SegmentationDataset
         from edgeseg.data.errors import DatasetError
+        from edgeseg.train.data.dataset import SegmentationDataset
 
         cfg = self.cfg
         try:
-            ds = SegmentationDataset(self.data.train, nc=nc, imgsz=cfg.imgsz, augment=True, hyp=cfg.hyp,
-                                     batch_size=self.batch, mask_ratio=cfg.mask_ratio,
-                                     overlap_mask=cfg.overlap_mask, seed=cfg.seed, prefix="train")
+            ds = SegmentationDataset(
+                self.data.train,
+                nc=nc,
+                imgsz=cfg.imgsz,
+                augment=True,
+                hyp=cfg.hyp,
+                batch_size=self.batch,
+                mask_ratio=cfg.mask_ratio,
+                overlap_mask=cfg.overlap_mask,
+                seed=cfg.seed,
+                prefix="train",
+            )
         except DatasetError as exc:
             raise DatasetError(f"{cfg.data}: training split: {exc}") from None
         if cfg.fraction < 1.0:
@@ -437,11 +501,14 @@ class Trainer:
         if len(ds) == 0:
             raise DatasetError(f"{cfg.data}: the training split is empty")
         if not any(len(lb.cls) for lb in ds.labels):
-            LOGGER.warning("%s: no labelled instances in the training split; the model will learn background only",
-                           cfg.data)
+            LOGGER.warning(
+                "%s: no labelled instances in the training split; the model will learn background only", cfg.data
+            )
         if len(ds) % self.batch == 1 and cfg.imgsz < 64 and len(ds) > 1:
-            raise ValueError(f"the last batch would hold 1 image at imgsz={cfg.imgsz}: BatchNorm needs more than "
-                             f"one value per channel; change batch or use imgsz >= 64")
+            raise ValueError(
+                f"the last batch would hold 1 image at imgsz={cfg.imgsz}: BatchNorm needs more than "
+                f"one value per channel; change batch or use imgsz >= 64"
+            )
         return ds
 
     def _restore_training_state(self, ckpt: dict) -> None:
@@ -450,8 +517,10 @@ class Trainer:
         cfg = self.cfg
         start = int(ckpt["epoch"]) + 1
         if start >= cfg.epochs:
-            raise ValueError(f"{cfg.resume}: training to {cfg.epochs} epochs is already finished, nothing to "
-                             f"resume; start a new training with --model {cfg.resume}")
+            raise ValueError(
+                f"{cfg.resume}: training to {cfg.epochs} epochs is already finished, nothing to "
+                f"resume; start a new training with --model {cfg.resume}"
+            )
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scheduler"):
             self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -489,10 +558,19 @@ class Trainer:
         nb = len(self.loader)
         nw = warmup_iterations(cfg.warmup_epochs, nb)
         self.train_start = time.time()
-        LOGGER.info("Image size %d, batch %d (%d per process x %d), %d batches per epoch, accumulate %d, "
-                    "%d dataloader workers\nLogging results to %s\nStarting training for %d epochs...",
-                    cfg.imgsz, cfg.batch, self.batch, dist.world_size, nb, self.accumulate, self.workers,
-                    self.save_dir, cfg.epochs)
+        LOGGER.info(
+            "Image size %d, batch %d (%d per process x %d), %d batches per epoch, accumulate %d, "
+            "%d dataloader workers\nLogging results to %s\nStarting training for %d epochs...",
+            cfg.imgsz,
+            cfg.batch,
+            self.batch,
+            dist.world_size,
+            nb,
+            self.accumulate,
+            self.workers,
+            self.save_dir,
+            cfg.epochs,
+        )
         epoch = self.start_epoch
         self.optimizer.zero_grad()
         try:
@@ -500,22 +578,40 @@ class Trainer:
                 self.epoch = epoch
                 if self._train_epoch(epoch, nb, nw):
                     if epoch + 1 < cfg.epochs:
-                        LOGGER.info("Stopping early: no improvement in the last %d epochs (best epoch %d)",
-                                    cfg.patience, self.best_epoch + 1)
+                        LOGGER.info(
+                            "Stopping early: no improvement in the last %d epochs (best epoch %d)",
+                            cfg.patience,
+                            self.best_epoch + 1,
+                        )
                     break
         except KeyboardInterrupt:
             if dist.is_main:
-                LOGGER.warning("Training interrupted during epoch %d; %s holds the last completed epoch. "
-                               "Continue with: edgeseg train --resume %s", self.epoch + 1, self.last, self.last)
+                LOGGER.warning(
+                    "Training interrupted during epoch %d; %s holds the last completed epoch. "
+                    "Continue with: edgeseg train --resume %s",
+                    self.epoch + 1,
+                    self.last,
+                    self.last,
+                )
             raise
         epochs_run = self.epoch + 1 - self.start_epoch
         LOGGER.info("%d epochs completed in %.3f hours.", epochs_run, (time.time() - self.train_start) / 3600)
         plots = self._final_plots() if dist.is_main and cfg.plots else []
         self._run_callbacks("on_train_end")
         metrics = self.last_val.as_dict() if self.last_val is not None else {}
-        return TrainResult(save_dir=self.save_dir, last=self.last, best=self.best, epochs=cfg.epochs,
-                           epochs_run=epochs_run, start_epoch=self.start_epoch, best_epoch=self.best_epoch,
-                           best_fitness=self.best_fitness, metrics=metrics, history=list(self.history), plots=plots)
+        return TrainResult(
+            save_dir=self.save_dir,
+            last=self.last,
+            best=self.best,
+            epochs=cfg.epochs,
+            epochs_run=epochs_run,
+            start_epoch=self.start_epoch,
+            best_epoch=self.best_epoch,
+            best_fitness=self.best_fitness,
+            metrics=metrics,
+            history=list(self.history),
+            plots=plots,
+        )
 
     def _reseed_data(self, epoch: int) -> None:
         """Data order and augmentation of an epoch depend only on (seed, rank, epoch): exact resumes."""
@@ -556,17 +652,23 @@ class Trainer:
         tloss = None
         pending = 0
         lf_epoch = self.lf(epoch)
-        autocast = torch.autocast("cuda", enabled=self.amp) if self.device.type == "cuda" else \
-            contextlib.nullcontext()
+        autocast = torch.autocast("cuda", enabled=self.amp) if self.device.type == "cuda" else contextlib.nullcontext()
         epoch_start = time.time()
         try:
             for i, batch in enumerate(self.loader):
                 ni = i + nb * epoch
                 if ni <= nw:
-                    self.accumulate = apply_warmup(self.optimizer, ni, nw, lf_epoch,
-                                                   warmup_bias_lr=self.warmup_bias_lr,
-                                                   warmup_momentum=cfg.warmup_momentum, momentum=cfg.momentum,
-                                                   nbs=cfg.nbs, batch=cfg.batch)
+                    self.accumulate = apply_warmup(
+                        self.optimizer,
+                        ni,
+                        nw,
+                        lf_epoch,
+                        warmup_bias_lr=self.warmup_bias_lr,
+                        warmup_momentum=cfg.warmup_momentum,
+                        momentum=cfg.momentum,
+                        nbs=cfg.nbs,
+                        batch=cfg.batch,
+                    )
                 batch = self._preprocess(batch)
                 with autocast:
                     preds = self.train_model(batch["img"])
@@ -616,10 +718,9 @@ class Trainer:
     def _validate(self):
         from edgeseg.val import validate
 
-        return validate(self.ema.ema, self.data, imgsz=self.cfg.imgsz, batch=self.batch * 2,
-                        progress=self.cfg.verbose)
+        return validate(self.ema.ema, self.data, imgsz=self.cfg.imgsz, batch=self.batch * 2, progress=self.cfg.verbose)
 
-    def _end_epoch(self, epoch: int, tloss: Optional[torch.Tensor], lrs: List[float], seconds: float) -> bool:
+    def _end_epoch(self, epoch: int, tloss: torch.Tensor | None, lrs: list[float], seconds: float) -> bool:
         cfg = self.cfg
         final = epoch + 1 == cfg.epochs
         losses = tloss.tolist() if tloss is not None else [float("nan")] * len(LOSS_NAMES)
@@ -658,7 +759,7 @@ class Trainer:
             writer = csv.writer(fh, lineterminator="\n")
             if new:
                 writer.writerow(list(row))
-            writer.writerow(["%.6g" % v if isinstance(v, float) else v for v in row.values()])
+            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row.values()])
 
     def _checkpoint(self, epoch: int, row: dict, training: bool) -> dict:
         from edgeseg.nn.checkpoint import capture_rng_state, make_checkpoint
@@ -666,15 +767,28 @@ class Trainer:
         model = unwrap_model(self.model)
         ema_sd = {k: v.detach().clone() for k, v in self.ema.ema.state_dict().items()}
         args = dict(self.cfg.to_dict(), save_dir=str(self.save_dir))
-        fields: Dict[str, Any] = {"epoch": epoch, "best_fitness": self.best_fitness}
+        fields: dict[str, Any] = {"epoch": epoch, "best_fitness": self.best_fitness}
         if training:
-            fields.update(optimizer=self.optimizer.state_dict(), updates=self.ema.updates,
-                          ema={"decay": self.ema.decay_max, "tau": self.ema.tau}, rng_state=capture_rng_state())
-        ckpt = make_checkpoint(state_dict=ema_sd, arch=model.arch, scale=model.scale, nc=model.nc,
-                               names=dict(model.names), imgsz=self.cfg.imgsz, train_args=args, **fields)
+            fields.update(
+                optimizer=self.optimizer.state_dict(),
+                updates=self.ema.updates,
+                ema={"decay": self.ema.decay_max, "tau": self.ema.tau},
+                rng_state=capture_rng_state(),
+            )
+        ckpt = make_checkpoint(
+            state_dict=ema_sd,
+            arch=model.arch,
+            scale=model.scale,
+            nc=model.nc,
+            names=dict(model.names),
+            imgsz=self.cfg.imgsz,
+            train_args=args,
+            **fields,
+        )
         ckpt["best_epoch"] = self.best_epoch
-        ckpt["train_metrics"] = {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-                                 for k, v in row.items()}
+        ckpt["train_metrics"] = {
+            k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()
+        }
         if training:
             ckpt["train_state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             ckpt["scheduler"] = self.scheduler.state_dict()
@@ -696,15 +810,19 @@ class Trainer:
             self._write(self.wdir / f"epoch{epoch + 1}{CHECKPOINT_SUFFIXES[0]}", full)
 
     # -- plots (rank 0) -----------------------------------------------------------------------------
-    def _final_plots(self) -> List[Path]:
+    def _final_plots(self) -> list[Path]:
         from . import plots
 
-        out: List[Path] = []
+        out: list[Path] = []
         jobs = [("results", lambda: plots.plot_results(self.csv, self.save_dir / "results.png"))]
         val = self.best_val or self.last_val
         if val is not None:
-            jobs.append(("PR curves", lambda: plots.plot_pr_curves(val.metrics, self.save_dir / "PR_curve.png",
-                                                                   names=self.data.names)))
+            jobs.append(
+                (
+                    "PR curves",
+                    lambda: plots.plot_pr_curves(val.metrics, self.save_dir / "PR_curve.png", names=self.data.names),
+                )
+            )
         jobs.append(("predictions", self._plot_predictions))
         for what, job in jobs:
             try:
@@ -718,7 +836,7 @@ class Trainer:
             LOGGER.info("Plots saved to %s", self.save_dir)
         return out
 
-    def _plot_predictions(self) -> Optional[Path]:
+    def _plot_predictions(self) -> Path | None:
         from . import plots
 
         model = deepcopy(self.ema.ema)
@@ -726,8 +844,9 @@ class Trainer:
             from edgeseg.nn.checkpoint import load_checkpoint
 
             model.load_state_dict(load_checkpoint(self.best)["state_dict"])
-        return plots.plot_predictions(model.eval(), self.data, self.save_dir / "val_predictions.png",
-                                      imgsz=self.cfg.imgsz, names=self.data.names)
+        return plots.plot_predictions(
+            model.eval(), self.data, self.save_dir / "val_predictions.png", imgsz=self.cfg.imgsz, names=self.data.names
+        )
 
 
 def _folded_batchnorm(model: nn.Module) -> bool:
@@ -736,8 +855,9 @@ def _folded_batchnorm(model: nn.Module) -> bool:
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.running_var is not None]
     if not bns:
         return False
-    identity = all(float(m.running_mean.abs().max()) == 0.0 and float((m.running_var - 1).abs().max()) < 1e-2
-                   for m in bns)
+    identity = all(
+        float(m.running_mean.abs().max()) == 0.0 and float((m.running_var - 1).abs().max()) < 1e-2 for m in bns
+    )
     return identity and any(m.bias is not None and float(m.bias.detach().abs().max()) > 0 for m in bns)
 
 

@@ -4,6 +4,7 @@
 model an edgeseg backend runs (``.onnx``) over a dataset split and returns a :class:`ValResult`.
 Importing this package does not import torch.
 """
+
 from .validator import ValResult, validate
 
 __all__ = ["ValResult", "validate"]

@@ -14,11 +14,13 @@ polygon) and the overlap index map at 1/4 resolution (instances sorted by mask a
 Reuses :mod:`edgeseg.data` (label scanning/caching, polygons, letterbox,
 masks); ``edgeseg.train.data.dataset`` imports torch at module level, so it is not used here.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Union
 
 import numpy as np
 
@@ -42,15 +44,15 @@ class ValImage:
 
     im_file: str
     img: np.ndarray  # uint8 [H, W, 3] BGR, letterboxed
-    ori_shape: Tuple[int, int]  # (h0, w0) of the file
-    gain: Tuple[float, float]  # (gain_x, gain_y): input pixels per original pixel
-    pad: Tuple[int, int]  # (left, top) letterbox padding in input pixels
+    ori_shape: tuple[int, int]  # (h0, w0) of the file
+    gain: tuple[float, float]  # (gain_x, gain_y): input pixels per original pixel
+    pad: tuple[int, int]  # (left, top) letterbox padding in input pixels
     cls: np.ndarray  # int64 [n]
     boxes: np.ndarray  # float32 [n, 4] xyxy, input pixels
     overlap: np.ndarray  # overlap index map [H // 4, W // 4]; value k = instance k - 1
 
     @property
-    def shape(self) -> Tuple[int, int]:
+    def shape(self) -> tuple[int, int]:
         return self.img.shape[0], self.img.shape[1]
 
     def __len__(self) -> int:
@@ -60,7 +62,7 @@ class ValImage:
 Indices = Union[None, slice, range, Sequence[int]]
 
 
-def select_images(files: Sequence[Path], indices: Indices = None) -> List[Path]:
+def select_images(files: Sequence[Path], indices: Indices = None) -> list[Path]:
     """The images of a split (sorted by path) at ``indices``: None (all), a slice/range (e.g.
     ``slice(64, 128)``: coco128's images 64-127) or a sequence of ints. Out-of-range or repeated
     indices, or a selection that is empty, are a clear ``ValueError``."""
@@ -87,7 +89,7 @@ def select_images(files: Sequence[Path], indices: Indices = None) -> List[Path]:
     return [files[i] for i in picked]
 
 
-def load_split(data: Union[str, Path, DatasetConfig], split: str = "val") -> Tuple[DatasetConfig, List[Path]]:
+def load_split(data: str | Path | DatasetConfig, split: str = "val") -> tuple[DatasetConfig, list[Path]]:
     """The dataset config and the image sources of ``split``; a clear DatasetError if the split is absent."""
     cfg = data if isinstance(data, DatasetConfig) else load_dataset_yaml(data)
     if split not in ("train", "val", "test"):
@@ -107,17 +109,27 @@ class ValDataset:
     split's images (sorted by path), see :func:`select_images`.
     """
 
-    def __init__(self, images: Union[str, Path, Sequence], nc: int, imgsz: int = 640, batch_size: int = 1,
-                 rect: bool = False, stride: int = 32, input_shape: Optional[Tuple[int, int]] = None,
-                 cache: bool = True, prefix: str = "val", labels: Optional[List[ImageLabels]] = None,
-                 indices: Indices = None):
+    def __init__(
+        self,
+        images: str | Path | Sequence,
+        nc: int,
+        imgsz: int = 640,
+        batch_size: int = 1,
+        rect: bool = False,
+        stride: int = 32,
+        input_shape: tuple[int, int] | None = None,
+        cache: bool = True,
+        prefix: str = "val",
+        labels: list[ImageLabels] | None = None,
+        indices: Indices = None,
+    ):
         self.imgsz, self.stride, self.nc = int(imgsz), int(stride), int(nc)
         self.batch_size = max(1, int(batch_size))
         self.rect = bool(rect)
         if self.rect and input_shape is not None:
             raise ValueError("rect batches need a model with a dynamic input; got a fixed input_shape")
         self.input_shape = tuple(int(v) for v in input_shape) if input_shape is not None else None
-        self.summary: Optional[LabelSummary] = None
+        self.summary: LabelSummary | None = None
         if labels is None:
             sources = [images] if isinstance(images, (str, Path)) else list(images)
             files = list_image_files(sources)
@@ -125,7 +137,7 @@ class ValDataset:
                 raise DatasetError(f"no images found in {', '.join(str(s) for s in sources)}")
             files = select_images(files, indices)
             labels, self.summary = load_labels(files, self.nc, cache=cache, prefix=prefix)
-        self.labels: List[ImageLabels] = list(labels)
+        self.labels: list[ImageLabels] = list(labels)
         self.batch_shapes = self.batch_index = None
         if self.rect:
             self._set_rectangle()
@@ -133,18 +145,19 @@ class ValDataset:
         self.letterbox = LetterBox(target, scaleup=False)
 
     @classmethod
-    def from_config(cls, cfg: DatasetConfig, split: str = "val", **kwargs) -> "ValDataset":
+    def from_config(cls, cfg: DatasetConfig, split: str = "val", **kwargs) -> ValDataset:
         cfg, sources = load_split(cfg, split)
         return cls(sources, nc=cfg.nc, prefix=split, **kwargs)
 
     def _set_rectangle(self) -> None:
         """Sort by aspect ratio and give each batch its stride-aligned shape (Ultralytics' rect val)."""
         order, self.batch_shapes, self.batch_index = rect_batches(
-            [lb.shape for lb in self.labels], self.batch_size, self.imgsz, self.stride, RECT_PAD)
+            [lb.shape for lb in self.labels], self.batch_size, self.imgsz, self.stride, RECT_PAD
+        )
         self.labels = [self.labels[i] for i in order]
 
     @property
-    def im_files(self) -> List[str]:
+    def im_files(self) -> list[str]:
         return [lb.im_file for lb in self.labels]
 
     def __len__(self) -> int:
@@ -160,9 +173,12 @@ class ValDataset:
         lb = self.labels[i]
         img, (h0, w0) = self._load(i)
         h, w = img.shape[:2]
-        inst = Instances(lb.boxes * np.array([w, h, w, h], np.float32),
-                         resample_polygons(lb.segments) * np.array([w, h], np.float32), lb.cls.copy())
-        sample = dict(img=img, instances=inst, im_file=lb.im_file)
+        inst = Instances(
+            lb.boxes * np.array([w, h, w, h], np.float32),
+            resample_polygons(lb.segments) * np.array([w, h], np.float32),
+            lb.cls.copy(),
+        )
+        sample = {"img": img, "instances": inst, "im_file": lb.im_file}
         if self.rect:
             sample["rect_shape"] = tuple(int(v) for v in self.batch_shapes[self.batch_index[i]])
         rect_shape = sample.get("rect_shape")
@@ -173,11 +189,18 @@ class ValDataset:
         overlap, order = polygons_to_overlap_mask(out.shape[:2], inst.segments, MASK_RATIO)
         inst = inst[order]
         gain = (w * r / w0, h * r / h0)
-        return ValImage(im_file=lb.im_file, img=out, ori_shape=(h0, w0), gain=gain, pad=(left, top),
-                        cls=inst.cls.astype(np.int64), boxes=inst.boxes.astype(np.float32).reshape(-1, 4),
-                        overlap=overlap)
+        return ValImage(
+            im_file=lb.im_file,
+            img=out,
+            ori_shape=(h0, w0),
+            gain=gain,
+            pad=(left, top),
+            cls=inst.cls.astype(np.int64),
+            boxes=inst.boxes.astype(np.float32).reshape(-1, 4),
+            overlap=overlap,
+        )
 
-    def batches(self) -> Iterator[List[ValImage]]:
+    def batches(self) -> Iterator[list[ValImage]]:
         """Consecutive batches of ``batch_size`` images (in rect mode each shares one input shape)."""
         for start in range(0, len(self), self.batch_size):
             yield [self[i] for i in range(start, min(start + self.batch_size, len(self)))]

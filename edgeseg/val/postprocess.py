@@ -19,10 +19,11 @@ size differs from the prediction masks, each instance mask is resized bilinearly
 
 Everything here is numpy (plus the native decode/NMS); no torch.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -63,9 +64,13 @@ class ValPredictions:
         return int(self.scores.shape[0])
 
     @classmethod
-    def empty(cls, mask_shape: Tuple[int, int]) -> "ValPredictions":
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
-                   np.zeros((0, *mask_shape), bool))
+    def empty(cls, mask_shape: tuple[int, int]) -> ValPredictions:
+        return cls(
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int64),
+            np.zeros((0, *mask_shape), bool),
+        )
 
 
 def _protos_chw(protos: np.ndarray, layout: str) -> np.ndarray:
@@ -100,8 +105,7 @@ def crop_mask(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return ((cols >= x1) & (cols < x2)) & ((rows >= y1) & (rows < y2))
 
 
-def process_mask(protos: np.ndarray, coefs: np.ndarray, boxes: np.ndarray,
-                 input_shape: Tuple[int, int]) -> np.ndarray:
+def process_mask(protos: np.ndarray, coefs: np.ndarray, boxes: np.ndarray, input_shape: tuple[int, int]) -> np.ndarray:
     """Ultralytics ``process_mask(protos, coefs, boxes, shape=input_shape)`` (no upsampling).
 
     protos: float [nm, mh, mw]; coefs: [n, nm]; boxes: [n, 4] xyxy in input pixels; input_shape: (H, W).
@@ -119,10 +123,20 @@ def process_mask(protos: np.ndarray, coefs: np.ndarray, boxes: np.ndarray,
     return (logits > 0) & keep
 
 
-def postprocess(preds: np.ndarray, protos: np.ndarray, nc: int, input_shape: Tuple[int, int], *,
-                conf: float = VAL_CONF, iou: float = VAL_IOU, max_det: int = VAL_MAX_DET,
-                max_nms: int = VAL_MAX_NMS, preds_layout: str = "auto", protos_layout: str = "chw",
-                box_scale: Sequence[float] = (1.0, 1.0)) -> ValPredictions:
+def postprocess(
+    preds: np.ndarray,
+    protos: np.ndarray,
+    nc: int,
+    input_shape: tuple[int, int],
+    *,
+    conf: float = VAL_CONF,
+    iou: float = VAL_IOU,
+    max_det: int = VAL_MAX_DET,
+    max_nms: int = VAL_MAX_NMS,
+    preds_layout: str = "auto",
+    protos_layout: str = "chw",
+    box_scale: Sequence[float] = (1.0, 1.0),
+) -> ValPredictions:
     """Decode + NMS + masks for one image, the way ``yolo val`` does it (see the module docstring).
 
     ``preds``: [C, N] / [N, C] (optional batch dim of 1) with boxes cx, cy, w, h (times ``box_scale``
@@ -132,24 +146,36 @@ def postprocess(preds: np.ndarray, protos: np.ndarray, nc: int, input_shape: Tup
     """
     p = _protos_chw(protos, protos_layout)
     mask_shape = p.shape[1:]
-    cands = decode(np.asarray(preds), nc, conf=conf, multi_label=True, max_nms=max_nms,
-                   layout=preds_layout, box_scale=tuple(box_scale))
+    cands = decode(
+        np.asarray(preds),
+        nc,
+        conf=conf,
+        multi_label=True,
+        max_nms=max_nms,
+        layout=preds_layout,
+        box_scale=tuple(box_scale),
+    )
     if len(cands) == 0:
         out = ValPredictions.empty(mask_shape)
         out.nonfinite = cands.nonfinite
         return out
     if cands.coefs.shape[1] != p.shape[0]:
-        raise ValueError(f"predictions carry {cands.coefs.shape[1]} mask coefficients but there are "
-                         f"{p.shape[0]} prototypes")
+        raise ValueError(
+            f"predictions carry {cands.coefs.shape[1]} mask coefficients but there are {p.shape[0]} prototypes"
+        )
     keep = nms(cands.boxes, cands.scores, cands.class_ids, iou=iou, max_det=max_det)
     cands = cands.select(keep)
     masks = process_mask(p, cands.coefs, cands.boxes, input_shape)
-    return ValPredictions(boxes=cands.boxes.astype(np.float32), scores=cands.scores.astype(np.float32),
-                          classes=cands.class_ids.astype(np.int64), masks=masks, nonfinite=cands.nonfinite)
+    return ValPredictions(
+        boxes=cands.boxes.astype(np.float32),
+        scores=cands.scores.astype(np.float32),
+        classes=cands.class_ids.astype(np.int64),
+        masks=masks,
+        nonfinite=cands.nonfinite,
+    )
 
 
-def gt_masks_from_overlap(overlap: np.ndarray, n: int,
-                          mask_shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
+def gt_masks_from_overlap(overlap: np.ndarray, n: int, mask_shape: tuple[int, int] | None = None) -> np.ndarray:
     """Per-instance bool masks [n, h, w] from an overlap index map (value k = instance k - 1).
 
     With ``mask_shape`` different from the map's size, each 0/1 mask is resized bilinearly

@@ -15,6 +15,7 @@ The protocol is Ultralytics 8.4's ``yolo val`` for segmentation models:
 ``SegmentationModel`` (e.g. the trainer's EMA model; it is put in eval mode for the run and restored).
 torch is imported only for torch models.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from ..metrics.segment_metrics import MetricResults
 from .data import ValDataset, ValImage, load_split
 from .postprocess import ValPredictions, gt_masks_from_overlap, postprocess
 
-__all__ = ["ValResult", "validate", "TORCH_SUFFIXES"]
+__all__ = ["TORCH_SUFFIXES", "ValResult", "validate"]
 
 LOGGER = logging.getLogger("edgeseg.val")
 
@@ -48,13 +49,13 @@ class ValResult:
     """What :func:`validate` measured. Metrics are fractions (0..1), speeds milliseconds per image."""
 
     metrics: SegmentResults
-    names: Dict[int, str]
+    names: dict[int, str]
     n_images: int
     n_instances: int
-    speed: Dict[str, float]
+    speed: dict[str, float]
     model: str
     backend: str
-    imgsz: Tuple[int, int]
+    imgsz: tuple[int, int]
     rect: bool
     batch: int
     mode: str
@@ -85,13 +86,26 @@ class ValResult:
 
     def to_json(self) -> dict:
         out = {
-            "model": self.model, "backend": self.backend, "split": self.split, "imgsz": list(self.imgsz),
-            "rect": self.rect, "batch": self.batch, "mode": self.mode, "images": self.n_images,
-            "instances": self.n_instances, "speed_ms": dict(self.speed), "nonfinite": self.nonfinite,
+            "model": self.model,
+            "backend": self.backend,
+            "split": self.split,
+            "imgsz": list(self.imgsz),
+            "rect": self.rect,
+            "batch": self.batch,
+            "mode": self.mode,
+            "images": self.n_images,
+            "instances": self.n_instances,
+            "speed_ms": dict(self.speed),
+            "nonfinite": self.nonfinite,
         }
         for tag, m in (("box", self.box), ("mask", self.mask)):
-            out[tag] = {"precision": m.precision, "recall": m.recall, "map50": m.map50, "map50_95": m.map50_95,
-                        "per_class": {self.names.get(c, str(c)): a for c, a in m.ap_by_class.items()}}
+            out[tag] = {
+                "precision": m.precision,
+                "recall": m.recall,
+                "map50": m.map50,
+                "map50_95": m.map50_95,
+                "per_class": {self.names.get(c, str(c)): a for c, a in m.ap_by_class.items()},
+            }
         out["fitness"] = self.fitness
         return out
 
@@ -125,7 +139,7 @@ class _TorchRunner:
         self.preds_layout, self.protos_layout, self.box_scale = "cn", "chw", (1.0, 1.0)
         self.input_shape = None
 
-    def infer(self, images: List[np.ndarray]) -> List[Tuple[np.ndarray, np.ndarray]]:
+    def infer(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         torch = self.torch
         arr = np.stack([im[..., ::-1].transpose(2, 0, 1) for im in images], 0)
         x = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
@@ -146,7 +160,7 @@ class _BackendRunner:
 
     dynamic = False
 
-    def __init__(self, path: Path, backend: Optional[str], imgsz):
+    def __init__(self, path: Path, backend: str | None, imgsz):
         from ..backends import select_backend
 
         cls = select_backend(path, backend)
@@ -156,8 +170,12 @@ class _BackendRunner:
             if "fixed input size" not in str(exc):
                 raise
             self.backend = cls(path)
-            LOGGER.warning("%s has a fixed input %s; validating at that size instead of imgsz=%s",
-                           path.name, "x".join(map(str, self.backend.input_spec.shape)), imgsz)
+            LOGGER.warning(
+                "%s has a fixed input %s; validating at that size instead of imgsz=%s",
+                path.name,
+                "x".join(map(str, self.backend.input_spec.shape)),
+                imgsz,
+            )
         self.source = str(path)
         spec = self.backend.input_spec
         layout = self.backend.output_layout
@@ -183,7 +201,7 @@ class _BackendRunner:
         x = x.transpose(2, 0, 1) if spec.layout == "nchw" else x
         return np.ascontiguousarray(x[None])
 
-    def infer(self, images: List[np.ndarray]) -> List[Tuple[np.ndarray, np.ndarray]]:
+    def infer(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         out = []
         for img in images:
             preds, protos = self.layout.split(self.backend.infer(self._blob(img)))
@@ -198,7 +216,7 @@ def _is_pathlike(model) -> bool:
     return isinstance(model, (str, PathLike))
 
 
-def _make_runner(model, backend: Optional[str], imgsz):
+def _make_runner(model, backend: str | None, imgsz):
     if not _is_pathlike(model):
         import torch  # an in-memory model: torch is needed anyway
 
@@ -209,7 +227,8 @@ def _make_runner(model, backend: Optional[str], imgsz):
         return _TorchRunner(model, source=type(model).__name__)
     path = Path(fspath(model))
     want_torch = (backend or "auto").lower() in _TORCH_BACKENDS or (
-        (backend is None or backend == "auto") and path.suffix.lower() in TORCH_SUFFIXES)
+        (backend is None or backend == "auto") and path.suffix.lower() in TORCH_SUFFIXES
+    )
     if want_torch:
         from ..nn.load import load_model
 
@@ -232,7 +251,7 @@ def _rle_string(mask: np.ndarray) -> dict:
     bounds = np.concatenate([[0], change, [flat.size]])
     counts = np.diff(bounds).tolist()
     if flat.size and flat[0] == 1:
-        counts = [0] + counts
+        counts = [0, *counts]
     chars = []
     for i, x in enumerate(counts):
         x = int(x) - (int(counts[i - 2]) if i > 2 else 0)
@@ -247,7 +266,7 @@ def _rle_string(mask: np.ndarray) -> dict:
     return {"size": [int(h), int(w)], "counts": "".join(chars)}
 
 
-def _to_original(pred: ValPredictions, item: ValImage) -> Tuple[np.ndarray, np.ndarray]:
+def _to_original(pred: ValPredictions, item: ValImage) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (clipped) and masks of one image in original-image pixels."""
     import cv2
 
@@ -264,12 +283,12 @@ def _to_original(pred: ValPredictions, item: ValImage) -> Tuple[np.ndarray, np.n
     x1, y1 = int(round((left + w0 * gx) * sx)), int(round((top + h0 * gy) * sy))
     masks = np.zeros((n, h0, w0), dtype=bool)
     for i in range(n):
-        crop = pred.masks[i, y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)].astype(np.float32)
+        crop = pred.masks[i, y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)].astype(np.float32)
         masks[i] = cv2.resize(crop, (w0, h0), interpolation=cv2.INTER_LINEAR) > 0.5
     return b, masks
 
 
-def _json_records(pred: ValPredictions, item: ValImage) -> List[dict]:
+def _json_records(pred: ValPredictions, item: ValImage) -> list[dict]:
     if not len(pred):
         return []
     boxes, masks = _to_original(pred, item)
@@ -278,9 +297,16 @@ def _json_records(pred: ValPredictions, item: ValImage) -> List[dict]:
     out = []
     for i in range(len(pred)):
         x1, y1, x2, y2 = (float(v) for v in boxes[i])
-        out.append({"image_id": image_id, "file_name": Path(item.im_file).name, "category_id": int(pred.classes[i]),
-                    "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
-                    "score": round(float(pred.scores[i]), 5), "segmentation": _rle_string(masks[i])})
+        out.append(
+            {
+                "image_id": image_id,
+                "file_name": Path(item.im_file).name,
+                "category_id": int(pred.classes[i]),
+                "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
+                "score": round(float(pred.scores[i]), 5),
+                "segmentation": _rle_string(masks[i]),
+            }
+        )
     return out
 
 
@@ -314,10 +340,23 @@ def _imgsz(value) -> int:
     return int(value)
 
 
-def validate(model, data, *, imgsz: int = 640, batch: int = 8, conf: float = 0.001, iou: float = 0.7,
-             max_det: int = 300, split: str = "val", backend: Optional[str] = None, rect: Optional[bool] = None,
-             mode: str = "ultralytics", progress: bool = True,
-             save_json: Optional[Union[str, PathLike]] = None, indices=None) -> ValResult:
+def validate(
+    model,
+    data,
+    *,
+    imgsz: int = 640,
+    batch: int = 8,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    max_det: int = 300,
+    split: str = "val",
+    backend: str | None = None,
+    rect: bool | None = None,
+    mode: str = "ultralytics",
+    progress: bool = True,
+    save_json: str | PathLike | None = None,
+    indices=None,
+) -> ValResult:
     """Box and mask mAP of ``model`` on the ``split`` of dataset ``data`` (a yaml path or DatasetConfig).
 
     ``rect`` defaults to True for torch models (dynamic input) and must be False for exported models
@@ -342,24 +381,35 @@ def validate(model, data, *, imgsz: int = 640, batch: int = 8, conf: float = 0.0
     runner = _make_runner(model, backend, imgsz)
     try:
         if runner.nc != cfg.nc:
-            raise ValueError(f"the model has {runner.nc} classes but the dataset "
-                             f"{cfg.yaml_file or ''} has {cfg.nc}; they must match")
+            raise ValueError(
+                f"the model has {runner.nc} classes but the dataset {cfg.yaml_file or ''} has {cfg.nc}; they must match"
+            )
         if runner.dynamic:
             use_rect = True if rect is None else bool(rect)
-            ds = ValDataset.from_config(cfg, split, imgsz=imgsz, batch_size=batch, rect=use_rect,
-                                        stride=runner.stride, indices=indices)
+            ds = ValDataset.from_config(
+                cfg, split, imgsz=imgsz, batch_size=batch, rect=use_rect, stride=runner.stride, indices=indices
+            )
             run_batch = batch
         else:
             if rect:
-                raise ValueError(f"{runner.source} has a fixed input {runner.input_shape}; rect=True "
-                                 "needs a model with a dynamic input (a torch checkpoint)")
+                raise ValueError(
+                    f"{runner.source} has a fixed input {runner.input_shape}; rect=True "
+                    "needs a model with a dynamic input (a torch checkpoint)"
+                )
             use_rect = False
-            ds = ValDataset.from_config(cfg, split, imgsz=max(runner.input_shape), batch_size=1,
-                                        input_shape=runner.input_shape, stride=runner.stride, indices=indices)
+            ds = ValDataset.from_config(
+                cfg,
+                split,
+                imgsz=max(runner.input_shape),
+                batch_size=1,
+                input_shape=runner.input_shape,
+                stride=runner.stride,
+                indices=indices,
+            )
             run_batch = 1
         names = runner.names if runner.names else cfg.names
         metrics = SegmentMetrics(names=names, mode=mode)
-        records: List[dict] = []
+        records: list[dict] = []
         t_pre = t_inf = t_post = 0.0
         nonfinite = 0
         n_inst = 0
@@ -373,14 +423,22 @@ def validate(model, data, *, imgsz: int = 640, batch: int = 8, conf: float = 0.0
             t2 = time.perf_counter()
             for item, (preds, protos) in zip(items, outputs):
                 shape = item.shape
-                pred = postprocess(preds, protos, runner.nc, shape, conf=conf, iou=iou, max_det=max_det,
-                                   preds_layout=runner.preds_layout, protos_layout=runner.protos_layout,
-                                   box_scale=runner.box_scale)
+                pred = postprocess(
+                    preds,
+                    protos,
+                    runner.nc,
+                    shape,
+                    conf=conf,
+                    iou=iou,
+                    max_det=max_det,
+                    preds_layout=runner.preds_layout,
+                    protos_layout=runner.protos_layout,
+                    box_scale=runner.box_scale,
+                )
                 nonfinite += pred.nonfinite
                 mask_shape = pred.masks.shape[1:]
                 gt_masks = gt_masks_from_overlap(item.overlap, len(item), mask_shape)
-                metrics.update(pred.boxes, pred.scores, pred.classes, pred.masks,
-                               item.boxes, item.cls, gt_masks)
+                metrics.update(pred.boxes, pred.scores, pred.classes, pred.masks, item.boxes, item.cls, gt_masks)
                 n_inst += len(item)
                 if save_json is not None:
                     records += _json_records(pred, item)
@@ -404,8 +462,19 @@ def validate(model, data, *, imgsz: int = 640, batch: int = 8, conf: float = 0.0
         atomic_write_text(out, json.dumps(records))
     shape = runner.input_shape or (imgsz, imgsz)
     return ValResult(
-        metrics=results, names=dict(names), n_images=len(ds), n_instances=n_inst, speed=speed,
-        model=runner.source, backend=runner.backend_name, imgsz=tuple(int(v) for v in shape), rect=use_rect,
-        batch=run_batch, mode=mode, split=split, nonfinite=nonfinite,
-        _table=metrics.summary(results, per_class=True), _table_all=metrics.summary(results, per_class=False),
+        metrics=results,
+        names=dict(names),
+        n_images=len(ds),
+        n_instances=n_inst,
+        speed=speed,
+        model=runner.source,
+        backend=runner.backend_name,
+        imgsz=tuple(int(v) for v in shape),
+        rect=use_rect,
+        batch=run_batch,
+        mode=mode,
+        split=split,
+        nonfinite=nonfinite,
+        _table=metrics.summary(results, per_class=True),
+        _table_all=metrics.summary(results, per_class=False),
     )

@@ -1,4 +1,5 @@
 """Plain numpy split-output decoding reference (same contract as edgeseg.ops.decode_split)."""
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,25 @@ def _hwc(a, hw, c, cn):
     return a.reshape(c, hw).T if cn else a.reshape(hw, c)
 
 
-def decode_split(box, cls, coef, *, sizes, strides, nc, nm, reg_max=16, cn=False, box_q=None, cls_q=None,
-                 coef_q=None, conf=0.25, multi_label=False, max_nms=30000, classes=None):
+def decode_split(
+    box,
+    cls,
+    coef,
+    *,
+    sizes,
+    strides,
+    nc,
+    nm,
+    reg_max=16,
+    cn=False,
+    box_q=None,
+    cls_q=None,
+    coef_q=None,
+    conf=0.25,
+    multi_label=False,
+    max_nms=30000,
+    classes=None,
+):
     """Returns dict(boxes, scores, class_ids, anchors, coefs, nonfinite) and the dense [4+nc+nm, N] array."""
     n = len(sizes)
     unit = [(1.0, 0)] * n
@@ -67,8 +85,11 @@ def decode_split(box, cls, coef, *, sizes, strides, nc, nm, reg_max=16, cn=False
             best = int(np.argmax(row))
             if not row[best] > thr:
                 continue
-            ents = ([(k, scores[a, k]) for k in range(nc) if row[k] > thr and keep[k]] if multi_label
-                    else ([(best, scores[a, best])] if keep[best] else []))
+            ents = (
+                [(k, scores[a, k]) for k in range(nc) if row[k] > thr and keep[k]]
+                if multi_label
+                else ([(best, scores[a, best])] if keep[best] else [])
+            )
             if not ents:
                 continue
             if not (np.isfinite(xyxy[a]).all() and np.isfinite(coefs[a]).all()):
@@ -82,7 +103,12 @@ def decode_split(box, cls, coef, *, sizes, strides, nc, nm, reg_max=16, cn=False
     idx = np.arange(len(sc))
     if len(idx) > max_nms:
         idx = np.sort(np.lexsort((idx, -sc))[:max_nms])
-    res = dict(boxes=np.array(out_b, np.float32).reshape(-1, 4)[idx], scores=sc[idx],
-               class_ids=np.array(out_c, np.int32)[idx], anchors=np.array(out_a, np.int32)[idx],
-               coefs=np.array(out_m, np.float32).reshape(len(out_m), nm)[idx], nonfinite=nonfinite)
+    res = {
+        "boxes": np.array(out_b, np.float32).reshape(-1, 4)[idx],
+        "scores": sc[idx],
+        "class_ids": np.array(out_c, np.int32)[idx],
+        "anchors": np.array(out_a, np.int32)[idx],
+        "coefs": np.array(out_m, np.float32).reshape(len(out_m), nm)[idx],
+        "nonfinite": nonfinite,
+    }
     return res, np.concatenate(dense, 0).T.astype(np.float32)

@@ -1,4 +1,5 @@
 """Plain numpy letterbox reference: Ultralytics geometry + float bilinear (cv2 INTER_LINEAR convention)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,13 +46,24 @@ def resize_bilinear(img: np.ndarray, new_w: int, new_h: int) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def letterbox(img, new_shape=640, *, scaleup=True, auto=False, stride=32, fill=114, layout="nchw",
-              dtype="float32", bgr_to_rgb=True):
+def letterbox(
+    img,
+    new_shape=640,
+    *,
+    scaleup=True,
+    auto=False,
+    stride=32,
+    fill=114,
+    layout="nchw",
+    dtype="float32",
+    bgr_to_rgb=True,
+):
     new_h, new_w = (new_shape, new_shape) if isinstance(new_shape, int) else new_shape
-    r, left, top, uw, uh, in_w, in_h = geometry(img.shape[0], img.shape[1], new_h, new_w, scaleup=scaleup,
-                                                auto=auto, stride=stride)
+    r, left, top, uw, uh, in_w, in_h = geometry(
+        img.shape[0], img.shape[1], new_h, new_w, scaleup=scaleup, auto=auto, stride=stride
+    )
     canvas = np.full((in_h, in_w, 3), fill, dtype=np.uint8)
-    canvas[top:top + uh, left:left + uw] = resize_bilinear(img, uw, uh)
+    canvas[top : top + uh, left : left + uw] = resize_bilinear(img, uw, uh)
     if bgr_to_rgb:
         canvas = canvas[..., ::-1]
     if dtype == "float32":

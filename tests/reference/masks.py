@@ -12,6 +12,7 @@ Mirrors Ultralytics 8.4:
 Bilinear upsampling is torch's ``F.interpolate(mode="bilinear", align_corners=False)`` written
 out in float32. Non-finite logits count as background and are counted.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,7 @@ def bilinear_table(in_size: int, out_size: int):
 
 def upsample(maps: np.ndarray, out_h: int, out_w: int, rows=None, cols=None) -> np.ndarray:
     """Bilinear upsample [n, h, w] float32 maps to (out_h, out_w); optionally only at some rows/cols."""
-    n, h, w = maps.shape
+    _n, h, w = maps.shape
     y0, y1, h0, h1 = bilinear_table(h, out_h)
     x0, x1, w0, w1 = bilinear_table(w, out_w)
     if rows is not None:
@@ -76,15 +77,19 @@ def unpadded_region(mh: int, mw: int, orig_h: int, orig_w: int):
 def masks_native_ref(protos, coefs, boxes, orig_shape, layout="chw", rows=None, cols=None):
     """Full-frame retina masks: (bool [n, H, W] (or the selected rows/cols), nonfinite count)."""
     logits = proto_logits(protos, coefs, layout)
-    n, mh, mw = logits.shape
+    _n, mh, mw = logits.shape
     H, W = orig_shape
     top, bottom, left, right = unpadded_region(mh, mw, H, W)
     vals = upsample(logits[:, top:bottom, left:right], H, W, rows, cols)
     r = (np.arange(H) if rows is None else np.arange(H)[rows]).astype(F32)
     c = (np.arange(W) if cols is None else np.arange(W)[cols]).astype(F32)
     b = np.asarray(boxes, dtype=F32).reshape(-1, 4)
-    keep = ((c[None, None, :] >= b[:, 0, None, None]) & (c[None, None, :] < b[:, 2, None, None])
-            & (r[None, :, None] >= b[:, 1, None, None]) & (r[None, :, None] < b[:, 3, None, None]))
+    keep = (
+        (c[None, None, :] >= b[:, 0, None, None])
+        & (c[None, None, :] < b[:, 2, None, None])
+        & (r[None, :, None] >= b[:, 1, None, None])
+        & (r[None, :, None] < b[:, 3, None, None])
+    )
     finite = np.isfinite(vals)
     with np.errstate(invalid="ignore"):
         masks = keep & finite & (vals > 0)
@@ -104,14 +109,18 @@ def masks_input_ref(protos, coefs, boxes_input, geom, layout="chw"):
     """
     g = geom if isinstance(geom, dict) else vars(geom)
     logits = proto_logits(protos, coefs, layout)
-    n, mh, mw = logits.shape
+    _n, mh, mw = logits.shape
     b = np.asarray(boxes_input, dtype=F32).reshape(-1, 4)
     ratios = np.array([mw / g["in_w"], mh / g["in_h"], mw / g["in_w"], mh / g["in_h"]], dtype=F32)
     pb = b * ratios  # float32 like torch
     c = np.arange(mw, dtype=F32)
     r = np.arange(mh, dtype=F32)
-    keep = ((c[None, None, :] >= pb[:, 0, None, None]) & (c[None, None, :] < pb[:, 2, None, None])
-            & (r[None, :, None] >= pb[:, 1, None, None]) & (r[None, :, None] < pb[:, 3, None, None]))
+    keep = (
+        (c[None, None, :] >= pb[:, 0, None, None])
+        & (c[None, None, :] < pb[:, 2, None, None])
+        & (r[None, :, None] >= pb[:, 1, None, None])
+        & (r[None, :, None] < pb[:, 3, None, None])
+    )
     cropped = np.where(keep, logits, F32(0))  # crop before upsampling (8.4 order)
     iy = input_to_orig_index(g["orig_h"], g["new_h"], g["pad_top"])
     ix = input_to_orig_index(g["orig_w"], g["new_w"], g["pad_left"])

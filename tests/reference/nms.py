@@ -1,4 +1,5 @@
 """Plain numpy greedy NMS reference (torchvision.ops.nms semantics, float32 arithmetic)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,7 @@ def nms(boxes, scores, class_ids=None, *, iou=0.7, max_det=300):
         keep.append(i)
         if len(keep) >= max_det:
             break
-        rest = order[pos + 1:]
+        rest = order[pos + 1 :]
         hit = (iou_one(boxes[i], boxes[rest]) > np.float32(iou)) & (cls[rest] == cls[i])
         suppressed[rest[hit]] = True
     return np.array(keep, dtype=np.int64)

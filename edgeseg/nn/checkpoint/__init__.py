@@ -8,6 +8,7 @@
 
 Use :func:`edgeseg.nn.load.load_model` to get a ready model from any of them.
 """
+
 from .atomic import atomic_write, atomic_write_with
 from .errors import (
     CheckpointError,

@@ -1,4 +1,5 @@
 """Atomic writes for checkpoints: see :mod:`edgeseg.fileio` (kept here for existing imports)."""
+
 from __future__ import annotations
 
 from ...fileio import atomic_write, atomic_write_with

@@ -3,6 +3,7 @@
 All derive from :class:`CheckpointError`, itself an :class:`edgeseg.errors.ModelLoadError`, so callers
 can catch a single type for "this file cannot be used as a model".
 """
+
 from __future__ import annotations
 
 from ...errors import ModelLoadError

@@ -15,6 +15,7 @@ Everything in it loads with ``torch.load(path, weights_only=True)``, which is ho
 ``safetensors`` variants hold only the weights plus JSON metadata; they need the ``safetensors``
 package.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ import random
 import re
 import zipfile
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,14 +38,14 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "TRAINING_KEYS",
-    "make_checkpoint",
-    "save_checkpoint",
-    "load_checkpoint",
-    "is_native_checkpoint",
     "capture_rng_state",
-    "restore_rng_state",
-    "save_safetensors",
+    "is_native_checkpoint",
+    "load_checkpoint",
     "load_safetensors",
+    "make_checkpoint",
+    "restore_rng_state",
+    "save_checkpoint",
+    "save_safetensors",
 ]
 
 FORMAT_NAME = "edgeseg-checkpoint"
@@ -91,7 +93,7 @@ def _state_dict_of(value: Any, what: str) -> Mapping:
     raise TypeError(f"{what} must be a state dict or an object with .state_dict(), got {type(value).__name__}")
 
 
-def _names_dict(names: Any, nc: int) -> Dict[int, str]:
+def _names_dict(names: Any, nc: int) -> dict[int, str]:
     if names is None:
         names = [str(i) for i in range(nc)]
     if isinstance(names, (list, tuple)):
@@ -107,13 +109,13 @@ def _names_dict(names: Any, nc: int) -> Dict[int, str]:
 def make_checkpoint(
     model: Any = None,
     *,
-    state_dict: Optional[Mapping[str, torch.Tensor]] = None,
-    arch: Optional[str] = None,
-    scale: Optional[str] = None,
-    nc: Optional[int] = None,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+    arch: str | None = None,
+    scale: str | None = None,
+    nc: int | None = None,
     names: Any = None,
     imgsz: Any = 640,
-    train_args: Optional[Mapping[str, Any]] = None,
+    train_args: Mapping[str, Any] | None = None,
     **training: Any,
 ) -> dict:
     """Build the checkpoint dict from a model (its ``arch``/``scale``/``nc``/``names`` attributes and
@@ -257,8 +259,7 @@ def capture_rng_state() -> dict:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": (kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
-                  float(cached)),
+        "numpy": (kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)),
         "torch": torch.get_rng_state(),
     }
 
@@ -312,7 +313,7 @@ def load_safetensors(path) -> dict:
     try:
         with safetensors.safe_open(str(path), framework="pt", device="cpu") as fh:
             meta = fh.metadata() or {}
-            state_dict = OrderedDict((k, fh.get_tensor(k)) for k in fh.keys())
+            state_dict = OrderedDict((k, fh.get_tensor(k)) for k in fh.keys())  # noqa: SIM118 - safe_open is not iterable
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointFormatError(f"{path} is not a readable safetensors file ({exc})") from exc
     if meta.get("format") != FORMAT_NAME:
@@ -324,8 +325,7 @@ def load_safetensors(path) -> dict:
         raise CheckpointFormatError(f"{path}: malformed edgeseg metadata ({exc})") from exc
     if version > FORMAT_VERSION:
         raise CheckpointFormatError(f"{path}: edgeseg checkpoint version {version} is newer than this edgeseg")
-    ckpt.update(format=FORMAT_NAME, version=version, edgeseg_version=meta.get("edgeseg_version"),
-                state_dict=state_dict)
+    ckpt.update(format=FORMAT_NAME, version=version, edgeseg_version=meta.get("edgeseg_version"), state_dict=state_dict)
     try:
         ckpt["names"] = _names_dict(ckpt["names"], ckpt["nc"])
     except (TypeError, ValueError) as exc:

@@ -18,6 +18,7 @@ opcodes (``EXT1/2/4``, which can resolve globals without ``find_class``) are ref
 
 Ultralytics itself never needs to be installed, and is never imported.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,10 +28,11 @@ import re
 import sys
 import zipfile
 from collections import OrderedDict
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,12 +40,12 @@ import torch
 from .errors import CheckpointFormatError, CheckpointNotFoundError, UnsafeCheckpointError
 
 __all__ = [
-    "StandIn",
     "SafeUnpickler",
+    "StandIn",
     "allowed_globals",
-    "read_torch_zip",
     "open_torch_zip",
     "prescan_pickle",
+    "read_torch_zip",
 ]
 
 # Size caps: a pickle of a module tree is a few MB; a record far bigger than the file is a lie.
@@ -63,7 +65,16 @@ _ULTRALYTICS_CLASSES = {
     "ultralytics.nn.tasks": ("SegmentationModel",),
     "ultralytics.nn.modules.conv": ("Conv", "DWConv", "Concat"),
     "ultralytics.nn.modules.block": (
-        "Bottleneck", "C2f", "C3k", "C3k2", "SPPF", "C2PSA", "PSABlock", "Attention", "DFL", "Proto",
+        "Bottleneck",
+        "C2f",
+        "C3k",
+        "C3k2",
+        "SPPF",
+        "C2PSA",
+        "PSABlock",
+        "Attention",
+        "DFL",
+        "Proto",
     ),
     "ultralytics.nn.modules.head": ("Segment",),
     # Training arguments of some Ultralytics versions: plain namespaces, recorded inertly.
@@ -105,7 +116,7 @@ class StandIn:
     def __setstate__(self, state: Any) -> None:
         if isinstance(state, tuple) and len(state) == 2:  # (__dict__, __slots__ state)
             dict_state, slot_state = state
-            merged: Dict[str, Any] = {}
+            merged: dict[str, Any] = {}
             for part in (dict_state, slot_state):
                 if part is None:
                     continue
@@ -114,9 +125,7 @@ class StandIn:
                 merged.update(part)
             state = merged
         if not isinstance(state, dict):
-            raise CheckpointFormatError(
-                f"{self.global_name}: pickled state is a {type(state).__name__}, not a dict"
-            )
+            raise CheckpointFormatError(f"{self.global_name}: pickled state is a {type(state).__name__}, not a dict")
         object.__setattr__(self, "state", state)
 
     def __repr__(self) -> str:
@@ -127,10 +136,9 @@ class StandIn:
         return self.global_name.rsplit(".", 1)[-1]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _stand_in_class(global_name: str) -> type:
-    return type(global_name.rsplit(".", 1)[-1], (StandIn,), {"global_name": global_name,
-                                                              "__module__": __name__})
+    return type(global_name.rsplit(".", 1)[-1], (StandIn,), {"global_name": global_name, "__module__": __name__})
 
 
 class _StorageType:
@@ -153,7 +161,7 @@ class _Storage:
         self.flat = flat
 
 
-def _int_tuple(value: Any, what: str) -> Tuple[int, ...]:
+def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
     if not isinstance(value, tuple) or not all(
         isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
     ):
@@ -167,8 +175,7 @@ def _check_no_hooks(backward_hooks: Any) -> None:
     raise CheckpointFormatError("checkpoint tensors carry backward hooks; refusing them")
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None):
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
     """Our stand-in for ``torch._utils._rebuild_tensor_v2``: a strided view into a loaded storage."""
     if not isinstance(storage, _Storage):
         raise CheckpointFormatError("a tensor is rebuilt from something that is not a storage")
@@ -201,9 +208,9 @@ def _size(dims=()):
     return torch.Size(_int_tuple(tuple(dims), "torch.Size"))
 
 
-def allowed_globals() -> Dict[str, Any]:
+def allowed_globals() -> dict[str, Any]:
     """The allow-list: dotted global name -> what the safe unpickler hands out for it."""
-    table: Dict[str, Any] = {
+    table: dict[str, Any] = {
         "collections.OrderedDict": OrderedDict,
         "builtins.set": set,
         "__builtin__.set": set,
@@ -228,14 +235,14 @@ class SafeUnpickler(pickle.Unpickler):
     ``load_storage(dtype, key, numel)`` returns a flat CPU tensor for the zip record ``data/<key>``.
     """
 
-    def __init__(self, file, *, source: object, load_storage: Optional[Callable] = None):
+    def __init__(self, file, *, source: object, load_storage: Callable | None = None):
         super().__init__(file)
         self._source = source
         self._load_storage = load_storage
         self._allowed = allowed_globals()
-        self._storages: Dict[str, _Storage] = {}
+        self._storages: dict[str, _Storage] = {}
 
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
+    def find_class(self, module: str, name: str):
         dotted = f"{module}.{name}"
         if not isinstance(module, str) or not isinstance(name, str) or dotted not in self._allowed:
             reason = ""
@@ -271,8 +278,9 @@ def prescan_pickle(data: bytes, source: object) -> None:
     try:
         for opcode, _arg, _pos in pickletools.genops(data):
             if opcode.name in _REFUSED_OPCODES:
-                raise UnsafeCheckpointError(source, f"copyreg extension ({opcode.name})",
-                                            "extension-registry opcodes are not allowed")
+                raise UnsafeCheckpointError(
+                    source, f"copyreg extension ({opcode.name})", "extension-registry opcodes are not allowed"
+                )
     except UnsafeCheckpointError:
         raise
     except Exception as exc:  # genops raises ValueError and friends on malformed streams
@@ -301,7 +309,7 @@ def _not_zip_error(path: Path) -> CheckpointFormatError:
     return CheckpointFormatError(f"{path} is not a torch checkpoint (not a zip archive)")
 
 
-def open_torch_zip(path: Path) -> Tuple[zipfile.ZipFile, str]:
+def open_torch_zip(path: Path) -> tuple[zipfile.ZipFile, str]:
     """Open ``path`` as a torch zip archive; return the archive and its record prefix."""
     _check_path(path)
     try:
@@ -356,8 +364,7 @@ def read_torch_zip(path, *, max_pickle_bytes: int = MAX_PICKLE_BYTES) -> Any:
                 raise CheckpointFormatError(f"{path}: storage data/{key} is compressed, not torch's layout")
             if record.file_size != numel * itemsize:
                 raise CheckpointFormatError(
-                    f"{path}: storage data/{key} holds {record.file_size} bytes, "
-                    f"expected {numel * itemsize}"
+                    f"{path}: storage data/{key} holds {record.file_size} bytes, expected {numel * itemsize}"
                 )
             if numel == 0:
                 return torch.empty(0, dtype=dtype)

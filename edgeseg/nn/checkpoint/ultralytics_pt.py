@@ -7,13 +7,15 @@ to get ``model.{i}....`` tensors, and reads the class names, ``nc``, the model y
 arguments. The architecture (``yolov8``/``yolo11``) is told from the layer types, the scale from the
 channel width and depth of the weights. Half-precision weights are returned as float32.
 """
+
 from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any
 
 import torch
 
@@ -22,11 +24,11 @@ from .safe_unpickle import StandIn, read_torch_zip
 
 __all__ = [
     "UltralyticsCheckpoint",
-    "read_ultralytics_checkpoint",
-    "parse_ultralytics_object",
-    "stand_in_state_dict",
     "detect_arch",
     "detect_scale",
+    "parse_ultralytics_object",
+    "read_ultralytics_checkpoint",
+    "stand_in_state_dict",
 ]
 
 SEGMENTATION_MODEL = "ultralytics.nn.tasks.SegmentationModel"
@@ -47,25 +49,25 @@ class UltralyticsCheckpoint:
     arch: str
     scale: str
     nc: int
-    names: Dict[int, str]
-    state_dict: "OrderedDict[str, torch.Tensor]"
-    imgsz: Optional[Any] = None
-    stride: Tuple[float, ...] = ()
-    yaml: Optional[dict] = None
+    names: dict[int, str]
+    state_dict: OrderedDict[str, torch.Tensor]
+    imgsz: Any | None = None
+    stride: tuple[float, ...] = ()
+    yaml: dict | None = None
     args: dict = field(default_factory=dict)
-    train_args: Optional[dict] = None
+    train_args: dict | None = None
     metadata: dict = field(default_factory=dict)
     source_key: str = "model"
 
 
-def _plain_dict(value: Any) -> Optional[dict]:
+def _plain_dict(value: Any) -> dict | None:
     """Namespaces (recorded as stand-ins) and dicts -> dict; anything else -> None."""
     if isinstance(value, StandIn):
         value = value.state
     return dict(value) if isinstance(value, Mapping) else None
 
 
-def _iter_named(mapping: Any, what: str, prefix: str) -> Iterator[Tuple[str, Any]]:
+def _iter_named(mapping: Any, what: str, prefix: str) -> Iterator[tuple[str, Any]]:
     if mapping is None:
         return
     if not isinstance(mapping, Mapping):
@@ -76,9 +78,9 @@ def _iter_named(mapping: Any, what: str, prefix: str) -> Iterator[Tuple[str, Any
         yield name, value
 
 
-def stand_in_state_dict(root: StandIn) -> "OrderedDict[str, torch.Tensor]":
+def stand_in_state_dict(root: StandIn) -> OrderedDict[str, torch.Tensor]:
     """The ``state_dict`` of a stand-in module tree, in ``nn.Module`` order, tensors as stored."""
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
     ancestors: set = set()  # modules may be shared (Ultralytics shares one SiLU), but not cyclic
 
     def visit(module: Any, prefix: str, depth: int) -> None:
@@ -136,7 +138,7 @@ def _first_width(scale) -> int:
     return int(-(-width // 8) * 8)  # round up to a multiple of 8, as the model builder does
 
 
-def detect_scale(arch: str, state_dict: Mapping[str, torch.Tensor], hint: Optional[str] = None) -> str:
+def detect_scale(arch: str, state_dict: Mapping[str, torch.Tensor], hint: str | None = None) -> str:
     """Scale letter from the stem width (``model.0``) and, when that is ambiguous, layer 2's depth."""
     from edgeseg.nn import ARCHITECTURES  # the architecture tables, for their width/depth multipliers
 
@@ -150,8 +152,7 @@ def detect_scale(arch: str, state_dict: Mapping[str, torch.Tensor], hint: Option
         raise CheckpointFormatError(f"no {arch} scale has a stem of {width} channels")
     if len(candidates) > 1:
         blocks = {k.split(".")[3] for k in state_dict if re.match(r"^model\.2\.m\.\d+\.", k)}
-        by_depth = [s for s in candidates
-                    if max(round(_LAYER2_REPEATS[arch] * scales[s].depth), 1) == len(blocks)]
+        by_depth = [s for s in candidates if max(round(_LAYER2_REPEATS[arch] * scales[s].depth), 1) == len(blocks)]
         candidates = by_depth or candidates
     if hint in candidates:
         return hint
@@ -160,7 +161,7 @@ def detect_scale(arch: str, state_dict: Mapping[str, torch.Tensor], hint: Option
     return candidates[0]
 
 
-def _names(raw: Any, nc: int) -> Dict[int, str]:
+def _names(raw: Any, nc: int) -> dict[int, str]:
     if raw is None:
         return {i: str(i) for i in range(nc)}
     if isinstance(raw, (list, tuple)):
@@ -184,8 +185,8 @@ def _head_nc(head: StandIn) -> int:
     return nc
 
 
-def _to_float32(state_dict: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+def _to_float32(state_dict: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for key, tensor in state_dict.items():
         tensor = tensor.detach()  # a crafted file may set requires_grad; keep no autograd links
         if tensor.is_floating_point():
@@ -195,7 +196,7 @@ def _to_float32(state_dict: Mapping[str, torch.Tensor]) -> "OrderedDict[str, tor
     return out
 
 
-def _pick_model(obj: Any, path: Path) -> Tuple[StandIn, str]:
+def _pick_model(obj: Any, path: Path) -> tuple[StandIn, str]:
     if isinstance(obj, StandIn):
         return obj, "model"
     if not isinstance(obj, Mapping):
@@ -237,11 +238,20 @@ def parse_ultralytics_object(obj: Any, path) -> UltralyticsCheckpoint:
     stride = tuple(float(s) for s in stride.flatten()) if isinstance(stride, torch.Tensor) else ()
     metadata = {}
     if isinstance(obj, Mapping):
-        metadata = {k: obj[k] for k in _METADATA_KEYS
-                    if k in obj and isinstance(obj[k], (str, int, float, type(None)))}
+        metadata = {k: obj[k] for k in _METADATA_KEYS if k in obj and isinstance(obj[k], (str, int, float, type(None)))}
     return UltralyticsCheckpoint(
-        path=path, arch=arch, scale=scale, nc=nc, names=names, state_dict=_to_float32(raw_state),
-        imgsz=imgsz, stride=stride, yaml=yaml, args=args, train_args=train_args, metadata=metadata,
+        path=path,
+        arch=arch,
+        scale=scale,
+        nc=nc,
+        names=names,
+        state_dict=_to_float32(raw_state),
+        imgsz=imgsz,
+        stride=stride,
+        yaml=yaml,
+        args=args,
+        train_args=train_args,
+        metadata=metadata,
         source_key=source_key,
     )
 

@@ -11,10 +11,11 @@ already that size). Training (``augment=True``) uses mosaic then the random affi
 :meth:`close_mosaic` switches mosaic off (also in persistent worker processes). Evaluation letterboxes
 to ``imgsz`` without upscaling, or, with ``rect=True``, to each batch's own stride-aligned shape.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -30,11 +31,24 @@ from ...data.masks import polygons_to_masks, polygons_to_overlap_mask
 
 
 class SegmentationDataset(Dataset):
-    def __init__(self, images: Union[str, Path, Sequence], nc: int, imgsz: int = 640, augment: bool = False,
-                 hyp: Optional[dict] = None, rect: bool = False, batch_size: int = 16, stride: int = 32,
-                 pad: Optional[float] = None, mask_ratio: int = 4, overlap_mask: bool = True,
-                 cache: bool = True, seed: int = 0, labels: Optional[List[ImageLabels]] = None,
-                 prefix: str = "labels"):
+    def __init__(
+        self,
+        images: str | Path | Sequence,
+        nc: int,
+        imgsz: int = 640,
+        augment: bool = False,
+        hyp: dict | None = None,
+        rect: bool = False,
+        batch_size: int = 16,
+        stride: int = 32,
+        pad: float | None = None,
+        mask_ratio: int = 4,
+        overlap_mask: bool = True,
+        cache: bool = True,
+        seed: int = 0,
+        labels: list[ImageLabels] | None = None,
+        prefix: str = "labels",
+    ):
         """``images``: a folder, a .txt list, an image, or a list of those. ``pad`` defaults to 0.0 when
         augmenting (train) and 0.5 otherwise (val), as in Ultralytics' rect batch shapes."""
         self.imgsz, self.augment, self.stride = int(imgsz), bool(augment), int(stride)
@@ -51,7 +65,7 @@ class SegmentationDataset(Dataset):
             labels, self.summary = load_labels(files, self.nc, cache=cache, prefix=prefix)
         else:
             self.summary = None
-        self.labels: List[ImageLabels] = list(labels)
+        self.labels: list[ImageLabels] = list(labels)
         self.rng = np.random.default_rng(seed)
         # shared with worker processes (fork or spawn) so close_mosaic() reaches persistent workers
         self._mosaic_on = torch.ones(1, dtype=torch.uint8).share_memory_()
@@ -64,18 +78,19 @@ class SegmentationDataset(Dataset):
         self.letterbox = LetterBox((self.imgsz, self.imgsz), scaleup=False)
 
     @classmethod
-    def from_config(cls, cfg: DatasetConfig, split: str = "train", **kwargs) -> "SegmentationDataset":
+    def from_config(cls, cfg: DatasetConfig, split: str = "train", **kwargs) -> SegmentationDataset:
         kwargs.setdefault("augment", split == "train")
         return cls(cfg.split(split), nc=cfg.nc, prefix=split, **kwargs)
 
     # -- setup -------------------------------------------------------------------------------------
     def _set_rectangle(self) -> None:
         order, self.batch_shapes, self.batch_index = rect_batches(
-            [lb.shape for lb in self.labels], self.batch_size, self.imgsz, self.stride, self.pad)
+            [lb.shape for lb in self.labels], self.batch_size, self.imgsz, self.stride, self.pad
+        )
         self.labels = [self.labels[i] for i in order]
 
     @property
-    def im_files(self) -> List[str]:
+    def im_files(self) -> list[str]:
         return [lb.im_file for lb in self.labels]
 
     @property
@@ -102,10 +117,17 @@ class SegmentationDataset(Dataset):
         lb = self.labels[i]
         img, (h0, w0), (h, w) = self.load_image(i)
         segs = resample_polygons(lb.segments)
-        inst = Instances(lb.boxes * np.array([w, h, w, h], np.float32), segs * np.array([w, h], np.float32),
-                         lb.cls.copy())
-        sample = dict(img=img, instances=inst, im_file=lb.im_file, ori_shape=(h0, w0), resized_shape=(h, w),
-                      ratio_pad=(h / h0, w / w0))
+        inst = Instances(
+            lb.boxes * np.array([w, h, w, h], np.float32), segs * np.array([w, h], np.float32), lb.cls.copy()
+        )
+        sample = {
+            "img": img,
+            "instances": inst,
+            "im_file": lb.im_file,
+            "ori_shape": (h0, w0),
+            "resized_shape": (h, w),
+            "ratio_pad": (h / h0, w / w0),
+        }
         if self.rect:
             sample["rect_shape"] = tuple(int(v) for v in self.batch_shapes[self.batch_index[i]])
         return sample
@@ -135,23 +157,34 @@ class SegmentationDataset(Dataset):
         else:
             masks = polygons_to_masks((h, w), inst.segments, self.mask_ratio)
         b = inst.boxes.astype(np.float32)
-        xywh = np.stack([(b[:, 0] + b[:, 2]) / 2 / w, (b[:, 1] + b[:, 3]) / 2 / h,
-                         (b[:, 2] - b[:, 0]) / w, (b[:, 3] - b[:, 1]) / h], 1) if len(b) else np.zeros((0, 4))
-        n = len(inst)
-        return dict(
-            img=torch.from_numpy(np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1))),
-            cls=torch.from_numpy(inst.cls.astype(np.float32).reshape(n, 1)),
-            bboxes=torch.from_numpy(xywh.astype(np.float32).reshape(n, 4)),
-            masks=torch.from_numpy(masks),
-            batch_idx=torch.zeros(n),
-            im_file=sample["im_file"],
-            ori_shape=tuple(int(v) for v in sample["ori_shape"]),
-            resized_shape=tuple(int(v) for v in sample["resized_shape"]),
-            ratio_pad=sample.get("ratio_pad"),
+        xywh = (
+            np.stack(
+                [
+                    (b[:, 0] + b[:, 2]) / 2 / w,
+                    (b[:, 1] + b[:, 3]) / 2 / h,
+                    (b[:, 2] - b[:, 0]) / w,
+                    (b[:, 3] - b[:, 1]) / h,
+                ],
+                1,
+            )
+            if len(b)
+            else np.zeros((0, 4))
         )
+        n = len(inst)
+        return {
+            "img": torch.from_numpy(np.ascontiguousarray(img[..., ::-1].transpose(2, 0, 1))),
+            "cls": torch.from_numpy(inst.cls.astype(np.float32).reshape(n, 1)),
+            "bboxes": torch.from_numpy(xywh.astype(np.float32).reshape(n, 4)),
+            "masks": torch.from_numpy(masks),
+            "batch_idx": torch.zeros(n),
+            "im_file": sample["im_file"],
+            "ori_shape": tuple(int(v) for v in sample["ori_shape"]),
+            "resized_shape": tuple(int(v) for v in sample["resized_shape"]),
+            "ratio_pad": sample.get("ratio_pad"),
+        }
 
 
-def collate_fn(batch: List[dict]) -> dict:
+def collate_fn(batch: list[dict]) -> dict:
     """Stack images, concatenate instances, and set ``batch_idx`` to each instance's image index."""
     out = {}
     for k in batch[0]:

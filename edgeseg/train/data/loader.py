@@ -1,4 +1,5 @@
 """build_dataloader: worker processes, seeded and reproducible, DistributedSampler under DDP."""
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,16 @@ def num_workers_for(batch: int, workers: int, world_size: int = 1) -> int:
     return max(0, min(int(workers), cpus // max(1, world_size), MAX_WORKERS, max(1, int(batch))))
 
 
-def build_dataloader(dataset, batch: int = 16, workers: int = 8, shuffle: bool = True, seed: int = 0,
-                     rank: int = 0, world_size: int = 1, drop_last: bool = False) -> DataLoader:
+def build_dataloader(
+    dataset,
+    batch: int = 16,
+    workers: int = 8,
+    shuffle: bool = True,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    drop_last: bool = False,
+) -> DataLoader:
     """A DataLoader over ``dataset`` with :func:`collate_fn`.
 
     Uses ``num_workers = min(workers, cpu_count // world_size, 8, batch)`` persistent, seeded worker
@@ -45,8 +54,9 @@ def build_dataloader(dataset, batch: int = 16, workers: int = 8, shuffle: bool =
     nw = num_workers_for(batch, workers, world_size)
     sampler = None
     if world_size > 1:
-        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
-                                     drop_last=drop_last)
+        sampler = DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
     generator = torch.Generator()
     generator.manual_seed(int(seed) * 1000003 + int(rank))
     if nw == 0 and hasattr(dataset, "set_rng"):
