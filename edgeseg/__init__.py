@@ -11,7 +11,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from .version import __version__
+
 __all__ = ["Detections", "Segmenter", "__version__"]
 
 _LAZY = {"Segmenter": "edgeseg.segmenter", "Detections": "edgeseg.detections"}

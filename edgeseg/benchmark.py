@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .formats import FORMATS, PRECISIONS, is_checkpoint
+from .formats import FORMATS, PRECISIONS, format_named, guess_precision, is_checkpoint, model_size
 
 __all__ = ["FORMAT_NAMES", "BenchmarkResult", "FormatResult", "benchmark", "parse_formats", "time_segmenter"]
 
@@ -228,9 +228,7 @@ def _export(model: Path, fmt: str, precision: str, imgsz, workdir: Path, data, r
     """(path, seconds) of the export of ``model`` to ``fmt`` in ``workdir`` (reused when present)."""
     from importlib import import_module
 
-    from edgeseg.exporters import check_format
-
-    spec = FORMATS[check_format(fmt)]
+    spec = format_named(fmt)
     target = workdir / spec.export_target(model.stem, precision)
     if reuse and target.exists() and target.stat().st_mtime >= model.stat().st_mtime:
         say(f"[{fmt}{'' if precision == 'fp32' else ':' + precision}] reusing {target}")
@@ -289,7 +287,6 @@ def benchmark(
         tolerance: mAP points for the "fastest format within ... of fp32" line.
         conf: score threshold of the timed runs (lower it to time post-processing with more detections).
     """
-    from edgeseg.exporters.report import model_size
     from edgeseg.image_io import load_image
     from edgeseg.segmenter import Segmenter
 
@@ -347,8 +344,6 @@ def benchmark(
                 seg = Segmenter(path, imgsz=size if fmt == "torch" else None, conf=float(conf), **options)
                 row.load_s = time.perf_counter() - t0
                 if fmt == _EXPORTED:
-                    from edgeseg.exporters.report import guess_precision
-
                     row.format, row.precision = seg.backend.name, guess_precision(path)
                 say(f"[{row.name}] timing {runs} runs ...")
                 t = time_segmenter(seg, image, runs, warmup)

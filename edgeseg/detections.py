@@ -155,7 +155,7 @@ class Detections:
 
     def with_class(self, *classes: int | str) -> Detections:
         """Keep rows whose class id or class name is one of ``classes``."""
-        ids = {_class_id_of(self.names, c) for c in classes}
+        ids = {class_id_of(self.names, c) for c in classes}
         return self[np.isin(self.class_id, sorted(ids))]
 
     def with_min_confidence(self, threshold: float) -> Detections:
@@ -225,7 +225,7 @@ def _name_of(names: Names, class_id: int) -> str:
         return str(class_id)
 
 
-def _class_id_of(names: Names, cls: int | str) -> int:
+def class_id_of(names: Names, cls: int | str) -> int:
     if isinstance(cls, (int, np.integer)) and not isinstance(cls, bool):
         return int(cls)
     if isinstance(cls, str):

@@ -33,6 +33,7 @@ __all__ = [
     "is_checkpoint",
     "is_exported_model",
     "model_files",
+    "model_size",
     "read_tflite_metadata",
 ]
 
@@ -251,6 +252,11 @@ def model_files(path: str | PathLike[str], *, skip: tuple[str, ...] = ()) -> lis
         if side.is_file():
             files.append(side)
     return files
+
+
+def model_size(path: str | PathLike[str], *, skip: tuple[str, ...] = ()) -> int:
+    """Bytes on disk of all the model's files (see :func:`model_files`)."""
+    return int(sum(f.stat().st_size for f in model_files(path, skip=skip)))
 
 
 def read_tflite_metadata(path: str | PathLike[str]) -> dict[str, Any] | None:

@@ -81,7 +81,7 @@ class ModelMetadata:
 def from_onnx_props(props: Mapping[str, str], source: str = "model") -> ModelMetadata:
     """Parse Ultralytics ONNX ``metadata_props`` (a str -> str mapping). Missing keys are fine."""
     parsed = {key: _literal(value) for key, value in props.items()}
-    return _from_mapping(parsed, source)
+    return from_mapping(parsed, source)
 
 
 def from_yaml(path: str | PathLike, source: str | None = None) -> ModelMetadata:
@@ -100,10 +100,10 @@ def from_yaml(path: str | PathLike, source: str | None = None) -> ModelMetadata:
         raise ModelLoadError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path} does not hold a metadata mapping")
-    return _from_mapping(data, source)
+    return from_mapping(data, source)
 
 
-def _from_mapping(data: Mapping[str, Any], source: str) -> ModelMetadata:
+def from_mapping(data: Mapping[str, Any], source: str) -> ModelMetadata:
     try:
         stride = data.get("stride", 32)
         if isinstance(stride, (list, tuple)):  # some exports store per-level strides

@@ -14,7 +14,7 @@ from os import PathLike
 import numpy as np
 
 from .backends import select_backend
-from .detections import Detections, _class_id_of
+from .detections import Detections, class_id_of
 from .errors import ModelOutputError
 from .image_io import ImageLike, load_image, to_bgr
 from .ops.letterbox import letterbox, scale_boxes
@@ -179,7 +179,7 @@ class Segmenter:
         ids = []
         for cls in classes:
             try:
-                cid = _class_id_of(self.names, cls)
+                cid = class_id_of(self.names, cls)
             except ValueError:
                 raise ValueError(
                     f"unknown class name {cls!r}; the model's classes are "

@@ -31,7 +31,14 @@ import numpy as np
 
 from .common import ExportError
 
-__all__ = ["DEFAULT_MAX_IMAGES", "IMG_SUFFIXES", "CalibrationError", "calibration_blobs", "calibration_images"]
+__all__ = [
+    "DEFAULT_MAX_IMAGES",
+    "IMG_SUFFIXES",
+    "CalibrationError",
+    "calibration_blobs",
+    "calibration_images",
+    "check_fraction",
+]
 
 DEFAULT_MAX_IMAGES = 300
 IMG_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -68,7 +75,7 @@ def calibration_images(
     Raises:
         CalibrationError: nothing found, a bad option, an index out of range, an unreadable yaml.
     """
-    fraction = _check_fraction(fraction)
+    fraction = check_fraction(fraction)
     max_images = _check_max_images(max_images)
     if split not in _SPLITS:
         raise CalibrationError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
@@ -116,7 +123,7 @@ def calibration_blobs(
 # ---- helpers -------------------------------------------------------------------------------------
 
 
-def _check_fraction(fraction) -> float:
+def check_fraction(fraction) -> float:
     if isinstance(fraction, bool):
         raise CalibrationError(f"fraction must be a number in (0, 1], got {fraction!r}")
     try:

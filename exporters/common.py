@@ -17,10 +17,10 @@ from typing import Any, Union
 
 import numpy as np
 
-from edgeseg import __version__ as EDGESEG_VERSION
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
 from edgeseg.formats import is_exported_model
+from edgeseg.version import __version__ as EDGESEG_VERSION
 
 __all__ = [
     "DYNAMIC_AXES",
@@ -168,9 +168,7 @@ def load_source_model(model_path_or_module) -> SourceModel:
 
 def _reset_anchor_cache(model) -> None:
     """Anchors cached by an earlier (inference-mode) run must not leak into a trace."""
-    head = model.model[-1]
-    if hasattr(head, "_anchor_cache"):
-        head._anchor_cache = {}
+    model.head.reset_anchor_cache()
 
 
 def normalise_imgsz(imgsz) -> tuple[int, int]:

@@ -32,6 +32,7 @@ from typing import Any
 from edgeseg.formats import FORMATS
 
 from .common import ExportError
+from .tflite_schema import enum_names, op_names, tflite_schema
 
 __all__ = [
     "COMPILER_INSTALL",
@@ -184,31 +185,8 @@ class EdgeTPUCheck:
 # ---- flatbuffer reading -----------------------------------------------------------------------------
 
 
-def _schema():
-    for module in ("ai_edge_litert.schema_py_generated", "tensorflow.lite.python.schema_py_generated", "tflite"):
-        try:
-            return __import__(module, fromlist=["ModelT"])
-        except ImportError:
-            continue
-    raise ExportError("reading a .tflite graph needs the TFLite schema: pip install 'edgeseg[tflite]' (ai-edge-litert)")
-
-
-def _enum_names(enum_cls) -> dict[int, str]:
-    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
-
-
-def _op_names(schema, model) -> list[str]:
-    """Builtin operator name of each entry of the model's operator-code table (``OP_<n>`` if unknown)."""
-    by_code = _enum_names(schema.BuiltinOperator)
-    names = []
-    for code in model.operatorCodes or []:
-        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-        names.append(by_code.get(builtin, f"OP_{builtin}"))
-    return names
-
-
 def _load_model(path: Path):
-    schema = _schema()
+    schema = tflite_schema()
     data = path.read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ExportError(f"{path} is not a TFLite flatbuffer (no 'TFL3' identifier)")
@@ -229,9 +207,9 @@ def static_check(path: str | PathLike) -> EdgeTPUCheck:
     if not path.is_file():
         raise FileNotFoundError(f"model not found: {path}")
     schema, model = _load_model(path)
-    op_names = _op_names(schema, model)
-    type_names = _enum_names(schema.TensorType)
-    act_names = _enum_names(schema.ActivationFunctionType)
+    names_of_ops = op_names(schema, model)
+    type_names = enum_names(schema.TensorType)
+    act_names = enum_names(schema.ActivationFunctionType)
     problems: list[str] = []
     if not model.subgraphs:
         raise ExportError(f"{path} holds no subgraph")
@@ -283,7 +261,7 @@ def static_check(path: str | PathLike) -> EdgeTPUCheck:
     ops: list[OpCheck] = []
     for k, op in enumerate(graph.operators or []):
         code = model.operatorCodes[op.opcodeIndex]
-        name = op_names[op.opcodeIndex]
+        name = names_of_ops[op.opcodeIndex]
         if name == "CUSTOM":
             custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
             ops.append(OpCheck(k, f"CUSTOM({custom})", False, "custom ops do not map"))

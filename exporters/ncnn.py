@@ -292,8 +292,7 @@ def _move_into_place(folder: Path, destination: Path, staging: Path) -> None:
 def _trace(torch, model, size, path: Path) -> None:
     module = copy.deepcopy(model).eval()
     head = module.model[-1]
-    if hasattr(head, "_anchor_cache"):
-        head._anchor_cache = {}
+    head.reset_anchor_cache()
     dummy = torch.zeros(1, 3, *size)
     with warnings.catch_warnings():
         # The input-size checks in forward() become constants: expected, the export has a fixed size.

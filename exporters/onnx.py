@@ -248,7 +248,7 @@ def _export_module(model, *, half: bool, dynamic: bool):
     if half:
         module = module.half()
     head = module.model[-1]
-    head._anchor_cache = {}
+    head.reset_anchor_cache()
     if dynamic:
         head.anchors_for = types.MethodType(_traced_anchors, head)
     return module.eval()

@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeseg.backends._signal_stack import preserve_sigaltstack
+from edgeseg.backends.signal_stack import preserve_sigaltstack
 from edgeseg.formats import FORMATS
 
 from .common import (
@@ -441,7 +441,7 @@ def _write_yaml(path: Path, metadata: dict[str, Any]) -> None:
 def _run_ir(ov, xml: Path, blob: np.ndarray) -> list[np.ndarray]:
     try:
         core = ov.Core()
-        with preserve_sigaltstack():  # see edgeseg.backends._signal_stack
+        with preserve_sigaltstack():  # see edgeseg.backends.signal_stack
             compiled = core.compile_model(core.read_model(fspath(xml)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         request = compiled.create_infer_request()
         request.infer({0: blob})

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from edgeseg import formats
+from edgeseg.cli.options import parse_indices
 from edgeseg.fileio import atomic_write_text
 from edgeseg.formats import guess_precision
 
@@ -76,7 +77,7 @@ def model_files(path: str | PathLike) -> list[Path]:
 
 def model_size(path: str | PathLike) -> int:
     """Bytes on disk of all the model's files (see :func:`model_files`)."""
-    return int(sum(f.stat().st_size for f in model_files(path)))
+    return formats.model_size(path, skip=(REPORT_NAME,))
 
 
 def report_path(model: str | PathLike) -> Path:
@@ -270,8 +271,8 @@ def build_report(
         runs, warmup: timed runs (medians reported) and untimed warm-up runs per model.
         max_drop: mask mAP50-95 drop (points) above which a warning is raised.
     """
-    from edgeseg import __version__
     from edgeseg.metrics import SegmentMetrics
+    from edgeseg.version import __version__
 
     images = list(images) if not isinstance(images, (str, PathLike, np.ndarray)) else [images]
     if not images:
@@ -632,22 +633,6 @@ def add_report_arguments(parser) -> None:
         metavar="A:B",
         help="only these images of --report-data's val split, e.g. 64:128 (sorted by name)",
     )
-
-
-def parse_indices(text: str | None):
-    """'64:128' -> slice(64, 128); '1,5,7' -> [1, 5, 7]; None -> None."""
-    if text is None or str(text).strip() == "":
-        return None
-    text = str(text).strip()
-    try:
-        if ":" in text:
-            parts = [p.strip() for p in text.split(":")]
-            if len(parts) > 3:
-                raise ValueError
-            return slice(*[int(p) if p else None for p in parts])
-        return [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise ValueError(f"image indices must look like 64:128 or 1,5,7, got {text!r}") from None
 
 
 def report_from_args(args, result) -> dict | None:

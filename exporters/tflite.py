@@ -284,7 +284,7 @@ def calibration_images(data, *, fraction: float = 1.0, indices=None, max_images:
         )
         if not picked:
             raise ExportError("calib_indices select no calibration image")
-        n = max(1, math.ceil(calibration._check_fraction(fraction) * len(picked)))
+        n = max(1, math.ceil(calibration.check_fraction(fraction) * len(picked)))
         return picked[:n]
     if isinstance(indices, slice):
         indices = range(*indices.indices(10**9))  # clipped to the split's size below
@@ -463,7 +463,7 @@ def _run_litert(path: Path, blob: np.ndarray, threads: int, names: Sequence[str]
 
     backend = TFLiteBackend(path, threads=threads)
     outputs = backend.raw_float_outputs(np.ascontiguousarray(blob.transpose(0, 2, 3, 1)))
-    got = list(backend._output_names)
+    got = list(backend.output_names)
     if sorted(got) == sorted(names):
         return [outputs[got.index(n)] for n in names]
     if len(got) == len(names):  # names not kept (e.g. output_0, output_1): signature order

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .edgetpu import _op_names, _schema
+from .tflite_schema import op_names, tflite_schema
 
 __all__ = ["SILU_FLOOR", "silu_input_tensors", "tighten_silu_inputs"]
 
@@ -36,7 +36,7 @@ def silu_input_tensors(model, schema) -> list[int]:
     """Indices of int8 per-tensor-quantised conv outputs (no fused activation) whose only consumers are
     a LOGISTIC of that tensor and a MUL of the tensor by that LOGISTIC's output (a SiLU)."""
     graph = model.subgraphs[0]
-    names = _op_names(schema, model)
+    names = op_names(schema, model)
     consumers = {}
     for op in graph.operators:
         for i in op.inputs:
@@ -76,7 +76,7 @@ def tighten_silu_inputs(content: bytes, floor: float = SILU_FLOOR) -> tuple[byte
         raise ValueError(f"floor must be positive, got {floor}")
     import flatbuffers
 
-    schema = _schema()
+    schema = tflite_schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
     graph = model.subgraphs[0]
     changed = 0

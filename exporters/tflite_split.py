@@ -36,20 +36,6 @@ def split_output_names(levels: int = 3) -> list[str]:
     return [*names, "protos"]
 
 
-def _head_inputs(model, x: torch.Tensor) -> list[torch.Tensor]:
-    """Run every layer of ``model`` but the head; return the head's input feature maps."""
-    outs = {}
-    last = len(model.model) - 1
-    for i, (module, src) in enumerate(zip(model.model, model._sources)):
-        inp = (x if src[0] == i - 1 else outs[src[0]]) if len(src) == 1 else [x if s == i - 1 else outs[s] for s in src]
-        if i == last:
-            return list(inp)
-        x = module(inp)
-        if i in model._keep:
-            outs[i] = x
-    raise RuntimeError("model has no head")  # pragma: no cover
-
-
 class SplitOutputModel(nn.Module):
     """The head's raw tensors per level plus the prototypes (see the module docstring)."""
 
@@ -67,7 +53,7 @@ class SplitOutputModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         head = self.model.head
-        xs = _head_inputs(self.model, x)
+        xs = self.model.head_inputs(x)
         outs = []
         for i in range(self.nl):
             cls = (
@@ -107,7 +93,7 @@ class NormalisedOutputModel(nn.Module):
 
     def forward(self, x: torch.Tensor):
         head = self.model.head
-        xs = _head_inputs(self.model, x)
+        xs = self.model.head_inputs(x)
         boxes, scores, coefs = [], [], []
         for i in range(self.nl):
             box = head.cv2[i](xs[i])

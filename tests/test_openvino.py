@@ -536,14 +536,14 @@ def test_backends_released_in_creation_order_leave_signals_working(ov_fp32):
 
 
 def test_preserve_sigaltstack_restores_the_thread_stack():
-    from edgeseg.backends._signal_stack import current_sigaltstack, preserve_sigaltstack
+    from edgeseg.backends.signal_stack import current_sigaltstack, preserve_sigaltstack
 
     before = current_sigaltstack()
     if before is None:
         pytest.skip("sigaltstack is not reachable on this platform")
     import ctypes
 
-    from edgeseg.backends._signal_stack import _StackT
+    from edgeseg.backends.signal_stack import _StackT
 
     libc = ctypes.CDLL(None)
     buf = ctypes.create_string_buffer(65536)

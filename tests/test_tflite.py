@@ -222,10 +222,10 @@ def test_fp32_single_export_matches_torch(exported):
 
 def _quantisation(path):
     """{tensor index: (scale, zero point)} of the per-tensor-quantised tensors and the SiLU inputs."""
-    from edgeseg.exporters.edgetpu import _schema
     from edgeseg.exporters.tflite_ranges import silu_input_tensors
+    from edgeseg.exporters.tflite_schema import tflite_schema
 
-    schema = _schema()
+    schema = tflite_schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(Path(path).read_bytes()), 0)
     q = {
         i: (float(t.quantization.scale[0]), int(t.quantization.zeroPoint[0]))

@@ -36,8 +36,8 @@ import numpy as np
 from ..errors import BackendNotInstalledError, EdgesegError, ModelLoadError
 from ..formats import FORMATS, is_checkpoint
 from ..metadata import ModelMetadata, from_onnx_props, from_yaml
-from ._signal_stack import preserve_sigaltstack
 from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
+from .signal_stack import preserve_sigaltstack
 
 __all__ = [
     "FOLDER_SUFFIX",
@@ -128,7 +128,7 @@ class OpenVINOBackend(Backend):
         imgsz=None,
     ):
         # OpenVINO swaps this thread's alternate signal stack when it loads a device plugin or compiles a
-        # model; put ours back (see edgeseg.backends._signal_stack: otherwise a later signal can crash).
+        # model; put ours back (see edgeseg.backends.signal_stack: otherwise a later signal can crash).
         with preserve_sigaltstack():
             self._load(path, device, hint, threads, intra_op_threads, precision, num_requests, timeout, imgsz)
 

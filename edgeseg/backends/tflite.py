@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
 from ..formats import read_tflite_metadata
-from ..metadata import ModelMetadata, _from_mapping, from_yaml
+from ..metadata import ModelMetadata, from_mapping, from_yaml
 from ..ops.decode_split import LevelSpec, SplitLayout
 from ..ops.quant import dequantize
 from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
@@ -194,6 +194,11 @@ class TFLiteBackend(Backend):
         outputs = self._run(self.quantise_input(blob))
         return [_dequantise(o, q) for o, q in zip(outputs, self._output_q)]
 
+    @property
+    def output_names(self) -> list[str]:
+        """The model's output names, in the order :meth:`infer` returns the outputs."""
+        return list(self._output_names)
+
     def describe(self) -> dict:
         it = self._interpreter
         return {
@@ -313,7 +318,7 @@ def _metadata(path: Path, override, source: str) -> ModelMetadata:
     embedded = read_tflite_metadata(path)
     if embedded is not None:
         try:
-            return _from_mapping(embedded, source)
+            return from_mapping(embedded, source)
         except ModelLoadError:
             raise
     for beside in (path.with_name(path.stem + "_metadata.yaml"), path.with_name("metadata.yaml")):

@@ -1,7 +1,7 @@
 """The ``edgeseg`` command line.
 
-Subcommands live in modules of this package, each with ``add_parser(subparsers)`` and ``run(args) -> int``.
-They are imported only to build the parser, and a listed module that does not exist (yet) is skipped.
+Each command is a module with ``add_parser(subparsers)`` and ``run(args) -> int``, named in :data:`COMMANDS`
+(``export`` is :mod:`edgeseg.exporters.cli`). Options several commands share are in :mod:`.options`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,16 @@ import re
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ["predict", "run", "info", "export", "train", "val", "benchmark"]
+# command name -> the module with its add_parser(subparsers) and run(args); `export` lives with the exporters
+COMMANDS = {
+    "predict": "edgeseg.cli.predict",
+    "run": "edgeseg.cli.run",
+    "info": "edgeseg.cli.info",
+    "export": "edgeseg.exporters.cli",
+    "train": "edgeseg.cli.train",
+    "val": "edgeseg.cli.val",
+    "benchmark": "edgeseg.cli.benchmark",
+}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -66,7 +75,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> ArgumentParser:
-    from edgeseg import __version__
+    from edgeseg.version import __version__
 
     parser = ArgumentParser(
         prog="edgeseg", description="YOLOv8-seg / YOLO11-seg instance segmentation on edge devices."
@@ -76,20 +85,13 @@ def build_parser() -> ArgumentParser:
     subparsers.required = True
     for name in COMMANDS:
         module = _command_module(name)
-        if module is not None:
-            sub = module.add_parser(subparsers)
-            sub.set_defaults(_command=module)
+        sub = module.add_parser(subparsers)
+        sub.set_defaults(_command=module)
     return parser
 
 
 def _command_module(name: str):
-    module_name = f"{__name__}.{name}"
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:  # not written yet: skip; a broken import inside it still raises
-            return None
-        raise
+    return importlib.import_module(COMMANDS[name])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

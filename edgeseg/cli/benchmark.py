@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import image_size, positive_int
+from .options import image_size, parse_indices, positive_int
 
 HELP = "benchmark export formats: size, load time, per-stage latency and (with --data) box/mask mAP"
 
@@ -68,7 +68,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from edgeseg.benchmark import benchmark, parse_formats, save_json
-    from edgeseg.exporters.report import parse_indices
 
     parse_formats(args.formats)  # a clear error before anything slow
     if args.warmup < 0:

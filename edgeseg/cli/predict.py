@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import add_model_arguments, make_segmenter
+from .options import add_model_arguments, make_segmenter
 
 HELP = "segment images or videos and save annotated copies (and JSON)"
 

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from ._common import add_model_arguments, make_segmenter, positive_int
+from .options import add_model_arguments, make_segmenter, positive_int
 
 HELP = "run live on a camera, stream, video or directory and report FPS and latency"
 REPORT_EVERY_S = 2.0  # seconds between progress lines

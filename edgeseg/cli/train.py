@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 
-from ._common import positive_int
+from .options import positive_int
 
 HELP = "train or fine-tune a segmentation model (needs torch), or resume a run"
 

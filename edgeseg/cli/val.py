@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import positive_int, unit_float
+from .options import positive_int, unit_float
 
 HELP = "measure box and mask mAP of a model on a dataset (Ultralytics val protocol)"
 

@@ -141,6 +141,10 @@ class SegmentHead(nn.Module):
             self._anchor_cache = {key: cached}
         return cached
 
+    def reset_anchor_cache(self) -> None:
+        """Forget cached anchors (an export traces the anchor computation, it must not read a cache)."""
+        self._anchor_cache = {}
+
     def _apply(self, fn, recurse=True):  # drop cached anchors on .to()/.half()/...
         self._anchor_cache = {}
         return super()._apply(fn, recurse)

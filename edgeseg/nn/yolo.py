@@ -296,16 +296,23 @@ class SegmentationModel(nn.Module):
         h, w = x.shape[-2:]
         if h % 32 or w % 32:
             raise ValueError(f"input height and width must be multiples of 32, got {h}x{w}")
+        return self.head(self.head_inputs(x))
+
+    def head_inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Run every layer but the head; return the head's input feature maps (P3, P4, P5)."""
         outs: dict[int, torch.Tensor] = {}
+        last = len(self.model) - 1
         for i, (module, src) in enumerate(zip(self.model, self._sources)):
             if len(src) == 1:
                 inp = x if src[0] == i - 1 else outs[src[0]]
             else:
                 inp = [x if s == i - 1 else outs[s] for s in src]
+            if i == last:
+                return list(inp)
             x = module(inp)
             if i in self._keep:
                 outs[i] = x
-        return x
+        raise RuntimeError("model has no head")  # pragma: no cover - the architecture ends with one
 
     def fuse(self) -> SegmentationModel:
         """Fold every Conv's BatchNorm into its convolution (for inference). Returns self."""

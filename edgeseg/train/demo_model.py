@@ -38,8 +38,11 @@ def build(
     lr0: float = 0.002,
 ) -> dict:
     """Generate data, train, validate and export; returns the record written to ``demo-seg.json``."""
-    from edgeseg.exporters.onnx import export
+    from importlib import import_module
 
+    from ..formats import FORMATS
+
+    export = import_module(FORMATS["onnx"].exporter_module).export  # exporters are reached through the table
     from ..val.validator import validate
     from .trainer import train
 

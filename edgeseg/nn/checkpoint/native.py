@@ -56,7 +56,7 @@ _MAX_NESTING = 64
 
 
 def _edgeseg_version() -> str:
-    from edgeseg import __version__
+    from edgeseg.version import __version__
 
     return __version__
 

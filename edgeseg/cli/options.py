@@ -99,3 +99,19 @@ def make_segmenter(args: argparse.Namespace, model: str | None = None):
         classes=args.classes,
         **options,
     )
+
+
+def parse_indices(text: str | None):
+    """'64:128' -> slice(64, 128); '1,5,7' -> [1, 5, 7]; None -> None."""
+    if text is None or str(text).strip() == "":
+        return None
+    text = str(text).strip()
+    try:
+        if ":" in text:
+            parts = [p.strip() for p in text.split(":")]
+            if len(parts) > 3:
+                raise ValueError
+            return slice(*[int(p) if p else None for p in parts])
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ValueError(f"image indices must look like 64:128 or 1,5,7, got {text!r}") from None

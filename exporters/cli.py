@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import image_size
+from edgeseg.cli.options import image_size
 
 HELP = "export a checkpoint (.pt) to a deployment format (verified against the torch model)"
 
@@ -57,14 +57,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="IMAGE",
         help="image used to verify the export against torch (default: bus.jpg when available, else a synthetic image)",
     )
-    from edgeseg.exporters.report import add_report_arguments
+    from .report import add_report_arguments
 
     add_report_arguments(parser)  # --report/--no-report, --report-data, --report-indices
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeseg.exporters import check_format, export
+    from . import check_format, export
 
     fmt = check_format(args.format)  # clear "not yet supported" error before torch is imported
     options = _format_options(fmt, args)
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"    {name}: max abs difference {diff:.3g}")
     for note in result.notes:
         print(f"  note: {note}")
-    from edgeseg.exporters.report import report_from_args
+    from .report import report_from_args
 
     report_from_args(args, result)  # accuracy/size/latency report beside the model (unless --no-report)
     return 0
@@ -105,8 +105,9 @@ _OPTIONAL = {
 
 def _format_options(fmt: str, args: argparse.Namespace) -> dict:
     """imgsz plus every option the user set; a flag the format's export() does not take is a clear error."""
-    from edgeseg.exporters import ExportError
     from edgeseg.formats import FORMATS
+
+    from . import ExportError
 
     options = {"imgsz": args.imgsz}
     for name in _OPTIONAL:
