@@ -9,7 +9,7 @@ Importing edgeseg is cheap: the pipeline, the native core and any inference engi
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .version import __version__
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .segmenter import Segmenter
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -30,5 +30,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'edgeseg' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

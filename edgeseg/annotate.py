@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from .detections import Detections
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ops.masks import MaskSet
 
 # A fixed 20-colour palette (BGR): hues stepped by the golden ratio, alternating saturation/value, so that
 # neighbouring class ids get clearly different colours. Class id c uses PALETTE[c % 20].
@@ -39,14 +45,14 @@ def class_color(class_id: int) -> tuple[int, int, int]:
 
 
 def draw(
-    image: np.ndarray,
+    image: NDArray[Any],
     detections: Detections,
     *,
     alpha: float = 0.5,
     boxes: bool = True,
     labels: bool = True,
     masks: bool = True,
-) -> np.ndarray:
+) -> NDArray[np.uint8]:
     """Return a copy of a BGR uint8 image with masks (translucent), boxes and "name 0.87" labels drawn."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         shape = getattr(image, "shape", None)
@@ -58,7 +64,7 @@ def draw(
             f"detections are for an image of shape {tuple(detections.image_shape)}, "
             f"not {image.shape[:2]}: draw on the image that was segmented"
         )
-    out = image.copy()
+    out: NDArray[np.uint8] = image.copy()
     order = np.argsort(detections.confidence, kind="stable")  # most confident drawn last, on top
     if masks and detections.masks is not None and alpha > 0:
         for i in order:
@@ -75,7 +81,7 @@ def draw(
     return out
 
 
-def _paint_mask(out: np.ndarray, maskset, i: int, color, alpha: float) -> None:
+def _paint_mask(out: NDArray[np.uint8], maskset: MaskSet, i: int, color: tuple[int, int, int], alpha: float) -> None:
     x1, y1, x2, y2 = (int(v) for v in maskset.rects[i])
     bitmap = maskset.bitmap(i)
     if bitmap.size == 0:
@@ -83,10 +89,12 @@ def _paint_mask(out: np.ndarray, maskset, i: int, color, alpha: float) -> None:
     roi = out[y1:y2, x1:x2]
     bitmap = bitmap[: roi.shape[0], : roi.shape[1]].astype(bool)
     pixels = roi[bitmap].astype(np.float32)
-    roi[bitmap] = (pixels * (1.0 - alpha) + np.float32(color) * alpha + 0.5).astype(np.uint8)
+    roi[bitmap] = (pixels * (1.0 - alpha) + np.array(color, dtype=np.float32) * alpha + 0.5).astype(np.uint8)
 
 
-def _label(out: np.ndarray, text: str, corner, color, thickness: int) -> None:
+def _label(
+    out: NDArray[np.uint8], text: str, corner: tuple[int, int], color: tuple[int, int, int], thickness: int
+) -> None:
     scale = thickness / 3
     font_thickness = max(thickness - 1, 1)
     (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, font_thickness)

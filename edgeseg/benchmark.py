@@ -40,6 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .formats import FORMATS, PRECISIONS, format_named, guess_precision, is_checkpoint, model_size
+from .metadata import parse_imgsz
 
 __all__ = ["FORMAT_NAMES", "BenchmarkResult", "FormatResult", "benchmark", "parse_formats", "time_segmenter"]
 
@@ -77,7 +78,7 @@ class FormatResult:
     @property
     def pre_post_percent(self) -> float | None:
         """(pre + post) as a percentage of inference."""
-        if self.inference is None or not self.inference:
+        if self.inference is None or not self.inference or self.preprocess is None or self.postprocess is None:
             return None
         return 100.0 * (self.preprocess + self.postprocess) / self.inference
 
@@ -107,7 +108,7 @@ class BenchmarkResult:
                 if r.mask_map50_95 is not None
                 and 100 * (self.reference_mask_map50_95 - r.mask_map50_95) <= self.tolerance
             ]
-        return min(ok, key=lambda r: r.total) if ok else None
+        return min(ok, key=lambda r: r.total if r.total is not None else float("inf")) if ok else None
 
     def summary_line(self) -> str:
         best = self.fastest
@@ -117,11 +118,13 @@ class BenchmarkResult:
             return (
                 f"fastest format: {best.name} ({best.total:.1f} ms per image; no --data given, so mAP was not checked)"
             )
-        drop = 100 * (self.reference_mask_map50_95 - best.mask_map50_95)
+        best_map = best.mask_map50_95
+        assert best_map is not None  # with a reference, fastest keeps only rows that have a mask mAP
+        drop = 100 * (self.reference_mask_map50_95 - best_map)
         return (
             f"fastest format within {self.tolerance:g} point of the fp32 mask mAP50-95 "
             f"({100 * self.reference_mask_map50_95:.2f}, {self.reference}): {best.name} "
-            f"({best.total:.1f} ms per image, mask mAP50-95 {100 * best.mask_map50_95:.2f}, "
+            f"({best.total:.1f} ms per image, mask mAP50-95 {100 * best_map:.2f}, "
             f"{drop:+.2f} points below)"
         )
 
@@ -302,7 +305,7 @@ def benchmark(
     wanted = parse_formats(formats)
     if not from_checkpoint:  # an exported model runs as it is, once: its backend and precision name the row
         wanted = [(_EXPORTED, "fp32")]
-    size = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(int(v) for v in imgsz)
+    size = parse_imgsz(imgsz)
     if source is None:
         source = _default_source()
         if source is None:
@@ -311,7 +314,7 @@ def benchmark(
     source_name = str(source) if not isinstance(source, np.ndarray) else f"array {image.shape[1]}x{image.shape[0]}"
     if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0.0 <= float(conf) < 1.0:
         raise ValueError(f"conf must be a number in [0, 1), got {conf!r}")
-    options = {} if threads is None else {"intra_op_threads": int(threads)}
+    options: dict[str, Any] = {} if threads is None else {"intra_op_threads": int(threads)}
     result = BenchmarkResult(
         model=str(model),
         imgsz=size,

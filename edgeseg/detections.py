@@ -6,11 +6,17 @@ instance) plus the instance masks, sliceable like an array. Drawing lives in :mo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .ops.selection import row_indices
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ops.masks import MaskSet
 
 Names = Union[Mapping[int, str], Sequence[str]]
 
@@ -29,15 +35,15 @@ class Detections:
         timings: milliseconds spent in ``preprocess``, ``inference`` and ``postprocess``.
     """
 
-    xyxy: np.ndarray
-    confidence: np.ndarray
-    class_id: np.ndarray
+    xyxy: NDArray[np.float32]
+    confidence: NDArray[np.float32]
+    class_id: NDArray[np.int32]
     names: Names = field(default_factory=dict)
-    masks: Any = None
+    masks: MaskSet | None = None
     image_shape: tuple[int, int] | None = None
-    timings: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32)
         if xyxy.size == 0:
             xyxy = xyxy.reshape(0, 4)
@@ -57,7 +63,7 @@ class Detections:
             raise ValueError(f"masks hold {len(self.masks)} instances but there are {n} boxes")
         if not isinstance(self.names, (Mapping, list, tuple)):
             raise TypeError(f"names must be a dict or list, got {type(self.names).__name__}")
-        image_shape = self.image_shape
+        image_shape: tuple[int, ...] | None = self.image_shape
         if image_shape is None and self.masks is not None:
             image_shape = tuple(self.masks.image_shape)
         if image_shape is not None:
@@ -75,8 +81,8 @@ class Detections:
         cls,
         names: Names | None = None,
         image_shape: tuple[int, int] | None = None,
-        masks: Any = None,
-        timings: dict | None = None,
+        masks: MaskSet | None = None,
+        timings: dict[str, float] | None = None,
     ) -> Detections:
         """No detections (``masks`` may be an empty MaskSet)."""
         return cls(
@@ -92,14 +98,14 @@ class Detections:
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Detections]:
         """Iterate one-row :class:`Detections`."""
         for i in range(len(self)):
             yield self[i]
 
-    def __getitem__(self, key) -> Detections:
+    def __getitem__(self, key: ArrayLike | slice) -> Detections:
         """Select rows with an int, slice, boolean mask or index array; always returns Detections."""
-        index = self._index(key)
+        index = row_indices(key, len(self), "detections")
         return Detections(
             xyxy=self.xyxy[index],
             confidence=self.confidence[index],
@@ -110,29 +116,6 @@ class Detections:
             timings=self.timings,
         )
 
-    def _index(self, key) -> np.ndarray:
-        n = len(self)
-        if isinstance(key, (bool, np.bool_)):
-            raise TypeError("a single bool is not a valid index; use a boolean array of length n")
-        if isinstance(key, (int, np.integer)):
-            if not -n <= int(key) < n:
-                raise IndexError(f"index {int(key)} out of range for {n} detections")
-            return np.array([int(key) % n], dtype=np.int64)
-        if isinstance(key, slice):
-            return np.arange(n, dtype=np.int64)[key]
-        key = np.asarray(key)
-        if key.dtype == bool:
-            if key.shape != (n,):
-                raise IndexError(f"boolean index must have shape ({n},), got {key.shape}")
-            return np.flatnonzero(key).astype(np.int64)
-        if key.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        if key.dtype.kind not in "iu" or key.ndim != 1:
-            raise IndexError(f"index arrays must be 1-D integers or booleans, got {key.dtype} {key.shape}")
-        if (key >= n).any() or (key < -n).any():
-            raise IndexError(f"index out of range for {n} detections")
-        return (key.astype(np.int64) % n) if n else key.astype(np.int64)
-
     # ---- convenience -------------------------------------------------------------------------
 
     @property
@@ -141,13 +124,14 @@ class Detections:
         return [_name_of(self.names, int(c)) for c in self.class_id]
 
     @property
-    def box_area(self) -> np.ndarray:
+    def box_area(self) -> NDArray[np.float32]:
         """float32 [n] box areas in pixels."""
         wh = np.clip(self.xyxy[:, 2:] - self.xyxy[:, :2], 0, None)
-        return wh[:, 0] * wh[:, 1]
+        area: NDArray[np.float32] = wh[:, 0] * wh[:, 1]
+        return area
 
     @property
-    def mask_area(self) -> np.ndarray:
+    def mask_area(self) -> NDArray[np.int64]:
         """int64 [n] mask pixel counts (requires masks)."""
         if self.masks is None:
             raise ValueError("these detections have no masks")
@@ -165,7 +149,7 @@ class Detections:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         return self[self.confidence >= threshold]
 
-    def polygons(self, strategy: str = "largest") -> list[list[np.ndarray]]:
+    def polygons(self, strategy: str = "largest") -> list[list[NDArray[np.float32]]]:
         """Mask outlines in original pixels: per row, a list of float32 [k, 2] xy arrays."""
         if self.masks is None:
             raise ValueError("these detections have no masks")
@@ -173,15 +157,15 @@ class Detections:
 
         return _polygons(self.masks, strategy=strategy)
 
-    def to_rows(self, polygons: str | None = "largest", decimals: int = 1) -> list[dict]:
+    def to_rows(self, polygons: str | None = "largest", decimals: int = 1) -> list[dict[str, Any]]:
         """JSON-friendly rows: class_id, name, confidence, box [x1, y1, x2, y2] and (optionally) polygons.
 
         ``polygons`` is a strategy for :meth:`polygons` ("largest" or "all") or ``None`` to leave them out.
         """
         polys = self.polygons(polygons) if (polygons and self.masks is not None) else None
-        rows = []
+        rows: list[dict[str, Any]] = []
         for i in range(len(self)):
-            row = {
+            row: dict[str, Any] = {
                 "class_id": int(self.class_id[i]),
                 "name": _name_of(self.names, int(self.class_id[i])),
                 "confidence": round(float(self.confidence[i]), 4),
@@ -192,7 +176,7 @@ class Detections:
             rows.append(row)
         return rows
 
-    def to_dict(self, polygons: str | None = "largest") -> dict:
+    def to_dict(self, polygons: str | None = "largest") -> dict[str, Any]:
         """JSON-friendly dict: image_shape, timings (ms) and detections rows."""
         return {
             "image_shape": list(self.image_shape) if self.image_shape else None,
@@ -208,7 +192,7 @@ class Detections:
         return ", ".join(f"{c} {_name_of(self.names, int(i))}" for i, c in zip(ids, counts))
 
 
-def _as_class_ids(values) -> np.ndarray:
+def _as_class_ids(values: ArrayLike) -> NDArray[np.int32]:
     arr = np.asarray(values).reshape(-1)
     if arr.size and arr.dtype.kind not in "iu":
         if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):

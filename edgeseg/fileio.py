@@ -56,27 +56,35 @@ def _new_file_mode(target: Path) -> int:
 
 
 @contextmanager
-def atomic_write(path: PathLike) -> Iterator[BinaryIO]:
-    """Context manager yielding a binary file; on a clean exit it atomically becomes ``path``."""
+def _staged(path: PathLike, name: str, suffix: str) -> Iterator[tuple[int, Path, Path]]:
+    """(open descriptor, temporary path, target) of a new temporary file ``.<name>.*<suffix>`` beside
+    ``path``; on a clean exit it is renamed over ``path`` (and the rename made durable), if anything raises
+    it is removed."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise FileNotFoundError(f"cannot write {target}: directory {directory} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=directory)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            if os.name == "posix":
-                os.fchmod(fh.fileno(), _new_file_mode(target))
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield fd, tmp, target
         os.replace(tmp, target)
     except BaseException:
         with suppress(FileNotFoundError):
             tmp.unlink()
         raise
     _fsync_dir(directory)
+
+
+@contextmanager
+def atomic_write(path: PathLike) -> Iterator[BinaryIO]:
+    """Context manager yielding a binary file; on a clean exit it atomically becomes ``path``."""
+    with _staged(path, Path(path).name, ".tmp") as (fd, _, target), os.fdopen(fd, "wb") as fh:
+        if os.name == "posix":
+            os.fchmod(fh.fileno(), _new_file_mode(target))
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def atomic_write_with(path: PathLike, writer: Callable[[BinaryIO], object]) -> Path:
@@ -95,20 +103,8 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Pat
 def atomic_path(path: PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for tools that write by file name; on a clean exit it is
     renamed over ``path``. If anything raises, it is removed and ``path`` is left as it was."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"cannot write {target}: directory {directory} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix or target.suffix, dir=directory)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with _staged(path, Path(path).stem, suffix or Path(path).suffix) as (fd, tmp, target):
+        os.close(fd)
         yield tmp
         if os.name == "posix":
             os.chmod(tmp, _new_file_mode(target))
-        os.replace(tmp, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(directory)

@@ -286,7 +286,9 @@ def _tflite_precision(path: Path) -> str | None:
     meta = read_tflite_metadata(path) or {}
     if meta.get("precision") in PRECISIONS:
         return str(meta["precision"])
-    args = meta.get("args") if isinstance(meta.get("args"), dict) else {}
+    args = meta.get("args")
+    if not isinstance(args, dict):
+        args = {}
     if args.get("int8"):
         return "int8"
     if args.get("half"):

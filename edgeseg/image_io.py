@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from os import PathLike, fspath
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from .errors import ImageReadError
 
-ImageLike = Union[np.ndarray, str, PathLike]
+ImageLike = Union[NDArray[Any], str, PathLike[str]]
 
 IMAGE_SUFFIXES = frozenset(
     {
@@ -48,7 +49,7 @@ IMAGE_SUFFIXES = frozenset(
 _DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 
 
-def read_image(path: str | PathLike) -> np.ndarray:
+def read_image(path: str | PathLike[str]) -> NDArray[np.uint8]:
     """Read an image file into a contiguous uint8 BGR array of shape (H, W, 3)."""
     path = Path(fspath(path))
     if not path.exists():
@@ -70,7 +71,7 @@ def read_image(path: str | PathLike) -> np.ndarray:
     return to_bgr(image, source=str(path))
 
 
-def load_image(image: ImageLike) -> np.ndarray:
+def load_image(image: ImageLike) -> NDArray[np.uint8]:
     """A path or an array -> uint8 BGR (H, W, 3). Arrays are normalised with :func:`to_bgr`."""
     if isinstance(image, np.ndarray):
         return to_bgr(image)
@@ -79,7 +80,7 @@ def load_image(image: ImageLike) -> np.ndarray:
     raise TypeError(f"expected an image path or a numpy array, got {type(image).__name__}")
 
 
-def to_bgr(image: np.ndarray, source: str = "image") -> np.ndarray:
+def to_bgr(image: NDArray[Any], source: str = "image") -> NDArray[np.uint8]:
     """Normalise an array to contiguous uint8 BGR (H, W, 3).
 
     Accepts gray (H, W) or (H, W, 1), BGR (H, W, 3) and BGRA (H, W, 4) images in uint8, uint16 (the
@@ -108,7 +109,7 @@ def to_bgr(image: np.ndarray, source: str = "image") -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _to_uint8(image: np.ndarray, source: str) -> np.ndarray:
+def _to_uint8(image: NDArray[Any], source: str) -> NDArray[np.uint8]:
     dtype = image.dtype
     if dtype == np.uint8:
         return image

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -30,17 +31,17 @@ class ModelMetadata:
     metadata); ``extras`` keeps every other key (author, version, license, ...) as parsed values.
     """
 
-    names: dict = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
     imgsz: tuple[int, int] | None = None
     stride: int = 32
     task: str | None = None
-    extras: dict = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         names = _normalise_names(self.names)
         object.__setattr__(self, "names", names)
         if self.imgsz is not None:
-            object.__setattr__(self, "imgsz", _normalise_imgsz(self.imgsz))
+            object.__setattr__(self, "imgsz", parse_imgsz(self.imgsz))
         if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride <= 0:
             raise ValueError(f"stride must be a positive int, got {self.stride!r}")
 
@@ -84,7 +85,7 @@ def from_onnx_props(props: Mapping[str, str], source: str = "model") -> ModelMet
     return from_mapping(parsed, source)
 
 
-def from_yaml(path: str | PathLike, source: str | None = None) -> ModelMetadata:
+def from_yaml(path: str | PathLike[str], source: str | None = None) -> ModelMetadata:
     """Parse an Ultralytics ``metadata.yaml`` file. Needs PyYAML (imported only here)."""
     path = Path(path)
     source = source or str(path)
@@ -129,7 +130,7 @@ def _literal(value: str) -> Any:
         return value
 
 
-def _normalise_names(names: Any) -> dict:
+def _normalise_names(names: Any) -> dict[int, str]:
     if isinstance(names, (list, tuple)):
         names = dict(enumerate(names))
     if not isinstance(names, Mapping):
@@ -145,16 +146,31 @@ def _normalise_names(names: Any) -> dict:
     return dict(sorted(out.items()))
 
 
-def _normalise_imgsz(imgsz: Any) -> tuple[int, int]:
-    if isinstance(imgsz, bool):
-        raise ValueError(f"imgsz must be an int or (h, w), got {imgsz!r}")
-    if isinstance(imgsz, int):
-        imgsz = (imgsz, imgsz)
-    if not isinstance(imgsz, (list, tuple)) or len(imgsz) not in (1, 2):
-        raise ValueError(f"imgsz must be an int or (h, w), got {imgsz!r}")
-    if len(imgsz) == 1:
-        imgsz = (imgsz[0], imgsz[0])
-    h, w = (int(v) for v in imgsz)
+def parse_imgsz(
+    value: Any, *, stride: int = 1, strict: bool = False, error: type[Exception] = ValueError
+) -> tuple[int, int]:
+    """An image size -> (height, width): ``640``, ``(640,)`` or ``(480, 640)`` (a list or tuple).
+
+    The one reader of ``imgsz`` (arguments, metadata, checkpoints, the command line). ``strict`` takes only
+    integers (not bools) as sizes; otherwise each size goes through ``int()`` (metadata may hold ``"640"``).
+    Both sides must be positive and, with ``stride`` > 1, multiples of it. Raises ``error`` (a ValueError by
+    default; callers pass their own subclass).
+    """
+    shape_error = f"imgsz must be an int or (height, width), got {value!r}"
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        sizes = [value, value]
+    elif isinstance(value, (list, tuple)) and len(value) in (1, 2):
+        sizes = [value[0], value[-1]]
+    else:
+        raise error(shape_error)
+    if strict and not all(isinstance(v, Integral) and not isinstance(v, bool) for v in sizes):
+        raise error(shape_error)
+    try:
+        h, w = int(sizes[0]), int(sizes[1])
+    except (TypeError, ValueError, OverflowError):
+        raise error(shape_error) from None
+    if stride > 1 and (min(h, w) < stride or h % stride or w % stride):
+        raise error(f"imgsz must be positive multiples of the model stride {stride}, got {value!r}")
     if h <= 0 or w <= 0:
-        raise ValueError(f"imgsz must be positive, got {imgsz!r}")
+        raise error(f"imgsz must be positive, got {value!r}")
     return h, w

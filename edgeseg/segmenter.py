@@ -10,14 +10,17 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from os import PathLike
+from typing import Any, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
-from .backends import select_backend
+from .backends import InputSpec, select_backend
 from .detections import Detections, class_id_of
 from .errors import ModelOutputError
 from .image_io import ImageLike, load_image, to_bgr
-from .ops.letterbox import letterbox, scale_boxes
+from .metadata import ModelMetadata
+from .ops.letterbox import LetterboxInfo, letterbox, scale_boxes
 from .ops.masks import MaskSet, masks_input, masks_native
 from .ops.nms import nms
 
@@ -48,18 +51,18 @@ class Segmenter:
 
     def __init__(
         self,
-        model: str | PathLike,
+        model: str | PathLike[str],
         backend: str | None = None,
         conf: float = 0.25,
         iou: float = 0.7,
         max_det: int = 300,
-        imgsz=None,
-        classes=None,
+        imgsz: int | Sequence[int] | None = None,
+        classes: int | str | Sequence[int | str] | None = None,
         retina_masks: bool = True,
         agnostic_nms: bool = False,
         on_nonfinite: str = "raise",
-        **backend_options,
-    ):
+        **backend_options: Any,
+    ) -> None:
         self.conf = _unit_interval("conf", conf)
         self.iou = _unit_interval("iou", iou)
         if isinstance(max_det, bool) or not isinstance(max_det, (int, np.integer)) or max_det < 1:
@@ -78,22 +81,29 @@ class Segmenter:
     # ---- public properties ---------------------------------------------------------------------
 
     @property
-    def metadata(self):
+    def metadata(self) -> ModelMetadata:
         """The model's :class:`~edgeseg.metadata.ModelMetadata`."""
         return self.backend.metadata
 
     @property
-    def names(self) -> dict:
+    def names(self) -> dict[int, str]:
         """Class id -> name."""
         return self.backend.metadata.names
 
     @property
-    def input_spec(self):
+    def input_spec(self) -> InputSpec:
         return self.backend.input_spec
 
     # ---- running -------------------------------------------------------------------------------
 
-    def __call__(self, images: ImageLike | Sequence[ImageLike]):
+    @overload
+    def __call__(self, images: str | PathLike[str]) -> Detections: ...
+    @overload
+    def __call__(self, images: list[ImageLike] | tuple[ImageLike, ...]) -> list[Detections]: ...
+    @overload
+    def __call__(self, images: NDArray[Any]) -> Detections | list[Detections]: ...  # a list for [B, H, W, C]
+
+    def __call__(self, images: ImageLike | list[ImageLike] | tuple[ImageLike, ...]) -> Detections | list[Detections]:
         if isinstance(images, (list, tuple)):
             return [self._predict(image) for image in images]
         if isinstance(images, np.ndarray) and images.ndim == 4:
@@ -107,14 +117,12 @@ class Segmenter:
         for _ in range(int(runs)):
             self.backend.infer(blob)
 
-    def _predict(self, image: ImageLike) -> Detections:
-        if not isinstance(image, np.ndarray):
-            image = load_image(image)  # reading a file is not counted as preprocessing
-        t0 = time.perf_counter()
-        image = to_bgr(image)
+    def preprocess(self, image: NDArray[Any]) -> tuple[NDArray[Any], LetterboxInfo]:
+        """The model input for an image array (BGR, gray or BGRA), letterboxed as the model expects, and
+        the :class:`~edgeseg.ops.letterbox.LetterboxInfo` that maps its boxes back to the image."""
         spec = self.backend.input_spec
-        blob, info = letterbox(
-            image,
+        return letterbox(
+            to_bgr(image),
             spec.shape,
             scaleup=True,
             auto=False,
@@ -123,6 +131,12 @@ class Segmenter:
             dtype=spec.dtype,
             bgr_to_rgb=True,
         )
+
+    def _predict(self, image: ImageLike) -> Detections:
+        if not isinstance(image, np.ndarray):
+            image = load_image(image)  # reading a file is not counted as preprocessing
+        t0 = time.perf_counter()
+        blob, info = self.preprocess(image)
         t1 = time.perf_counter()
         outputs = self.backend.infer(blob)
         t2 = time.perf_counter()
@@ -131,7 +145,9 @@ class Segmenter:
         timings = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
         return dataclasses.replace(detections, timings=timings)
 
-    def _postprocess(self, outputs, info, image_shape) -> Detections:
+    def _postprocess(
+        self, outputs: Sequence[NDArray[Any]], info: LetterboxInfo, image_shape: tuple[int, int]
+    ) -> Detections:
         layout = self.backend.output_layout
         candidates, protos = layout.decode(outputs, conf=self.conf, classes=self.classes)
         if candidates.nonfinite and self.on_nonfinite == "raise":
@@ -171,7 +187,7 @@ class Segmenter:
         has_mask = masks.areas() > 0
         return detections if has_mask.all() else detections[has_mask]
 
-    def _class_ids(self, classes) -> list[int] | None:
+    def _class_ids(self, classes: int | str | Sequence[int | str] | None) -> list[int] | None:
         if classes is None:
             return None
         if isinstance(classes, (int, str, np.integer)):
@@ -198,7 +214,7 @@ class Segmenter:
         )
 
 
-def _unit_interval(name: str, value) -> float:
+def _unit_interval(name: str, value: float) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     try:

@@ -16,10 +16,11 @@ import threading
 from collections.abc import Iterator
 from os import PathLike, fspath
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from .errors import SourceError
 from .image_io import IMAGE_SUFFIXES, read_image, to_bgr
@@ -32,12 +33,13 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 
 
 class Frame(NamedTuple):
-    image: np.ndarray  # uint8 BGR (H, W, 3)
+    image: NDArray[np.uint8]  # uint8 BGR (H, W, 3)
     source: str  # file path, 'camera 0' or the URL (credentials removed)
-    index: int  # frame number within that source (0 for a single image)
+    # frame number within that source (0 for a single image); the public field shadows tuple.index
+    index: int  # type: ignore[assignment]
 
 
-def open_source(source: str | int | PathLike, *, read_timeout: float = 10.0) -> FrameSource:
+def open_source(source: str | int | PathLike[str], *, read_timeout: float = 10.0) -> FrameSource:
     """Open a frame source.
 
     ``source`` is an image or video path, a directory (its images and videos, sorted by name), a glob
@@ -115,7 +117,7 @@ class FrameSource:
     def __enter__(self) -> FrameSource:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -164,7 +166,7 @@ class _DemoSource(FrameSource):
     kind = "video"
     fps = 30.0
 
-    def __init__(self, n_frames: int = 180, size=(640, 360), seed: int = 0):
+    def __init__(self, n_frames: int = 180, size: tuple[int, int] = (640, 360), seed: int = 0):
         self.n_frames, self.size, self.seed = int(n_frames), size, int(seed)
         self.frame_count = self.n_frames
 
@@ -209,7 +211,7 @@ class _LiveSource(FrameSource):
             raise SourceError(f"cannot open {name} (not connected, wrong address or no permission)")
         self.fps = _fps(cap)
         self._capture = cap
-        self._frames: queue.Queue = queue.Queue(maxsize=1)
+        self._frames: queue.Queue[NDArray[Any] | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -29,6 +29,8 @@ from typing import Union
 
 import numpy as np
 
+from edgeseg.metadata import parse_imgsz
+
 from .common import ExportError
 
 __all__ = [
@@ -104,7 +106,7 @@ def calibration_blobs(
     from edgeseg.image_io import read_image
     from edgeseg.ops.letterbox import letterbox
 
-    size = _imgsz(imgsz)
+    size = parse_imgsz(imgsz, strict=True, error=CalibrationError)
     if layout not in ("nchw", "nhwc"):
         raise CalibrationError(f"layout must be 'nchw' or 'nhwc', got {layout!r}")
     if dtype not in ("float32", "uint8", "int8"):
@@ -141,22 +143,6 @@ def _check_max_images(max_images) -> int | None:
     if isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer)) or max_images < 1:
         raise CalibrationError(f"max_images must be a positive integer or None, got {max_images!r}")
     return int(max_images)
-
-
-def _imgsz(imgsz) -> tuple[int, int]:
-    if isinstance(imgsz, (int, np.integer)) and not isinstance(imgsz, bool):
-        size = (int(imgsz), int(imgsz))
-    elif (
-        isinstance(imgsz, (tuple, list))
-        and len(imgsz) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in imgsz)
-    ):
-        size = (int(imgsz[0]), int(imgsz[1]))
-    else:
-        raise CalibrationError(f"imgsz must be an int or (height, width), got {imgsz!r}")
-    if min(size) < 1:
-        raise CalibrationError(f"imgsz must be positive, got {imgsz!r}")
-    return size
 
 
 def _select(files: list[Path], indices: slice | Iterable[int], where: str) -> list[Path]:

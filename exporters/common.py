@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from edgeseg.errors import EdgesegError
 from edgeseg.fileio import atomic_path
 from edgeseg.formats import is_exported_model
+from edgeseg.metadata import parse_imgsz
 from edgeseg.version import __version__ as EDGESEG_VERSION
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "atomic_output",
     "build_metadata",
     "check_image_blob",
+    "check_tolerance",
     "load_source_model",
     "max_abs_diff",
     "metadata_strings",
@@ -173,21 +176,7 @@ def _reset_anchor_cache(model) -> None:
 
 def normalise_imgsz(imgsz) -> tuple[int, int]:
     """640 or (h, w) -> (h, w), each a positive multiple of the model stride (32)."""
-    if isinstance(imgsz, bool):
-        raise ExportError(f"imgsz must be an int or (height, width), got {imgsz!r}")
-    if isinstance(imgsz, (int, np.integer)):
-        size = (int(imgsz), int(imgsz))
-    elif (
-        isinstance(imgsz, (list, tuple))
-        and len(imgsz) in (1, 2)
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in imgsz)
-    ):
-        size = (int(imgsz[0]), int(imgsz[-1]))
-    else:
-        raise ExportError(f"imgsz must be an int or (height, width), got {imgsz!r}")
-    if min(size) < STRIDE or size[0] % STRIDE or size[1] % STRIDE:
-        raise ExportError(f"imgsz must be positive multiples of the model stride {STRIDE}, got {imgsz!r}")
-    return size
+    return parse_imgsz(imgsz, stride=STRIDE, strict=True, error=ExportError)
 
 
 def build_metadata(
@@ -307,10 +296,50 @@ def max_abs_diff(
     return diffs
 
 
+def check_tolerance(
+    diffs: Mapping[str, float],
+    reference: Sequence[np.ndarray],
+    atol: float | None,
+    rtol: float | None,
+    described: str,
+    what: str,
+    *,
+    exported: Sequence[np.ndarray] | None = None,
+) -> None:
+    """Raise :class:`ExportVerificationError` unless every output is within ``atol + rtol * max|reference|``.
+
+    ``diffs`` is :func:`max_abs_diff`'s answer, ``what`` names the file in the message ("ONNX model": "the
+    exported ONNX model does not reproduce the torch model on <described>: ..."). With ``exported``, an output
+    of the wrong shape or with NaN/inf is named as such instead; ``atol`` None checks only that (int8 outputs,
+    whose error is quantisation error, judged by the accuracy report).
+    """
+    failed = []
+    outputs: Sequence[np.ndarray | None] = [None] * len(reference) if exported is None else exported
+    for (name, diff), ref, out in zip(diffs.items(), reference, outputs):
+        if out is not None:
+            if out.shape != ref.shape:
+                failed.append(f"{name}: shape {out.shape} != torch {ref.shape}")
+                continue
+            if not np.all(np.isfinite(out)):
+                failed.append(f"{name}: NaN/inf in the output")
+                continue
+        if atol is None:
+            continue
+        limit = atol + (rtol or 0.0) * float(np.max(np.abs(ref))) if ref.size else atol
+        if not diff <= limit:
+            failed.append(f"{name}: max abs difference {diff:.4g} > {limit:.4g}")
+    if failed:
+        raise ExportVerificationError(
+            f"the exported {what} does not reproduce the torch model on {described}: "
+            + "; ".join(failed)
+            + " (nothing was written)"
+        )
+
+
 # ---- files ---------------------------------------------------------------------------------------
 
 
-def atomic_output(path: PathLike, suffix: str = "") -> Iterator[Path]:
+def atomic_output(path: PathLike, suffix: str = "") -> AbstractContextManager[Path]:
     """Yield a temporary path beside ``path``; on a clean exit it is renamed over ``path``.
 
     Exporters write and verify the temporary file; if anything raises, it is removed and ``path`` is

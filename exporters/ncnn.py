@@ -51,6 +51,7 @@ from .common import (
     ExportVerificationError,
     build_metadata,
     check_image_blob,
+    check_tolerance,
     load_source_model,
     max_abs_diff,
     metadata_strings,
@@ -159,7 +160,7 @@ def export(
 
         exported = _run_ncnn(folder, blob, described)
         diffs = max_abs_diff(exported, reference)
-        _check_tolerance(diffs, reference, half, described)
+        check_tolerance(diffs, reference, *TOLERANCE[half], described, "ncnn model")
         _move_into_place(folder, destination, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -362,22 +363,3 @@ def _run_ncnn(folder: Path, blob, described: str):
     if not isinstance(layout, SingleOutputLayout):
         raise ExportVerificationError(f"the exported ncnn model has a {layout.kind} output layout, expected single")
     return [outputs[layout.preds_index], outputs[layout.protos_index]]
-
-
-def _check_tolerance(diffs, reference, half: bool, described: str) -> None:
-    import numpy as np
-
-    atol, rtol = TOLERANCE[half]
-    failed = []
-    for (name, diff), ref in zip(diffs.items(), reference):
-        limit = atol + rtol * float(np.max(np.abs(ref))) if ref.size else atol
-        if not diff <= limit:
-            failed.append(f"{name}: max abs difference {diff:.4g} > {limit:.4g}")
-    if failed:
-        raise ExportVerificationError(
-            "the exported ncnn model does not reproduce the torch model on "
-            + described
-            + ": "
-            + "; ".join(failed)
-            + " (nothing was written)"
-        )

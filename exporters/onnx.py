@@ -58,6 +58,7 @@ from .common import (
     atomic_output,
     build_metadata,
     check_image_blob,
+    check_tolerance,
     load_source_model,
     max_abs_diff,
     metadata_strings,
@@ -152,7 +153,7 @@ def export(
         onnx.save(proto, fspath(tmp))
         exported = _run_onnxruntime(ort, tmp, blob, half)
         diffs = max_abs_diff(exported, reference)
-        _check_tolerance(diffs, reference, half, described)
+        check_tolerance(diffs, reference, *TOLERANCE[half], described, "ONNX model")
     notes = []
     if "synthetic" in described:
         notes.append("verified on a synthetic image only")
@@ -350,22 +351,3 @@ def _run_onnxruntime(ort, path: Path, blob, half: bool):
     except Exception as exc:  # onnxruntime's own exception types
         raise ExportVerificationError(f"onnxruntime cannot run the exported model: {exc}") from exc
     return [np.asarray(o, dtype=np.float32) for o in outputs]
-
-
-def _check_tolerance(diffs, reference, half: bool, described: str) -> None:
-    import numpy as np
-
-    atol, rtol = TOLERANCE[half]
-    failed = []
-    for (name, diff), ref in zip(diffs.items(), reference):
-        limit = atol + rtol * float(np.max(np.abs(ref))) if ref.size else atol
-        if not diff <= limit:
-            failed.append(f"{name}: max abs difference {diff:.4g} > {limit:.4g}")
-    if failed:
-        raise ExportVerificationError(
-            "the exported ONNX model does not reproduce the torch model on "
-            + described
-            + ": "
-            + "; ".join(failed)
-            + " (nothing was written)"
-        )

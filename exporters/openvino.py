@@ -66,6 +66,7 @@ from .common import (
     ExportVerificationError,
     build_metadata,
     check_image_blob,
+    check_tolerance,
     load_source_model,
     max_abs_diff,
     metadata_strings,
@@ -213,7 +214,8 @@ def export(
         _write_yaml(staging / METADATA_FILE, metadata)
         exported = _run_ir(ov, xml, blob)
         diffs = max_abs_diff(exported, reference)
-        _check(diffs, reference, exported, precision, described)
+        atol, rtol = TOLERANCE.get(precision, (None, None))  # int8: shape and NaN/inf only
+        check_tolerance(diffs, reference, atol, rtol, described, f"OpenVINO {precision} model", exported=exported)
         _replace_dir(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -453,26 +455,6 @@ def _run_ir(ov, xml: Path, blob: np.ndarray) -> list[np.ndarray]:
         for name in port.get_names():
             by_name[name] = outputs[i]
     return [by_name.get(n, outputs[i]) for i, n in enumerate(OUTPUT_NAMES)]
-
-
-def _check(diffs, reference, exported, precision: str, described: str) -> None:
-    failed = []
-    for (name, diff), ref, out in zip(diffs.items(), reference, exported):
-        if out.shape != ref.shape:
-            failed.append(f"{name}: shape {out.shape} != torch {ref.shape}")
-        elif not np.all(np.isfinite(out)):
-            failed.append(f"{name}: NaN/inf in the output")
-        elif precision in TOLERANCE:
-            atol, rtol = TOLERANCE[precision]
-            limit = atol + rtol * float(np.max(np.abs(ref)))
-            if not diff <= limit:
-                failed.append(f"{name}: max abs difference {diff:.4g} > {limit:.4g}")
-    if failed:
-        raise ExportVerificationError(
-            f"the exported OpenVINO {precision} model does not reproduce the torch model on {described}: "
-            + "; ".join(failed)
-            + " (nothing was written)"
-        )
 
 
 def _chmod_like_mkdir(path: Path) -> None:

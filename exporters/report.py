@@ -31,7 +31,6 @@ agreement loss (which is stricter: it also counts small mask-edge changes as mis
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from edgeseg import formats
+from edgeseg.benchmark import time_segmenter
 from edgeseg.cli.options import parse_indices
 from edgeseg.fileio import atomic_write_text
 from edgeseg.formats import guess_precision
@@ -111,19 +111,7 @@ def _image(item) -> tuple[np.ndarray, str]:
 
 def _common_outputs(seg, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Raw outputs for ``image`` as (preds [C, N] with boxes in input pixels, protos [nm, h, w])."""
-    from edgeseg.ops.letterbox import letterbox
-
-    spec = seg.backend.input_spec
-    blob, _ = letterbox(
-        image,
-        spec.shape,
-        scaleup=True,
-        auto=False,
-        stride=seg.metadata.stride,
-        layout=spec.layout,
-        dtype=spec.dtype,
-        bgr_to_rgb=True,
-    )
+    blob, _ = seg.preprocess(image)
     layout = seg.backend.output_layout
     preds, protos = layout.split(seg.backend.infer(blob))
     preds = np.asarray(preds, dtype=np.float32)
@@ -168,7 +156,7 @@ def _output_error(pairs: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndar
             sums += s["mean_abs"] * a.size
             count += a.size
         shape = list(pairs[0][0][0].shape if key.startswith("output0") else pairs[0][0][1].shape)
-        if key != "output0" and key.startswith("output0"):
+        if key != "output0" and take is not None:  # a part of output0
             shape = list(take(pairs[0][0][0]).shape)
         out[key] = {"shape": shape, "max_abs": float(max(maxes)), "mean_abs": float(sums / max(count, 1))}
     return out
@@ -205,22 +193,14 @@ def _metric_dict(m) -> dict:
 
 
 def _median_timings(seg, image: np.ndarray, runs: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        seg(image)
-    per_stage: dict[str, list[float]] = {"preprocess": [], "inference": [], "postprocess": []}
-    cpu, n_det = [], 0
-    for _ in range(runs):
-        c0 = time.process_time()
-        det = seg(image)
-        cpu.append((time.process_time() - c0) * 1e3)
-        for k in per_stage:
-            per_stage[k].append(float(det.timings[k]))
-        n_det = len(det)
-    med = {k: statistics.median(v) for k, v in per_stage.items()}
+    """:func:`edgeseg.benchmark.time_segmenter`'s medians, with ``total`` the sum of the stage medians (the
+    report's columns add up) and the number of ``runs``."""
+    timed = time_segmenter(seg, image, runs, warmup)
+    med = {k: timed[k] for k in ("preprocess", "inference", "postprocess")}
     med["total"] = sum(med.values())
-    med["process_cpu"] = statistics.median(cpu)
+    med["process_cpu"] = timed["process_cpu"]
     med["runs"] = runs
-    med["detections"] = n_det
+    med["detections"] = timed["detections"]
     return med
 
 

@@ -35,6 +35,7 @@ import time
 import warnings
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from os import PathLike, fspath
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,9 @@ from .common import (
     atomic_output,
     build_metadata,
     check_image_blob,
+    check_tolerance,
     load_source_model,
+    max_abs_diff,
     normalise_imgsz,
 )
 from .tflite_ranges import SILU_FLOOR, tighten_silu_inputs
@@ -61,6 +64,7 @@ __all__ = [
     "OUTPUT_KINDS",
     "PRECISIONS",
     "TOOLCHAIN",
+    "TFLiteExportResult",
     "calibration_blobs",
     "calibration_images",
     "export",
@@ -86,6 +90,15 @@ INSTALL_HINT = (
 )
 
 
+@dataclass
+class TFLiteExportResult(ExportResult):
+    """:class:`ExportResult` that names the file's ``precision`` ("fp32" | "fp16" | "int8", shown by
+    ``edgeseg export``) and its ``outputs`` layout ("single" | "split")."""
+
+    precision: str = "fp32"
+    outputs: str = "single"
+
+
 def export(
     model_path_or_module: Any,
     *,
@@ -104,7 +117,7 @@ def export(
     opset: int = OPSET,
     threads: int = 2,
     silu_floor: float | None = SILU_FLOOR,
-) -> ExportResult:
+) -> TFLiteExportResult:
     """Export a segmentation checkpoint (or SegmentationModel) to a .tflite file and check it.
 
     Args:
@@ -144,9 +157,9 @@ def export(
 
     from .tflite_split import NormalisedOutputModel, SplitOutputModel
 
-    wrapper = SplitOutputModel(source.model) if kind == "split" else NormalisedOutputModel(source.model, size)
-    wrapper = wrapper.eval()
-    names = wrapper.output_names if kind == "split" else list(OUTPUT_NAMES)
+    split = SplitOutputModel(source.model).eval() if kind == "split" else None
+    wrapper = split if split is not None else NormalisedOutputModel(source.model, size).eval()
+    names = split.output_names if split is not None else list(OUTPUT_NAMES)
     blob, described = check_image_blob(check_image, size)
     with torch.no_grad():
         reference = [t.float().numpy() for t in wrapper(torch.from_numpy(blob))]
@@ -181,12 +194,12 @@ def export(
     metadata["precision"] = precision
     if precision == "int8":
         metadata["silu_input_floor"] = None if silu_floor is None else float(silu_floor)
-    if kind == "split":
+    if split is not None:
         metadata.update(
             output_names=names,
-            reg_max=int(wrapper.reg_max),
-            nm=int(wrapper.nm),
-            strides=[int(s) for s in wrapper.strides],
+            reg_max=int(split.reg_max),
+            nm=int(split.nm),
+            strides=[int(s) for s in split.strides],
         )
     else:
         metadata["boxes_normalized"] = True
@@ -203,7 +216,7 @@ def export(
         notes.append(f"calibrated on {len(images)} image(s) from {data}")
         if silu_floor is not None:
             notes.append(f"SiLU input range floored at -{float(silu_floor):g} on {tightened} conv output(s)")
-    result = ExportResult(
+    result = TFLiteExportResult(
         path=destination,
         format="tflite",
         imgsz=size,
@@ -217,9 +230,9 @@ def export(
         output_shapes={n: tuple(int(d) for d in o.shape) for n, o in zip(names, exported)},
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
+        precision=precision,
+        outputs=kind,
     )
-    result.precision = precision  # shown by `edgeseg export`
-    result.outputs = kind
     return result
 
 
@@ -416,6 +429,8 @@ def _convert(saved_model: Path, precision: str, blobs: np.ndarray | None) -> byt
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif precision == "int8":
+        if blobs is None:
+            raise ExportError("an int8 conversion needs calibration images")
 
         def representative():
             for i in range(blobs.shape[0]):
@@ -472,16 +487,13 @@ def _run_litert(path: Path, blob: np.ndarray, threads: int, names: Sequence[str]
 
 
 def _compare(exported, reference, names, kind) -> dict[str, float]:
-    diffs = {}
-    for name, a, b in zip(names, exported, reference):
+    nchw = []
+    for a in exported:
         a = np.asarray(a, dtype=np.float32)
         if a.ndim == 4:  # TFLite (onnx2tf) tensors are NHWC, always: never guess from the shape, which
             a = a.transpose(0, 3, 1, 2)  # is ambiguous when C == H == W (nc 80 at 640: cls0 is 80x80x80)
-        if a.shape != b.shape or not np.all(np.isfinite(a)):
-            diffs[name] = float("inf")
-        else:
-            diffs[name] = float(np.max(np.abs(a - b))) if a.size else 0.0
-    return diffs
+        nchw.append(a)
+    return max_abs_diff(nchw, reference, names)
 
 
 def _check(diffs, reference, names, precision: str, described: str) -> list[str]:
@@ -493,18 +505,5 @@ def _check(diffs, reference, names, precision: str, described: str) -> list[str]
         )
     if precision == "int8":  # int8 error is judged by the accuracy report, not element-wise
         return ["int8: max |exported - torch| is quantisation error; measure accuracy with edgeseg.exporters.report"]
-    atol, rtol = TOLERANCE[precision]
-    failed = []
-    for (name, diff), ref in zip(diffs.items(), reference):
-        limit = atol + rtol * float(np.max(np.abs(ref)))
-        if not diff <= limit:
-            failed.append(f"{name}: max abs difference {diff:.4g} > {limit:.4g}")
-    if failed:
-        raise ExportVerificationError(
-            "the exported TFLite model does not reproduce the torch model on "
-            + described
-            + ": "
-            + "; ".join(failed)
-            + " (nothing was written)"
-        )
+    check_tolerance(diffs, reference, *TOLERANCE[precision], described, "TFLite model")
     return []

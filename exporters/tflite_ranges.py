@@ -22,6 +22,8 @@ validated on 64-127; fp32: mask mAP50-95 38.57, box 45.49): with TensorFlow's ML
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .tflite_schema import op_names, tflite_schema
@@ -37,7 +39,7 @@ def silu_input_tensors(model, schema) -> list[int]:
     a LOGISTIC of that tensor and a MUL of the tensor by that LOGISTIC's output (a SiLU)."""
     graph = model.subgraphs[0]
     names = op_names(schema, model)
-    consumers = {}
+    consumers: dict[int, list[Any]] = {}  # tensor index -> the operators (flatbuffer objects) reading it
     for op in graph.operators:
         for i in op.inputs:
             consumers.setdefault(int(i), []).append(op)

@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from edgeseg.nn.head import dist2bbox, make_anchors
 from edgeseg.train.assigner import TaskAlignedAssigner
-from edgeseg.train.boxes import bbox2dist, bbox_iou, dist2bbox, make_anchors, xywh2xyxy, xyxy2xywh
+from edgeseg.train.boxes import bbox2dist, bbox_iou, xywh2xyxy, xyxy2xywh
 from edgeseg.train.loss import SegmentationLoss, crop_to_boxes
 from shared_paths import SHARED
 

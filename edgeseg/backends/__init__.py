@@ -40,7 +40,7 @@ def backend_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def select_backend(model_path: str | PathLike, backend: str | None = None) -> type[Backend]:
+def select_backend(model_path: str | PathLike[str], backend: str | None = None) -> type[Backend]:
     """Return the backend class for ``model_path``, by name when given, else from the file name.
 
     Raises ``ValueError`` for an unknown backend name (suggesting the closest one) or a model format
@@ -59,7 +59,8 @@ def select_backend(model_path: str | PathLike, backend: str | None = None) -> ty
             hint = f" Did you mean '{_ALIASES.get(close[0], close[0])}'?" if close else ""
             raise ValueError(f"unknown backend '{backend}'; valid backends: {', '.join(valid)}.{hint}")
     module_name, class_name = _REGISTRY[name]
-    return getattr(importlib.import_module(module_name), class_name)
+    cls: type[Backend] = getattr(importlib.import_module(module_name), class_name)
+    return cls
 
 
 def _name_for_path(path: Path) -> str:

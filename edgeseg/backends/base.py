@@ -12,12 +12,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
-import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import ModelLoadError, ModelOutputError
-from ..metadata import ModelMetadata
+from ..metadata import ModelMetadata, parse_imgsz
 from ..ops.layouts import OutputLayout, SingleOutputLayout
 
 Shape = Sequence[Optional[int]]  # None marks a dynamic dimension
@@ -34,7 +34,7 @@ class InputSpec:
     scale: float | None = None
     zero_point: int | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.layout not in ("nchw", "nhwc"):
             raise ValueError(f"layout must be 'nchw' or 'nhwc', got {self.layout!r}")
         if self.dtype not in ("float32", "uint8", "int8"):
@@ -63,11 +63,13 @@ def image_input_layout(shape: Shape, prefer: str = "nchw") -> tuple[str, int | N
     return None
 
 
-def resolve_input_size(h: int | None, w: int | None, imgsz, metadata: ModelMetadata, source: str) -> tuple[int, int]:
+def resolve_input_size(
+    h: int | None, w: int | None, imgsz: int | Sequence[int] | None, metadata: ModelMetadata, source: str
+) -> tuple[int, int]:
     """The (h, w) to run a model input at: a fixed size must equal ``imgsz`` when one is given; a dynamic
     (None) size takes ``imgsz``, else the metadata's imgsz."""
     if imgsz is not None:
-        wanted = ModelMetadata(imgsz=imgsz).imgsz
+        wanted = parse_imgsz(imgsz)
         if (h is not None and h != wanted[0]) or (w is not None and w != wanted[1]):
             raise ValueError(
                 f"{source} has a fixed input size {h}x{w} (h x w); imgsz={imgsz!r} is not possible "
@@ -159,13 +161,13 @@ class Backend(ABC):
     output_layout: OutputLayout
 
     @abstractmethod
-    def __init__(self, path: str | PathLike, **options):
+    def __init__(self, path: str | PathLike[str], **options: Any) -> None:
         """Load the model at ``path``. Every backend accepts ``imgsz`` (None, int or (h, w): the input size
         for models with a dynamic input; a different fixed size is a ``ValueError``); unknown options
         raise ``TypeError``."""
 
     @abstractmethod
-    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
+    def infer(self, blob: NDArray[Any]) -> list[NDArray[Any]]:
         """Run the model on a preprocessed blob of ``input_spec.blob_shape``; return its raw outputs."""
 
     @property
@@ -173,6 +175,6 @@ class Backend(ABC):
         """The kind of the output layout (``"single"``, ``"split"``)."""
         return self.output_layout.kind
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """Human-oriented facts for ``edgeseg info`` (backend specifics in subclasses)."""
         return {"backend": self.name}

@@ -28,14 +28,17 @@ none).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from os import PathLike, fspath
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
 from ..formats import FORMATS
-from ..metadata import ModelMetadata, from_yaml
+from ..metadata import ModelMetadata, from_yaml, parse_imgsz
 from .base import Backend, InputSpec, identify_outputs
 
 _NCNN = FORMATS["ncnn"]
@@ -63,14 +66,14 @@ class NcnnBackend(Backend):
 
     def __init__(
         self,
-        path: str | PathLike,
+        path: str | PathLike[str],
         *,
         threads: int | None = None,
         intra_op_threads: int | None = None,
         fp16: bool = False,
         vulkan: bool = False,
-        imgsz=None,
-    ):
+        imgsz: int | Sequence[int] | None = None,
+    ) -> None:
         try:
             import ncnn
         except ImportError as exc:
@@ -113,7 +116,7 @@ class NcnnBackend(Backend):
 
     # ---- loading -------------------------------------------------------------------------------
 
-    def _load_net(self):
+    def _load_net(self) -> Any:
         ncnn = self._ncnn
         net = ncnn.Net()
         opt = net.opt
@@ -145,12 +148,12 @@ class NcnnBackend(Backend):
 
     # ---- running -------------------------------------------------------------------------------
 
-    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
+    def infer(self, blob: NDArray[Any]) -> list[NDArray[Any]]:
         expected = self.input_spec.blob_shape
         if blob.shape != expected:
             raise ValueError(f"blob shape {blob.shape} does not match the model input {expected}")
         chw = np.ascontiguousarray(blob[0], dtype=np.float32)  # ncnn Mats have no batch dimension
-        outputs = []
+        outputs: list[NDArray[Any]] = []
         with self._net.create_extractor() as extractor:
             if extractor.input(self._input_name, self._ncnn.Mat(chw)) != 0:
                 raise ModelOutputError(f"ncnn rejected input blob '{self._input_name}'")
@@ -161,7 +164,7 @@ class NcnnBackend(Backend):
                 outputs.append(np.array(mat, dtype=np.float32)[None])  # copy out of ncnn's memory
         return outputs
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "backend": self.name,
             "ncnn": _version(self._ncnn),
@@ -258,7 +261,7 @@ def read_param_blobs(param: Path) -> tuple[list[str], list[str]]:
 # ---- options -------------------------------------------------------------------------------------
 
 
-def _threads(threads, alias) -> int | None:
+def _threads(threads: int | None, alias: int | None) -> int | None:
     if threads is not None and alias is not None and threads != alias:
         raise ValueError("give threads or intra_op_threads, not both")
     value = threads if threads is not None else alias
@@ -267,14 +270,14 @@ def _threads(threads, alias) -> int | None:
     return value
 
 
-def _input_size(metadata: ModelMetadata, imgsz, source: str) -> tuple[int, int]:
+def _input_size(metadata: ModelMetadata, imgsz: int | Sequence[int] | None, source: str) -> tuple[int, int]:
     if metadata.imgsz is None:
         raise ModelLoadError(
             f"{source}: {METADATA_FILE} has no imgsz; ncnn models need it (the input size they were exported at)"
         )
     size = metadata.imgsz
     if imgsz is not None:
-        wanted = ModelMetadata(imgsz=imgsz).imgsz
+        wanted = parse_imgsz(imgsz)
         if wanted != size:
             raise ValueError(
                 f"{source} was exported at {size[0]}x{size[1]} (h x w); imgsz={imgsz!r} is not possible "
@@ -287,5 +290,5 @@ def _input_size(metadata: ModelMetadata, imgsz, source: str) -> tuple[int, int]:
     return size
 
 
-def _version(ncnn) -> str:
+def _version(ncnn: Any) -> str:
     return str(getattr(ncnn, "__version__", "unknown"))

@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from os import PathLike, fspath
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendNotInstalledError, ModelLoadError
 from ..metadata import ModelMetadata, from_onnx_props
@@ -41,12 +43,12 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(
         self,
-        path: str | PathLike,
+        path: str | PathLike[str],
         *,
         providers: Sequence[str] | None = None,
         intra_op_threads: int | None = None,
-        imgsz=None,
-    ):
+        imgsz: int | Sequence[int] | None = None,
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -94,15 +96,16 @@ class OnnxRuntimeBackend(Backend):
         self.metadata = metadata.with_default_names(self.output_layout.nc)
         self._input_name = inputs[0].name
 
-    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
+    def infer(self, blob: NDArray[Any]) -> list[NDArray[Any]]:
         expected = self.input_spec.blob_shape
         if blob.shape != expected:
             raise ValueError(f"blob shape {blob.shape} does not match the model input {expected}")
         if blob.dtype != self._feed_dtype:
             blob = blob.astype(self._feed_dtype)
-        return self._session.run(self._output_names, {self._input_name: blob})
+        outputs: list[NDArray[Any]] = self._session.run(self._output_names, {self._input_name: blob})
+        return outputs
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         session = self._session
         return {
             "backend": self.name,
@@ -129,11 +132,13 @@ def _choose_providers(requested: Sequence[str] | None, available: Sequence[str])
     return requested
 
 
-def _static_shape(shape) -> tuple[int | None, ...]:
+def _static_shape(shape: Sequence[int | str | None]) -> tuple[int | None, ...]:
     return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
 
 
-def _input_spec(node, metadata: ModelMetadata, imgsz, source: str):
+def _input_spec(
+    node: Any, metadata: ModelMetadata, imgsz: int | Sequence[int] | None, source: str
+) -> tuple[InputSpec, type[np.generic]]:
     dtype = _INPUT_TYPES.get(node.type)
     if dtype is None:
         raise ModelLoadError(f"{source}: unsupported input type {node.type}")

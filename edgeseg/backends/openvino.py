@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendNotInstalledError, EdgesegError, ModelLoadError
 from ..formats import FORMATS, is_checkpoint
@@ -86,7 +87,7 @@ class AsyncResult:
 
     index: int
     userdata: Any
-    outputs: list[np.ndarray]
+    outputs: list[NDArray[Any]]
 
 
 class OpenVINOBackend(Backend):
@@ -116,7 +117,7 @@ class OpenVINOBackend(Backend):
 
     def __init__(
         self,
-        path: str | PathLike,
+        path: str | PathLike[str],
         *,
         device: str = "CPU",
         hint: str = "latency",
@@ -125,14 +126,25 @@ class OpenVINOBackend(Backend):
         precision: str | None = None,
         num_requests: int | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
-        imgsz=None,
-    ):
+        imgsz: int | Sequence[int] | None = None,
+    ) -> None:
         # OpenVINO swaps this thread's alternate signal stack when it loads a device plugin or compiles a
         # model; put ours back (see edgeseg.backends.signal_stack: otherwise a later signal can crash).
         with preserve_sigaltstack():
             self._load(path, device, hint, threads, intra_op_threads, precision, num_requests, timeout, imgsz)
 
-    def _load(self, path, device, hint, threads, intra_op_threads, precision, num_requests, timeout, imgsz):
+    def _load(
+        self,
+        path: str | PathLike[str],
+        device: str,
+        hint: str,
+        threads: int | None,
+        intra_op_threads: int | None,
+        precision: str | None,
+        num_requests: int | None,
+        timeout: float,
+        imgsz: int | Sequence[int] | None,
+    ) -> None:
         try:
             import openvino as ov
         except ImportError as exc:
@@ -208,7 +220,7 @@ class OpenVINOBackend(Backend):
 
     # ---- inference -------------------------------------------------------------------------------
 
-    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
+    def infer(self, blob: NDArray[Any]) -> list[NDArray[Any]]:
         """Run one blob synchronously (a timed wait: :class:`InferenceTimeoutError` after ``timeout``)."""
         self._check_blob(blob)
         request = self._request
@@ -229,7 +241,7 @@ class OpenVINOBackend(Backend):
         return AsyncQueue(self, n, self.timeout if timeout is None else _check_timeout(timeout))
 
     def submit(
-        self, blob: np.ndarray, userdata: Any = None, callback: Callable[[AsyncResult], None] | None = None
+        self, blob: NDArray[Any], userdata: Any = None, callback: Callable[[AsyncResult], None] | None = None
     ) -> int:
         """Queue ``blob`` on the backend's own :class:`AsyncQueue`; see :meth:`AsyncQueue.submit`."""
         if self._queue is None or self._queue.closed:
@@ -249,22 +261,23 @@ class OpenVINOBackend(Backend):
         except Exception:
             return 1
 
-    def _check_blob(self, blob: np.ndarray) -> None:
+    def _check_blob(self, blob: NDArray[Any]) -> None:
         expected = self.input_spec.blob_shape
         if not isinstance(blob, np.ndarray):
             raise ValueError(f"blob must be a numpy array, got {type(blob).__name__}")
         if blob.shape != expected:
             raise ValueError(f"blob shape {blob.shape} does not match the model input {expected}")
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         compiled = self._compiled
 
-        def prop(name):
+        def prop(name: str) -> str | None:
             try:
                 value = compiled.get_property(name)
             except Exception:
                 return None
-            return value.to_string() if hasattr(value, "to_string") else str(value)
+            text: str = value.to_string() if hasattr(value, "to_string") else str(value)
+            return text
 
         execution = prop("EXECUTION_DEVICES")
         return {
@@ -312,7 +325,7 @@ class AsyncQueue:
         self.timeout = float(timeout)
         self.capacity = int(num_requests)
         self._free = [backend._compiled.create_infer_request() for _ in range(self.capacity)]
-        self._in_flight: deque[tuple[int, Any, Any, Callable | None]] = deque()
+        self._in_flight: deque[tuple[int, Any, Any, Callable[[AsyncResult], None] | None]] = deque()
         self._done: deque[AsyncResult] = deque()
         self._next_index = 0
         self._n_outputs = len(backend._compiled.outputs)
@@ -326,11 +339,11 @@ class AsyncQueue:
     def __enter__(self) -> AsyncQueue:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def submit(
-        self, blob: np.ndarray, userdata: Any = None, callback: Callable[[AsyncResult], None] | None = None
+        self, blob: NDArray[Any], userdata: Any = None, callback: Callable[[AsyncResult], None] | None = None
     ) -> int:
         """Start inference on ``blob``; returns its index (0, 1, 2, ... in submission order)."""
         self._check_open()
@@ -413,7 +426,7 @@ class AsyncQueue:
 # ---- model files and metadata --------------------------------------------------------------------
 
 
-def resolve_model_path(path: str | PathLike) -> Path:
+def resolve_model_path(path: str | PathLike[str]) -> Path:
     """The IR's ``.xml`` for a folder, an ``.xml`` or the name a ``*_openvino_model`` folder was made from."""
     p = Path(fspath(path))
     if p.is_dir():
@@ -456,7 +469,7 @@ def _xml_in_folder(folder: Path) -> Path:
     raise ModelLoadError(f"{folder} holds several IRs ({', '.join(x.name for x in xmls)}); pass the .xml to use")
 
 
-def _read_metadata(xml: Path, model) -> ModelMetadata:
+def _read_metadata(xml: Path, model: Any) -> ModelMetadata:
     """metadata.yaml beside the IR (Ultralytics' and ours), else the IR's rt_info, else a clear error."""
     yaml_path = xml.parent / METADATA_FILE
     if yaml_path.is_file():
@@ -475,14 +488,14 @@ def _read_metadata(xml: Path, model) -> ModelMetadata:
     )
 
 
-def _rt_section(model, section: str) -> dict[str, str]:
+def _rt_section(model: Any, section: str) -> dict[str, str]:
     try:
         if not model.has_rt_info([section]):
             return {}
         info = model.get_rt_info()[section]
     except Exception:
         return {}
-    out = {}
+    out: dict[str, str] = {}
     if isinstance(info, dict):
         for key, value in info.items():
             try:
@@ -492,7 +505,7 @@ def _rt_section(model, section: str) -> dict[str, str]:
     return out
 
 
-def _prepare_input(model, metadata: ModelMetadata, imgsz, source: str) -> InputSpec:
+def _prepare_input(model: Any, metadata: ModelMetadata, imgsz: int | Sequence[int] | None, source: str) -> InputSpec:
     if len(model.inputs) != 1:
         raise ModelLoadError(f"{source} has {len(model.inputs)} inputs; expected one image input")
     port = model.inputs[0]
@@ -522,7 +535,7 @@ def _prepare_input(model, metadata: ModelMetadata, imgsz, source: str) -> InputS
 # ---- option checks -------------------------------------------------------------------------------
 
 
-def _check_device(device, available: Sequence[str]) -> str:
+def _check_device(device: object, available: Sequence[str]) -> str:
     if not isinstance(device, str) or not device.strip():
         raise DeviceNotFoundError(
             f"device must be a name such as 'CPU', 'GPU' or 'AUTO', got {device!r}; "
@@ -558,14 +571,14 @@ def _require_device(device: str, available: Sequence[str]) -> None:
     )
 
 
-def _check_hint(hint) -> str:
+def _check_hint(hint: object) -> str:
     key = str(hint).strip().lower() if isinstance(hint, str) else None
-    if key not in _HINTS:
+    if key is None or key not in _HINTS:
         raise ValueError(f"hint must be one of {', '.join(_HINTS)}, got {hint!r}")
     return key
 
 
-def _check_precision(precision) -> str | None:
+def _check_precision(precision: object) -> str | None:
     if precision is None:
         return None
     key = precision.strip().lower() if isinstance(precision, str) else None
@@ -582,7 +595,7 @@ def _precision_for(key: str | None, device: str) -> str | None:
     return _PRECISIONS[key]
 
 
-def _check_precision_supported(core, device: str, precision: str | None) -> None:
+def _check_precision_supported(core: Any, device: str, precision: str | None) -> None:
     if precision is None or device.split(":")[0] in _VIRTUAL:
         return
     try:
@@ -596,14 +609,14 @@ def _check_precision_supported(core, device: str, precision: str | None) -> None
         )
 
 
-def _check_threads(threads, alias) -> int | None:
+def _check_threads(threads: int | None, alias: int | None) -> int | None:
     if threads is not None and alias is not None and threads != alias:
         raise ValueError("give threads or intra_op_threads, not both")
     value = threads if threads is not None else alias
     return _check_positive("threads", value)
 
 
-def _check_positive(name: str, value) -> int | None:
+def _check_positive(name: str, value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -611,7 +624,7 @@ def _check_positive(name: str, value) -> int | None:
     return int(value)
 
 
-def _check_timeout(timeout) -> float:
+def _check_timeout(timeout: object) -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0 or math.isinf(timeout):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     return float(timeout)
@@ -625,7 +638,7 @@ _ABANDONED: list[tuple[Any, Any]] = []
 _CANCEL_GRACE_MS = 200
 
 
-def _abandon(request, compiled) -> None:
+def _abandon(request: Any, compiled: Any) -> None:
     """Cancel ``request`` and keep it referenced until it is idle (never destroy a running request)."""
     _ABANDONED[:] = [(r, c) for r, c in _ABANDONED if not _is_idle(r)]
     with contextlib.suppress(Exception):
@@ -634,7 +647,7 @@ def _abandon(request, compiled) -> None:
         _ABANDONED.append((request, compiled))
 
 
-def _is_idle(request, wait_ms: int = 0) -> bool:
+def _is_idle(request: Any, wait_ms: int = 0) -> bool:
     try:
         return bool(request.wait_for(wait_ms))
     except Exception:
@@ -645,13 +658,14 @@ def _ms(seconds: float) -> int:
     return max(1, int(math.ceil(seconds * 1000.0)))
 
 
-def _static_shape(partial_shape) -> tuple[int | None, ...]:
+def _static_shape(partial_shape: Any) -> tuple[int | None, ...]:
     return tuple(d.get_length() if d.is_static else None for d in partial_shape)
 
 
-def _port_name(port) -> str:
+def _port_name(port: Any) -> str:
     try:
-        return port.get_any_name()
+        name: str = port.get_any_name()
+        return name
     except Exception:
         return ""
 

@@ -30,7 +30,7 @@ class _StackT(ctypes.Structure):
     _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
 
 
-def _libc():
+def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -44,7 +44,7 @@ def _libc():
 _LIBC = _libc()
 
 
-def current_sigaltstack() -> tuple | None:
+def current_sigaltstack() -> tuple[int, int, int] | None:
     """``(address, size, flags)`` of this thread's alternate signal stack, None where unsupported."""
     if _LIBC is None:
         return None

@@ -23,15 +23,19 @@ import importlib
 import os
 import platform
 import re
+from collections.abc import Callable, Mapping, Sequence
 from os import PathLike, fspath
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
 from ..formats import read_tflite_metadata
 from ..metadata import ModelMetadata, from_mapping, from_yaml
 from ..ops.decode_split import LevelSpec, SplitLayout
+from ..ops.layouts import SingleOutputLayout
 from ..ops.quant import dequantize
 from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
 
@@ -67,13 +71,13 @@ class TFLiteBackend(Backend):
 
     def __init__(
         self,
-        path: str | PathLike,
+        path: str | PathLike[str],
         *,
         threads: int | None = None,
-        imgsz=None,
-        metadata: str | PathLike | None = None,
+        imgsz: int | Sequence[int] | None = None,
+        metadata: str | PathLike[str] | None = None,
         intra_op_threads: int | None = None,
-    ):
+    ) -> None:
         interpreter_cls, load_delegate, self.interpreter_package = _import_litert(self)
         if threads is None:  # the name the CLI and the benchmark use for every backend
             threads = intra_op_threads
@@ -119,10 +123,10 @@ class TFLiteBackend(Backend):
 
     # ---- loading ------------------------------------------------------------------------------
 
-    def _delegates(self, load_delegate) -> list:
+    def _delegates(self, load_delegate: Any) -> list[Any]:
         return []
 
-    def _output_details(self) -> list[dict]:
+    def _output_details(self) -> list[dict[str, Any]]:
         """Output details in the order of the model's signature (names as exported), else as listed."""
         it = self._interpreter
         details = list(it.get_output_details())
@@ -134,7 +138,7 @@ class TFLiteBackend(Backend):
         if len(sigs) == 1:
             outputs = next(iter(sigs.values())).get("outputs", {})
             if len(outputs) == len(details) and all(int(i) in by_index for i in outputs.values()):
-                ordered = []
+                ordered: list[dict[str, Any]] = []
                 for name, idx in outputs.items():
                     d = dict(by_index[int(idx)])
                     d["_name"] = name
@@ -144,7 +148,9 @@ class TFLiteBackend(Backend):
             d["_name"] = d.get("name", "")
         return details
 
-    def _single_layout(self, details, meta: ModelMetadata, source: str):
+    def _single_layout(
+        self, details: Sequence[Mapping[str, Any]], meta: ModelMetadata, source: str
+    ) -> SingleOutputLayout:
         shapes = [tuple(int(v) for v in d["shape"]) for d in details]
         p = [s for s in shapes if len(s) == 4]
         protos_layout = "hwc"
@@ -161,7 +167,7 @@ class TFLiteBackend(Backend):
 
     # ---- running ------------------------------------------------------------------------------
 
-    def _run(self, blob: np.ndarray) -> list[np.ndarray]:
+    def _run(self, blob: NDArray[Any]) -> list[NDArray[Any]]:
         expected = self.input_spec.blob_shape
         if blob.shape != expected:
             raise ValueError(f"blob shape {blob.shape} does not match the model input {expected}")
@@ -173,7 +179,7 @@ class TFLiteBackend(Backend):
         it.invoke()
         return [it.get_tensor(i) for i in self._output_indices]
 
-    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
+    def infer(self, blob: NDArray[Any]) -> list[NDArray[Any]]:
         """Raw outputs for single-output models dequantised to float32; split outputs as they are
         (int8 decoded by the native core)."""
         outputs = self._run(blob)
@@ -181,7 +187,7 @@ class TFLiteBackend(Backend):
             return outputs
         return [_dequantise(o, q) for o, q in zip(outputs, self._output_q)]
 
-    def quantise_input(self, blob: np.ndarray) -> np.ndarray:
+    def quantise_input(self, blob: NDArray[Any]) -> NDArray[Any]:
         """A float32 0..1 blob in the model's input type (rounded, clipped), for verification tools."""
         if self.input_spec.dtype == "float32":
             return blob.astype(np.float32)
@@ -189,7 +195,7 @@ class TFLiteBackend(Backend):
         info = np.iinfo(np.dtype(self.input_spec.dtype))
         return np.clip(np.round(blob / scale + zp), info.min, info.max).astype(self.input_spec.dtype)
 
-    def raw_float_outputs(self, blob: np.ndarray) -> list[np.ndarray]:
+    def raw_float_outputs(self, blob: NDArray[Any]) -> list[NDArray[np.float32]]:
         """Every output dequantised to float32, in signature order, for a float32 0..1 input blob."""
         outputs = self._run(self.quantise_input(blob))
         return [_dequantise(o, q) for o, q in zip(outputs, self._output_q)]
@@ -199,7 +205,7 @@ class TFLiteBackend(Backend):
         """The model's output names, in the order :meth:`infer` returns the outputs."""
         return list(self._output_names)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         it = self._interpreter
         return {
             "backend": self.name,
@@ -237,12 +243,14 @@ class EdgeTPUBackend(TFLiteBackend):
     name = "edgetpu"
     extra = "tflite"
 
-    def __init__(self, path, *, device: str | None = None, library: str | None = None, **options):
+    def __init__(
+        self, path: str | PathLike[str], *, device: str | None = None, library: str | None = None, **options: Any
+    ) -> None:
         self.device = device
         self.library = library or edgetpu_library_name()
         super().__init__(path, **options)
 
-    def _delegates(self, load_delegate) -> list:
+    def _delegates(self, load_delegate: Any) -> list[Any]:
         opts = {"device": self.device} if self.device else {}
         try:
             # Open the library first: a LiteRT Delegate whose library is missing fails half-built and
@@ -282,9 +290,9 @@ INTERPRETER_PACKAGES = (
 )
 
 
-def _import_litert(backend):
+def _import_litert(backend: Backend) -> tuple[Any, Any, str]:
     """(Interpreter class, load_delegate, package name) from the first interpreter package that imports."""
-    reasons = []
+    reasons: list[str] = []
     for module, package in INTERPRETER_PACKAGES:
         try:
             found = importlib.import_module(module)
@@ -312,7 +320,7 @@ def _check_file(path: Path) -> None:
         raise ModelLoadError(f"{path} is not a TFLite flatbuffer (no 'TFL3' identifier)")
 
 
-def _metadata(path: Path, override, source: str) -> ModelMetadata:
+def _metadata(path: Path, override: str | PathLike[str] | None, source: str) -> ModelMetadata:
     if override is not None:
         return from_yaml(override, source=source)
     embedded = read_tflite_metadata(path)
@@ -330,12 +338,12 @@ def _metadata(path: Path, override, source: str) -> ModelMetadata:
     return ModelMetadata()
 
 
-def _quant(detail) -> tuple[float, int]:
+def _quant(detail: Mapping[str, Any]) -> tuple[float, int]:
     scale, zp = detail.get("quantization", (0.0, 0))
     return float(scale), int(zp)
 
 
-def _dequantise(x: np.ndarray, q: tuple[float, int]) -> np.ndarray:
+def _dequantise(x: NDArray[Any], q: tuple[float, int]) -> NDArray[np.float32]:
     if x.dtype == np.float32:
         return x
     scale, zp = q
@@ -343,10 +351,13 @@ def _dequantise(x: np.ndarray, q: tuple[float, int]) -> np.ndarray:
         return x.astype(np.float32)
     if x.dtype in (np.int8, np.uint8):
         return dequantize(x, scale, int(zp))  # native, one pass
-    return (x.astype(np.float32) - np.float32(zp)) * np.float32(scale)
+    out: NDArray[np.float32] = (x.astype(np.float32) - np.float32(zp)) * np.float32(scale)
+    return out
 
 
-def _input_spec(detail, meta: ModelMetadata, imgsz, source: str) -> InputSpec:
+def _input_spec(
+    detail: Mapping[str, Any], meta: ModelMetadata, imgsz: int | Sequence[int] | None, source: str
+) -> InputSpec:
     dtype = _NP_TYPES.get(np.dtype(detail["dtype"]).type)
     if dtype is None:
         raise ModelLoadError(f"{source}: unsupported input type {np.dtype(detail['dtype']).name}")
@@ -360,7 +371,8 @@ def _input_spec(detail, meta: ModelMetadata, imgsz, source: str) -> InputSpec:
     h, w = resolve_input_size(h, w, imgsz, meta, source)  # static shapes: imgsz must equal them
     if h % meta.stride or w % meta.stride:
         raise ModelLoadError(f"{source}: input size {h}x{w} is not a multiple of the stride {meta.stride}")
-    scale = zp = None
+    scale: float | None = None
+    zp: int | None = None
     if dtype != "float32":
         scale, zp = _quant(detail)
         # edgeseg's letterbox writes int8 as pixel - 128 and uint8 as the pixel: scale 1/255 with zero
@@ -374,7 +386,9 @@ def _input_spec(detail, meta: ModelMetadata, imgsz, source: str) -> InputSpec:
     return InputSpec(name=str(detail["name"]), shape=(h, w), layout=layout, dtype=dtype, scale=scale, zero_point=zp)
 
 
-def _split_layout(details, meta: ModelMetadata, input_hw, source: str) -> SplitLayout:
+def _split_layout(
+    details: Sequence[Mapping[str, Any]], meta: ModelMetadata, input_hw: tuple[int, int], source: str
+) -> SplitLayout:
     """Identify split outputs: by their names (box{i}, cls{i}, mc{i}, protos) when the signature kept
     them, otherwise by shape (4*reg_max, nc, nm channels per level; the largest 4-D map is protos)."""
     extras = meta.extras
@@ -398,8 +412,10 @@ def _split_layout(details, meta: ModelMetadata, input_hw, source: str) -> SplitL
     layout = "hwc"
     if all(s[1:3] != sz for s in shapes for sz in sizes[:1]) and any(s[2:4] == sizes[0] for s in shapes):
         layout = "chw"
-    spatial = (lambda s: s[1:3]) if layout == "hwc" else (lambda s: s[2:4])
-    channels = (lambda s: s[3]) if layout == "hwc" else (lambda s: s[1])
+    spatial: Callable[[tuple[int, ...]], tuple[int, ...]] = (
+        (lambda s: s[1:3]) if layout == "hwc" else (lambda s: s[2:4])
+    )
+    channels: Callable[[tuple[int, ...]], int] = (lambda s: s[3]) if layout == "hwc" else (lambda s: s[1])
 
     exported = extras.get("output_names")
     if (
@@ -414,6 +430,8 @@ def _split_layout(details, meta: ModelMetadata, input_hw, source: str) -> SplitL
             names = [str(exported[i]) for i in order]
     index: dict[tuple[str, int], int] = {}
     protos_index = None
+    nc: int | None
+    nm: int | None
     if all(_SPLIT_NAME.match(n) or n == "protos" for n in names):
         for i, n in enumerate(names):
             m = _SPLIT_NAME.match(n)
@@ -469,7 +487,7 @@ def _split_layout(details, meta: ModelMetadata, input_hw, source: str) -> SplitL
         )
     p = shapes[protos_index]
     protos_layout = "hwc" if layout == "hwc" else "chw"
-    if channels(p) != nm:
+    if nc is None or nm is None or channels(p) != nm:  # None only without levels: channels(p) != None
         raise ModelOutputError(f"{source}: prototypes {p} do not have {nm} channels")
     pq = _q_or_unit(details[protos_index])
     return SplitLayout(
@@ -484,7 +502,7 @@ def _split_layout(details, meta: ModelMetadata, input_hw, source: str) -> SplitL
     )
 
 
-def _q_or_unit(detail) -> tuple[float, int]:
+def _q_or_unit(detail: Mapping[str, Any]) -> tuple[float, int]:
     if np.dtype(detail["dtype"]) == np.float32:
         return (1.0, 0)
     scale, zp = _quant(detail)

@@ -9,14 +9,20 @@ layout of Ultralytics' ONNX export, so the rest of the pipeline is shared with t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from os import PathLike, fspath
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendNotInstalledError, ModelLoadError
-from ..metadata import ModelMetadata
+from ..metadata import ModelMetadata, parse_imgsz
 from .base import Backend, InputSpec, identify_outputs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import device as TorchDevice
 
 DEFAULT_IMGSZ = 640
 STRIDE = 32
@@ -40,14 +46,14 @@ class TorchBackend(Backend):
 
     def __init__(
         self,
-        path: str | PathLike,
+        path: str | PathLike[str],
         *,
         device: str = "cpu",
         threads: int | None = None,
         intra_op_threads: int | None = None,
-        imgsz=None,
+        imgsz: int | Sequence[int] | None = None,
         half: bool = False,
-    ):
+    ) -> None:
         try:
             import torch
         except ImportError as exc:
@@ -91,7 +97,7 @@ class TorchBackend(Backend):
 
         source = self.path.name
         trained = _imgsz_or_none(info.imgsz)
-        size = ModelMetadata(imgsz=imgsz).imgsz if imgsz is not None else trained or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
+        size = parse_imgsz(imgsz) if imgsz is not None else trained or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
         if size[0] % STRIDE or size[1] % STRIDE:
             raise ValueError(f"input size {size[0]}x{size[1]} must be a multiple of the model stride {STRIDE}")
         extras = {"format": info.format, "architecture": f"{info.arch}{info.scale}-seg"}
@@ -107,10 +113,10 @@ class TorchBackend(Backend):
             [(1, 4 + info.nc + nm, anchors), (1, nm, h // 4, w // 4)], nc_hint=info.nc, source=source
         )
 
-    def _device(self, device):
+    def _device(self, device: str | None) -> TorchDevice:
         torch = self._torch
         try:
-            dev = torch.device(device if device is not None else "cpu")
+            dev: TorchDevice = torch.device(device if device is not None else "cpu")
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"invalid device {device!r}; use 'cpu' or 'cuda:0'") from exc
         if dev.type == "cuda" and not torch.cuda.is_available():
@@ -121,7 +127,7 @@ class TorchBackend(Backend):
             raise ValueError(f"unsupported device {device!r}; use 'cpu' or 'cuda:N'")
         return dev
 
-    def infer(self, blob: np.ndarray) -> list[np.ndarray]:
+    def infer(self, blob: NDArray[Any]) -> list[NDArray[Any]]:
         expected = self.input_spec.blob_shape
         if blob.shape != expected:
             raise ValueError(f"blob shape {blob.shape} does not match the model input {expected}")
@@ -133,7 +139,7 @@ class TorchBackend(Backend):
             preds, protos = self._model(x)
         return [preds.float().cpu().numpy(), protos.float().cpu().numpy()]
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         torch = self._torch
         info = self._info
         h, w = self.input_spec.shape
@@ -159,14 +165,11 @@ class TorchBackend(Backend):
         }
 
 
-def _imgsz_or_none(value):
+def _imgsz_or_none(value: object) -> tuple[int, int] | None:
     """A checkpoint's training imgsz (int or list) -> (h, w), or None when absent or unusable."""
     if value is None:
         return None
     try:
-        size = ModelMetadata(imgsz=value).imgsz
-    except (TypeError, ValueError):
+        return parse_imgsz(value, stride=STRIDE)
+    except ValueError:
         return None
-    if size[0] % STRIDE or size[1] % STRIDE:
-        return None
-    return size

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable, TypeVar
+
+from edgeseg.metadata import parse_imgsz
+
+N = TypeVar("N", int, float)
+
+
+def checked_number(text: str, convert: Callable[[str], N], expected: str, ok: Callable[[N], bool], must: str) -> N:
+    """``convert(text)`` if ``ok`` accepts it; else argparse's error: "expected <expected>, got '<text>'" for
+    text that does not convert, "must <must>, got <text>" for a value ``ok`` rejects."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got '{text}'") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must {must}, got {text}")
+    return value
 
 
 def unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got '{text}'") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+    return checked_number(text, float, "a number between 0 and 1", lambda v: 0.0 <= v <= 1.0, "be between 0 and 1")
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+    return checked_number(text, int, "a positive integer", lambda v: v >= 1, "be a positive integer")
 
 
 def image_size(text: str) -> int | tuple[int, int]:
@@ -32,9 +37,11 @@ def image_size(text: str) -> int | tuple[int, int]:
         values = [int(p) for p in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected SIZE or H,W (e.g. 640 or 480,640), got '{text}'") from None
-    if len(values) not in (1, 2) or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected SIZE or H,W with positive values, got '{text}'")
-    return values[0] if len(values) == 1 else (values[0], values[1])
+    try:
+        size = parse_imgsz(values, strict=True)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SIZE or H,W with positive values, got '{text}'") from None
+    return size[0] if len(values) == 1 else size
 
 
 def class_list(text: str) -> list[int | str]:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from .options import add_model_arguments, make_segmenter
+
+if TYPE_CHECKING:  # pragma: no cover
+    import cv2
 
 HELP = "segment images or videos and save annotated copies (and JSON)"
 
@@ -78,9 +82,9 @@ class _Outputs:
 
     def __init__(self, save_dir: Path):
         self.save_dir = save_dir
-        self._stems = {}  # input path -> unique output stem
-        self._writers = {}
-        self._json_files = {}
+        self._stems: dict[Path, str] = {}  # input path -> unique output stem
+        self._writers: dict[Path, cv2.VideoWriter] = {}
+        self._json_files: dict[Path, TextIO] = {}
 
     def _stem(self, source: Path) -> str:
         if source not in self._stems:
@@ -108,7 +112,7 @@ class _Outputs:
         if writer is None:
             path = self.save_dir / f"{self._stem(source)}.mp4"
             h, w = image.shape[:2]
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 30.0, (w, h))
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps or 30.0, (w, h))
             if not writer.isOpened():
                 raise OSError(f"cannot write video {path}")
             self._writers[source] = writer

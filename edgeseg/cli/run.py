@@ -113,8 +113,9 @@ class _Stats:
     def __init__(self):
         self.frames = 0
         self.start = time.perf_counter()
-        self.recent = deque(maxlen=100)
-        self.all = []
+        # (preprocess, inference, postprocess ms, perf_counter time) of the last frames
+        self.recent: deque[tuple[float, float, float, float]] = deque(maxlen=100)
+        self.all: list[tuple[float, float, float]] = []
 
     def add(self, timings: dict) -> None:
         self.frames += 1
@@ -150,7 +151,7 @@ def _open_writer(path: str, shape, fps):
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     h, w = shape[:2]
-    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.lower().endswith((".mp4", ".mov")) else "MJPG"))
+    fourcc = cv2.VideoWriter.fourcc(*("mp4v" if path.lower().endswith((".mp4", ".mov")) else "MJPG"))
     writer = cv2.VideoWriter(path, fourcc, fps or 30.0, (w, h))
     if not writer.isOpened():
         raise OSError(f"cannot write video {path}")

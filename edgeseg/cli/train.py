@@ -13,39 +13,21 @@ import argparse
 import logging
 import sys
 
-from .options import positive_int
+from .options import checked_number, positive_int
 
 HELP = "train or fine-tune a segmentation model (needs torch), or resume a run"
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+    return checked_number(text, int, "a non-negative integer", lambda v: v >= 0, "be >= 0")
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+    return checked_number(text, float, "a number", lambda v: v > 0, "be > 0")
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+    return checked_number(text, float, "a number", lambda v: v >= 0, "be >= 0")
 
 
 def _fraction(text: str) -> float:

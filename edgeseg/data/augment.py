@@ -283,7 +283,7 @@ class RandomFlip:
 def train_transforms(imgsz: int, hyp: dict | None = None) -> Compose:
     """The post-mosaic training chain: affine (with letterbox when mosaic is off), HSV, flips."""
     hyp = dict(DEFAULT_HYP, **(hyp or {}))
-    t = [
+    t: list[Callable] = [
         RandomAffine(
             degrees=hyp["degrees"],
             translate=hyp["translate"],

@@ -17,6 +17,7 @@ import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,8 @@ def dataset_hash(im_files: Sequence, nc: int) -> str:
 
 def _encode(key: str, labels: list[ImageLabels], summary: LabelSummary) -> bytes:
     segs = [s for lb in labels for s in lb.segments]
-    arrays = {
+    # Any: numpy's stubs would let a **dict of arrays bind savez's keyword-only allow_pickle (numpy >= 2.1)
+    arrays: dict[str, Any] = {
         "version": np.array(CACHE_VERSION),
         "key": np.array(key),
         "im_files": np.array([lb.im_file for lb in labels], dtype=str),
@@ -70,7 +72,7 @@ def _encode(key: str, labels: list[ImageLabels], summary: LabelSummary) -> bytes
     return buf.getvalue()
 
 
-def _decode(data: bytes, key: str):
+def _decode(data: bytes, key: str) -> tuple[list[ImageLabels], LabelSummary] | None:
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         if int(z["version"]) != CACHE_VERSION or str(z["key"]) != key:
             return None
@@ -92,11 +94,13 @@ def _decode(data: bytes, key: str):
             )
         )
         start = end
-    summary = LabelSummary(messages=messages, **{k: int(counts[k]) for k in LabelSummary.COUNTS})
+    summary = LabelSummary(messages=messages)
+    for k in LabelSummary.COUNTS:
+        setattr(summary, k, int(counts[k]))
     return labels, summary
 
 
-def load_cache(cache_file: Path, key: str):
+def load_cache(cache_file: Path, key: str) -> tuple[list[ImageLabels], LabelSummary] | None:
     """``(labels, summary)`` if a valid cache exists (on disk or in memory), else None. Never raises."""
     with _lock:
         mem = _memory.get(str(cache_file))

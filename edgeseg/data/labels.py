@@ -48,13 +48,16 @@ def _box_polygon(cx: float, cy: float, w: float, h: float) -> np.ndarray:
     return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
 
 
-def parse_label_text(text: str, label_file, nc: int):
+def parse_label_text(text: str, label_file, nc: int) -> tuple[np.ndarray, list[np.ndarray], list[str], int, int]:
     """Parse a label file's text.
 
     Returns ``(cls [n] int64, segments list of [k,2] float32, messages, n_broken, n_duplicates)``.
     Raises DatasetError for a class id outside [0, nc).
     """
-    cls, segs, msgs, seen = [], [], [], {}
+    cls: list[int] = []
+    segs: list[np.ndarray] = []
+    msgs: list[str] = []
+    seen: dict[tuple[int, tuple[float, ...]], int] = {}
     n_broken = n_dup = 0
     for lineno, line in enumerate(text.splitlines(), 1):
         parts = line.split()
@@ -145,11 +148,11 @@ def _read_label_file(label_file: Path):
         return None, f"{label_file}: unreadable label file ({e})", True
 
 
-def scan_labels(im_files: Sequence, nc: int, workers: int | None = None):
+def scan_labels(im_files: Sequence, nc: int, workers: int | None = None) -> tuple[list[ImageLabels], LabelSummary]:
     """Verify every image and parse its label file (no cache). Returns ``(labels, summary)``."""
     im_files = [str(f) for f in im_files]
     summary = LabelSummary()
-    parsed = []
+    parsed: list[tuple[tuple[np.ndarray, list[np.ndarray], list[str], int, int] | None, str | None, bool]] = []
     for f in im_files:  # labels first: a class-id error should stop before decoding any image
         lf = img2label_path(f)
         text, err, exists = _read_label_file(lf)
@@ -163,9 +166,10 @@ def scan_labels(im_files: Sequence, nc: int, workers: int | None = None):
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:  # cv2 decodes without the GIL
         checks = list(pool.map(verify_image, im_files))
-    labels = []
+    labels: list[ImageLabels] = []
     for f, (res, label_err, exists), (shape, img_err, img_warn) in zip(im_files, parsed, checks):
-        if img_err or label_err:
+        # res is None exactly when the label file is unreadable, shape exactly when the image is
+        if img_err or label_err or res is None or shape is None:
             summary.corrupt_images += 1
             summary.messages.append(f"{img_err or label_err}; image skipped")
             continue
@@ -195,7 +199,9 @@ def log_summary(summary: LabelSummary, prefix: str = "labels") -> None:
         LOGGER.warning("... and %d more label warnings", len(summary.messages) - MAX_SHOWN_MESSAGES)
 
 
-def load_labels(im_files: Sequence, nc: int, cache: bool = True, prefix: str = "labels"):
+def load_labels(
+    im_files: Sequence, nc: int, cache: bool = True, prefix: str = "labels"
+) -> tuple[list[ImageLabels], LabelSummary]:
     """Labels for ``im_files``, from the cache when it is still valid. Returns ``(labels, summary)``.
 
     Raises DatasetError if no image is usable or a class id is out of range.
@@ -203,17 +209,15 @@ def load_labels(im_files: Sequence, nc: int, cache: bool = True, prefix: str = "
     im_files = [str(f) for f in im_files]
     if not im_files:
         raise DatasetError("no images found")
-    labels = summary = None
     cache_file = cache_path_for(im_files) if cache else None
     key = dataset_hash(im_files, nc) if cache else None
-    if cache:
-        hit = load_cache(cache_file, key)
-        if hit is not None:
-            labels, summary = hit
-            summary.from_cache = True
-    if labels is None:
+    hit = load_cache(cache_file, key) if cache_file is not None and key is not None else None
+    if hit is not None:
+        labels, summary = hit
+        summary.from_cache = True
+    else:
         labels, summary = scan_labels(im_files, nc)
-        if cache:
+        if cache_file is not None and key is not None:
             save_cache(cache_file, key, labels, summary)
     summary.cache_file = cache_file
     log_summary(summary, prefix)

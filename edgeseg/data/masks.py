@@ -18,21 +18,25 @@ def polygon_to_mask(shape: tuple[int, int], polygon: np.ndarray, ratio: int = 1,
     """One polygon [k, 2] -> uint8 mask of size (h // ratio, w // ratio)."""
     h, w = int(shape[0]), int(shape[1])
     mask = np.zeros((h, w), np.uint8)
-    pts = np.asarray(polygon, np.float64).reshape(1, -1, 2)
-    cv2.fillPoly(mask, pts.astype(np.int32), color=value)
+    pts = np.asarray(polygon, np.float64).reshape(-1, 2)
+    cv2.fillPoly(mask, [pts.astype(np.int32)], color=value)
     nh, nw = h // ratio, w // ratio
     return cv2.resize(mask, (nw, nh)) if (nh, nw) != (h, w) else mask
 
 
-def polygons_to_masks(shape: tuple[int, int], polygons: Sequence[np.ndarray], ratio: int = 4) -> np.ndarray:
-    """Per-instance 0/1 masks [n, h // ratio, w // ratio] uint8."""
+def polygons_to_masks(
+    shape: tuple[int, int], polygons: Sequence[np.ndarray] | np.ndarray, ratio: int = 4
+) -> np.ndarray:
+    """Per-instance 0/1 masks [n, h // ratio, w // ratio] uint8; ``polygons`` is a list or an [n, k, 2] array."""
     nh, nw = int(shape[0]) // ratio, int(shape[1]) // ratio
     if not len(polygons):
         return np.zeros((0, nh, nw), np.uint8)
     return np.stack([polygon_to_mask(shape, p, ratio) for p in polygons], 0)
 
 
-def polygons_to_overlap_mask(shape: tuple[int, int], polygons: Sequence[np.ndarray], ratio: int = 4):
+def polygons_to_overlap_mask(
+    shape: tuple[int, int], polygons: Sequence[np.ndarray] | np.ndarray, ratio: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
     """Index map [h // ratio, w // ratio] and the area order.
 
     Returns ``(index_map, order)``: reorder the instances with ``order`` so that value k in the map

@@ -113,7 +113,11 @@ class SegmentMetrics:
         self.reset()
 
     def reset(self) -> None:
-        self._tp_box, self._tp_mask, self._conf, self._pred_cls, self._target_cls = [], [], [], [], []
+        self._tp_box: list[np.ndarray] = []
+        self._tp_mask: list[np.ndarray] = []
+        self._conf: list[np.ndarray] = []
+        self._pred_cls: list[np.ndarray] = []
+        self._target_cls: list[np.ndarray] = []
         self._images_per_class: dict = {}
         self.n_images = 0
 

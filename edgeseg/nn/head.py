@@ -28,22 +28,35 @@ class Proto(nn.Module):
 
 
 def make_anchors(
-    sizes: Sequence[tuple[int, int]],
+    levels: Sequence[tuple[int, int] | torch.Tensor],
     strides: Sequence[float],
     offset: float = 0.5,
     *,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Anchor points (cell centres, in grid units) and per-anchor strides.
 
-    ``sizes`` are the (H, W) of each level. Anchors are listed level by level, each level
-    row-major. Returns ``points`` [A, 2] as (x, y) and ``stride_tensor`` [A, 1].
+    ``levels`` are the (H, W) of each level, or the feature maps (..., H, W) themselves; ``dtype`` and
+    ``device`` default to the first feature map's (float32 on the default device for sizes). Anchors are
+    listed level by level, each level row-major. Returns ``points`` [A, 2] as (x, y) and ``stride_tensor``
+    [A, 1].
     """
-    if len(sizes) != len(strides):
-        raise ValueError(f"got {len(sizes)} feature sizes but {len(strides)} strides")
+    if len(levels) == 0 or len(levels) != len(strides):
+        raise ValueError(f"need one stride per feature level, got {len(levels)} levels and {len(strides)} strides")
+    first = levels[0]
+    if isinstance(first, torch.Tensor):
+        dtype = first.dtype if dtype is None else dtype
+        device = first.device if device is None else device
+    dtype = torch.float32 if dtype is None else dtype
     points, stride_list = [], []
-    for (h, w), s in zip(sizes, strides):
+    for level, s in zip(levels, strides):
+        if isinstance(level, torch.Tensor):
+            if level.ndim < 2:
+                raise ValueError(f"feature maps must be (..., H, W), got shape {tuple(level.shape)}")
+            h, w = level.shape[-2:]
+        else:
+            h, w = level
         sx = torch.arange(w, device=device, dtype=dtype) + offset
         sy = torch.arange(h, device=device, dtype=dtype) + offset
         yy, xx = torch.meshgrid(sy, sx, indexing="ij")
@@ -52,8 +65,10 @@ def make_anchors(
     return torch.cat(points), torch.cat(stride_list)
 
 
-def dist2bbox(distance: torch.Tensor, anchor_points: torch.Tensor, xywh: bool = True, dim: int = -1) -> torch.Tensor:
-    """Convert (left, top, right, bottom) distances from anchor points to boxes (xywh or xyxy)."""
+def dist2bbox(distance: torch.Tensor, anchor_points: torch.Tensor, xywh: bool = False, dim: int = -1) -> torch.Tensor:
+    """(left, top, right, bottom) distances from anchor points (along ``dim``) -> boxes, xyxy or xywh."""
+    if distance.shape[dim] != 4:
+        raise ValueError(f"distance must have size 4 along dim {dim}, got shape {tuple(distance.shape)}")
     lt, rb = distance.chunk(2, dim)
     x1y1 = anchor_points - lt
     x2y2 = anchor_points + rb
@@ -74,6 +89,14 @@ def _light_cls_tower(c_in: int, c_mid: int, c_out: int) -> nn.Sequential:
         nn.Sequential(DWConv(c_mid, c_mid, 3), Conv(c_mid, c_mid, 1)),
         nn.Conv2d(c_mid, c_out, 1),
     )
+
+
+def _out_bias(tower: nn.Module) -> torch.Tensor:
+    """The bias of a tower's last layer, its plain 1x1 Conv2d."""
+    last = tower[-1] if isinstance(tower, nn.Sequential) else None
+    if not isinstance(last, nn.Conv2d) or last.bias is None:
+        raise TypeError(f"expected a Sequential ending in a Conv2d with bias, got {tower!r}")
+    return last.bias
 
 
 class SegmentHead(nn.Module):
@@ -126,8 +149,8 @@ class SegmentHead(nn.Module):
         box-distribution logits 2.0, class logits log(5 / nc / (640 / stride)^2) (~5 objects per 640 image)."""
         with torch.no_grad():
             for box, cls, s in zip(self.cv2, self.cv3, self.level_strides):
-                box[-1].bias.fill_(2.0)
-                cls[-1].bias[: self.nc].fill_(math.log(5 / self.nc / (640 / s) ** 2))
+                _out_bias(box).fill_(2.0)
+                _out_bias(cls)[: self.nc].fill_(math.log(5 / self.nc / (640 / s) ** 2))
 
     def anchors_for(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(anchor points [2, A], strides [1, A]) for these feature maps, cached by shape/dtype/device."""

@@ -109,19 +109,19 @@ def _read(path: Path) -> tuple[dict[str, Any], Mapping[str, torch.Tensor]]:
         arch, scale, nc = _bare_state_dict_info(obj, path)
         fields = {"format": "state_dict", "arch": arch, "scale": scale, "nc": nc, "names": None}
         return fields, {k: v.detach().float() if v.is_floating_point() else v.detach() for k, v in obj.items()}
-    ck = parse_ultralytics_object(obj, path)
-    extras = dict(ck.metadata, yaml=ck.yaml, args=ck.args, stride=ck.stride, source_key=ck.source_key)
+    ult = parse_ultralytics_object(obj, path)
+    extras = dict(ult.metadata, yaml=ult.yaml, args=ult.args, stride=ult.stride, source_key=ult.source_key)
     fields = {
         "format": "ultralytics",
-        "arch": ck.arch,
-        "scale": ck.scale,
-        "nc": ck.nc,
-        "names": ck.names,
-        "imgsz": ck.imgsz,
-        "train_args": ck.train_args,
+        "arch": ult.arch,
+        "scale": ult.scale,
+        "nc": ult.nc,
+        "names": ult.names,
+        "imgsz": ult.imgsz,
+        "train_args": ult.train_args,
         "extras": extras,
     }
-    return fields, ck.state_dict
+    return fields, ult.state_dict
 
 
 def load_model(path, device: Any = "cpu"):

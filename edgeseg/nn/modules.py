@@ -43,6 +43,12 @@ def autopad(k: int, p: int | None = None, d: int = 1) -> int:
     return k // 2
 
 
+def _pair(size: tuple[int, ...]) -> tuple[int, int]:
+    """A Conv2d size attribute (always a pair; torch's stubs say tuple[int, ...])."""
+    h, w = size
+    return h, w
+
+
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """Return a new Conv2d (with bias) equal to ``bn(conv(x))`` in eval mode.
 
@@ -51,29 +57,35 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     ``w = diag(gamma / sqrt(eps + var)) @ w_conv`` (torch.mm on the flattened weight) and
     ``b = diag(...) @ b_conv + (beta - gamma * mean / sqrt(var + eps))``.
     """
+    mean, var = bn.running_mean, bn.running_var
+    if mean is None or var is None:
+        raise ValueError("cannot fuse a BatchNorm2d without running statistics (track_running_stats=False)")
     fused = nn.Conv2d(
         conv.in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
+        _pair(conv.kernel_size),
+        stride=_pair(conv.stride),
+        padding=conv.padding if isinstance(conv.padding, str) else _pair(conv.padding),
+        dilation=_pair(conv.dilation),
         groups=conv.groups,
         bias=True,
         device=conv.weight.device,
         dtype=conv.weight.dtype,
     ).requires_grad_(False)
+    fused_bias = fused.bias
+    if fused_bias is None:  # cannot happen with bias=True; narrows torch's Tensor | None
+        raise RuntimeError("Conv2d(bias=True) has no bias")
     with torch.no_grad():
         w_conv = conv.weight.reshape(conv.out_channels, -1)
-        w_bn = torch.diag(bn.weight.div(torch.sqrt(bn.eps + bn.running_var)))
+        w_bn = torch.diag(bn.weight.div(torch.sqrt(bn.eps + var)))
         fused.weight.copy_(torch.mm(w_bn, w_conv).view(fused.weight.shape))
         b_conv = (
             torch.zeros(conv.out_channels, device=conv.weight.device, dtype=conv.weight.dtype)
             if conv.bias is None
             else conv.bias
         )
-        b_bn = bn.bias - bn.weight.mul(bn.running_mean).div(torch.sqrt(bn.running_var + bn.eps))
-        fused.bias.copy_(torch.mm(w_bn, b_conv.reshape(-1, 1)).reshape(-1) + b_bn)
+        b_bn = bn.bias - bn.weight.mul(mean).div(torch.sqrt(var + bn.eps))
+        fused_bias.copy_(torch.mm(w_bn, b_conv.reshape(-1, 1)).reshape(-1) + b_bn)
     return fused
 
 
@@ -93,7 +105,7 @@ class Conv(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(c1, c2, k, s, autopad(k, p, d), groups=g, dilation=d, bias=False)
-        self.bn = nn.BatchNorm2d(c2, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self.bn: nn.BatchNorm2d | nn.Identity = nn.BatchNorm2d(c2, eps=BN_EPS, momentum=BN_MOMENTUM)
         self.act = nn.SiLU(inplace=True) if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,9 +117,10 @@ class Conv(nn.Module):
 
     def fuse(self) -> None:
         """Fold the BatchNorm into the convolution (in place; eval-only afterwards)."""
-        if self.is_fused:
+        bn = self.bn
+        if isinstance(bn, nn.Identity):  # already fused (is_fused)
             return
-        self.conv = fuse_conv_bn(self.conv, self.bn)
+        self.conv = fuse_conv_bn(self.conv, bn)
         self.bn = nn.Identity()
 
 

@@ -258,6 +258,8 @@ class SegmentationModel(nn.Module):
       class scores, raw mask coefficients), the layout of Ultralytics' ONNX export.
     """
 
+    stride: torch.Tensor  # buffer [3]: the level strides (STRIDES), registered in __init__
+
     def __init__(self, arch: str = "yolov8", scale: str = "n", nc: int = 80, names: Any = None) -> None:
         super().__init__()
         spec = ARCHITECTURES.get(arch) if isinstance(arch, str) else None
@@ -288,7 +290,10 @@ class SegmentationModel(nn.Module):
 
     @property
     def head(self) -> SegmentHead:
-        return self.model[-1]
+        head = self.model[-1]
+        if not isinstance(head, SegmentHead):  # pragma: no cover - the architecture ends with one
+            raise TypeError(f"the last layer is a {type(head).__name__}, not a SegmentHead")
+        return head
 
     def forward(self, x: torch.Tensor):
         if x.ndim != 4 or x.shape[1] != 3:
@@ -302,6 +307,7 @@ class SegmentationModel(nn.Module):
         """Run every layer but the head; return the head's input feature maps (P3, P4, P5)."""
         outs: dict[int, torch.Tensor] = {}
         last = len(self.model) - 1
+        inp: torch.Tensor | list[torch.Tensor]
         for i, (module, src) in enumerate(zip(self.model, self._sources)):
             if len(src) == 1:
                 inp = x if src[0] == i - 1 else outs[src[0]]

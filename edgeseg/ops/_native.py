@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+__all__ = ["core"]
+
 try:
-    from edgeseg import _core as core  # noqa: F401
+    from edgeseg import _core as core
 except ImportError as exc:  # pragma: no cover - only on a broken install
     raise ImportError(
         "edgeseg's native core (edgeseg._core) is not built or cannot be loaded: "

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from edgeseg.ops._native import core
+from edgeseg.ops.selection import row_indices
 
 __all__ = ["Candidates", "class_keep_mask", "decode", "drop_batch"]
 
@@ -16,33 +19,19 @@ __all__ = ["Candidates", "class_keep_mask", "decode", "drop_batch"]
 class Candidates:
     """Detections above the confidence threshold, before NMS."""
 
-    boxes: np.ndarray  # float32 [k, 4] xyxy, model-input pixels
-    scores: np.ndarray  # float32 [k]
-    class_ids: np.ndarray  # int32 [k]
-    anchors: np.ndarray  # int32 [k] anchor index into N
-    coefs: np.ndarray  # float32 [k, nm] mask coefficients (nm may be 0)
+    boxes: NDArray[np.float32]  # float32 [k, 4] xyxy, model-input pixels
+    scores: NDArray[np.float32]  # float32 [k]
+    class_ids: NDArray[np.int32]  # int32 [k]
+    anchors: NDArray[np.int32]  # int32 [k] anchor index into N
+    coefs: NDArray[np.float32]  # float32 [k, nm] mask coefficients (nm may be 0)
     nonfinite: int  # anchors skipped because their box/score/coefficients held NaN or inf
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
-    def select(self, idx) -> Candidates:
+    def select(self, idx: ArrayLike | slice) -> Candidates:
         """Candidates at ``idx`` (index array, boolean mask or slice); ``nonfinite`` is carried over."""
-        if isinstance(idx, slice):
-            pick = idx
-        else:
-            pick = np.asarray(idx)
-            if pick.dtype == bool:
-                if pick.shape != (len(self),):
-                    raise ValueError(f"boolean selection must have shape ({len(self)},), got {pick.shape}")
-            elif pick.ndim == 0 and np.issubdtype(pick.dtype, np.integer):
-                pick = pick.reshape(1)
-            elif not np.issubdtype(pick.dtype, np.integer) and pick.size:
-                raise ValueError(f"selection must be integer indices, a boolean mask or a slice, got {pick.dtype}")
-            else:
-                pick = pick.astype(np.intp, copy=False).reshape(-1)
-                if pick.size and (pick.min() < -len(self) or pick.max() >= len(self)):
-                    raise ValueError(f"selection index out of range for {len(self)} candidates")
+        pick = row_indices(idx, len(self), "candidates")
         return Candidates(
             boxes=self.boxes[pick],
             scores=self.scores[pick],
@@ -73,7 +62,9 @@ def _layout(shape: tuple[int, int], nc: int, layout: str) -> bool:
     raise ValueError(f"output shape {shape} has no dimension with at least 4 + nc = {need} channels")
 
 
-def drop_batch(a: np.ndarray, ndim: int, what: str, expected: str, error: type = ValueError) -> np.ndarray:
+def drop_batch(
+    a: NDArray[Any], ndim: int, what: str, expected: str, error: type[Exception] = ValueError
+) -> NDArray[Any]:
     """``a`` (``ndim``-D, or ``ndim+1``-D with a batch of 1) without its batch dimension; ``error`` naming
     ``what`` and the ``expected`` shapes otherwise."""
     if a.ndim == ndim + 1:
@@ -86,13 +77,13 @@ def drop_batch(a: np.ndarray, ndim: int, what: str, expected: str, error: type =
 
 
 def decode(
-    output: np.ndarray,
+    output: NDArray[Any],
     nc: int,
     *,
     conf: float = 0.25,
     multi_label: bool = False,
     max_nms: int = 30000,
-    classes=None,
+    classes: ArrayLike | None = None,
     layout: str = "auto",
     box_scale: tuple[float, float] = (1.0, 1.0),
 ) -> Candidates:
@@ -135,7 +126,7 @@ def decode(
     return Candidates(boxes, scores, class_ids, anchors, coefs, int(nonfinite))
 
 
-def class_keep_mask(classes, nc: int) -> np.ndarray | None:
+def class_keep_mask(classes: ArrayLike | None, nc: int) -> NDArray[np.uint8] | None:
     """uint8 [nc] mask of the class ids to keep (None: keep all); a clear ValueError for bad ids."""
     if classes is None:
         return None

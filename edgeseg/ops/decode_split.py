@@ -21,6 +21,7 @@ from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from edgeseg.errors import ModelOutputError
 from edgeseg.ops._native import core
@@ -31,6 +32,22 @@ from edgeseg.ops.quant import dequantize
 __all__ = ["LevelSpec", "SplitLayout", "decode_split", "decode_split_dense", "quantised_threshold"]
 
 Quant = tuple[float, int]
+# _common's checked arguments, in core.decode_split's order: box, cls, coef, box_q, cls_q, coef_q, sizes,
+# strides, nc, nm, reg_max, cn
+_CoreArgs = tuple[
+    list[NDArray[Any]],
+    list[NDArray[Any]],
+    list[NDArray[Any]],
+    list[Quant],
+    list[Quant],
+    list[Quant],
+    list[tuple[int, int]],
+    list[float],
+    int,
+    int,
+    int,
+    bool,
+]
 _DTYPES = (np.float32, np.int8, np.uint8)
 
 
@@ -39,7 +56,7 @@ def quantised_threshold(conf: float, scale: float, zero_point: int) -> float:
     return float(core.quantised_threshold(float(np.float32(conf)), float(scale), float(zero_point)))
 
 
-def _levels(arrays, name: str, n: int) -> list[np.ndarray]:
+def _levels(arrays: Sequence[NDArray[Any]], name: str, n: int) -> list[NDArray[Any]]:
     if not isinstance(arrays, (list, tuple)) or len(arrays) != n:
         raise ValueError(f"{name} must be a list with one array per level ({n})")
     out = []
@@ -52,7 +69,7 @@ def _levels(arrays, name: str, n: int) -> list[np.ndarray]:
     return out
 
 
-def _quant(q, name: str, n: int, arrays) -> list[Quant]:
+def _quant(q: Sequence[Quant] | None, name: str, n: int, arrays: Sequence[NDArray[Any]]) -> list[Quant]:
     if q is None:
         if arrays[0].dtype != np.float32:
             raise ValueError(f"{name} (scale, zero_point) per level is required for quantised outputs")
@@ -68,7 +85,20 @@ def _quant(q, name: str, n: int, arrays) -> list[Quant]:
     return out
 
 
-def _common(box, cls, coef, sizes, strides, nc, nm, reg_max, layout, box_q, cls_q, coef_q):
+def _common(
+    box: Sequence[NDArray[Any]],
+    cls: Sequence[NDArray[Any]],
+    coef: Sequence[NDArray[Any]],
+    sizes: Sequence[tuple[int, int]],
+    strides: Sequence[float],
+    nc: int,
+    nm: int | None,
+    reg_max: int,
+    layout: str,
+    box_q: Sequence[Quant] | None,
+    cls_q: Sequence[Quant] | None,
+    coef_q: Sequence[Quant] | None,
+) -> _CoreArgs:
     if isinstance(nc, bool) or not isinstance(nc, Integral) or nc < 1:
         raise ValueError(f"nc must be a positive integer, got {nc!r}")
     if layout not in ("hwc", "chw"):
@@ -97,9 +127,9 @@ def _common(box, cls, coef, sizes, strides, nc, nm, reg_max, layout, box_q, cls_
 
 
 def decode_split(
-    box: Sequence[np.ndarray],
-    cls: Sequence[np.ndarray],
-    coef: Sequence[np.ndarray],
+    box: Sequence[NDArray[Any]],
+    cls: Sequence[NDArray[Any]],
+    coef: Sequence[NDArray[Any]],
     *,
     sizes: Sequence[tuple[int, int]],
     strides: Sequence[float] = (8, 16, 32),
@@ -107,13 +137,13 @@ def decode_split(
     nm: int | None = None,
     reg_max: int = 16,
     layout: str = "hwc",
-    box_q=None,
-    cls_q=None,
-    coef_q=None,
+    box_q: Sequence[Quant] | None = None,
+    cls_q: Sequence[Quant] | None = None,
+    coef_q: Sequence[Quant] | None = None,
     conf: float = 0.25,
     multi_label: bool = False,
     max_nms: int = 30000,
-    classes=None,
+    classes: ArrayLike | None = None,
 ) -> Candidates:
     """Candidates from split head outputs.
 
@@ -135,20 +165,20 @@ def decode_split(
 
 
 def decode_split_dense(
-    box,
-    cls,
-    coef,
+    box: Sequence[NDArray[Any]],
+    cls: Sequence[NDArray[Any]],
+    coef: Sequence[NDArray[Any]],
     *,
-    sizes,
-    strides=(8, 16, 32),
+    sizes: Sequence[tuple[int, int]],
+    strides: Sequence[float] = (8, 16, 32),
     nc: int,
     nm: int | None = None,
     reg_max: int = 16,
     layout: str = "hwc",
-    box_q=None,
-    cls_q=None,
-    coef_q=None,
-) -> np.ndarray:
+    box_q: Sequence[Quant] | None = None,
+    cls_q: Sequence[Quant] | None = None,
+    coef_q: Sequence[Quant] | None = None,
+) -> NDArray[np.float32]:
     """Every anchor as the single-output head gives it: float32 [4+nc+nm, N] (cx, cy, w, h in input
     pixels, sigmoid scores, coefficients)."""
     args = _common(box, cls, coef, sizes, strides, nc, nm, reg_max, layout, box_q, cls_q, coef_q)
@@ -199,13 +229,15 @@ class SplitLayout(OutputLayout):
     def n_outputs(self) -> int:
         return 3 * len(self.levels) + 1
 
-    def _arrays(self, outputs):
+    def _arrays(
+        self, outputs: Sequence[NDArray[Any]]
+    ) -> tuple[list[NDArray[Any]], list[NDArray[Any]], list[NDArray[Any]], dict[str, Any]]:
         if len(outputs) != self.n_outputs:
             raise ModelOutputError(f"expected {self.n_outputs} split outputs, got {len(outputs)}")
         box = [outputs[lv.box] for lv in self.levels]
         cls = [outputs[lv.cls] for lv in self.levels]
         coef = [outputs[lv.coef] for lv in self.levels]
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "sizes": [lv.size for lv in self.levels],
             "strides": [lv.stride for lv in self.levels],
             "nc": self.nc,
@@ -218,7 +250,7 @@ class SplitLayout(OutputLayout):
         }
         return box, cls, coef, kwargs
 
-    def protos(self, outputs) -> np.ndarray:
+    def protos(self, outputs: Sequence[NDArray[Any]]) -> NDArray[np.float32]:
         """Float32 prototypes, batch dim dropped ([nm, mh, mw] or [mh, mw, nm] per ``protos_layout``)."""
         p = drop_batch(np.asarray(outputs[self.protos_index]), 3, "prototype output", "3-D or 4-D", ModelOutputError)
         if self.protos_q is not None and p.dtype != np.float32:
@@ -228,13 +260,19 @@ class SplitLayout(OutputLayout):
             p = (p.astype(np.float32) - np.float32(z)) * np.float32(s)
         return p.astype(np.float32, copy=False)
 
-    def split(self, outputs) -> tuple[np.ndarray, np.ndarray]:
+    def split(self, outputs: Sequence[NDArray[Any]]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         box, cls, coef, kwargs = self._arrays(outputs)
         return decode_split_dense(box, cls, coef, **kwargs), self.protos(outputs)
 
     def decode(
-        self, outputs, *, conf: float = 0.25, multi_label: bool = False, max_nms: int = 30000, classes=None
-    ) -> tuple[Candidates, np.ndarray]:
+        self,
+        outputs: Sequence[NDArray[Any]],
+        *,
+        conf: float = 0.25,
+        multi_label: bool = False,
+        max_nms: int = 30000,
+        classes: Sequence[int] | None = None,
+    ) -> tuple[Candidates, NDArray[np.float32]]:
         box, cls, coef, kwargs = self._arrays(outputs)
         cands = decode_split(
             box, cls, coef, conf=conf, multi_label=multi_label, max_nms=max_nms, classes=classes, **kwargs

@@ -7,10 +7,13 @@ fixed-point weights) to within one grey level.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from edgeseg.ops._native import core
 
@@ -36,13 +39,13 @@ class LetterboxInfo:
     orig_h: int
 
 
-def _int(value, name: str) -> int:
+def _int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     return int(value)
 
 
-def _target(new_shape) -> tuple[int, int]:
+def _target(new_shape: int | Sequence[int]) -> tuple[int, int]:
     """``new_shape`` as (height, width); an int means a square input."""
     if isinstance(new_shape, (tuple, list)):
         if len(new_shape) != 2:
@@ -57,7 +60,7 @@ def _target(new_shape) -> tuple[int, int]:
     return h, w
 
 
-def _stride(auto, stride) -> int:
+def _stride(auto: bool, stride: int) -> int:
     stride = _int(stride, "stride")
     if auto and not 0 < stride <= _MAX_SIDE:
         raise ValueError(f"stride must be positive, got {stride}")
@@ -84,7 +87,7 @@ def letterbox_geometry(
 
 
 def letterbox(
-    image: np.ndarray,
+    image: NDArray[np.uint8],
     new_shape: int | tuple[int, int] = 640,
     *,
     scaleup: bool = True,
@@ -94,9 +97,9 @@ def letterbox(
     layout: str = "nchw",
     dtype: str = "float32",
     bgr_to_rgb: bool = True,
-    out: np.ndarray | None = None,
+    out: NDArray[Any] | None = None,
     threads: int = 0,
-) -> tuple[np.ndarray, LetterboxInfo]:
+) -> tuple[NDArray[Any], LetterboxInfo]:
     """Letterbox a uint8 HxWx3 BGR image into a model input tensor in one native pass.
 
     ``dtype`` "float32" gives values in [0, 1], "uint8" 0..255, "int8" pixel-128 (scale 1/255, zero
@@ -136,14 +139,14 @@ def letterbox(
     return tensor, LetterboxInfo(*geo)
 
 
-def _threads(threads) -> int:
+def _threads(threads: int) -> int:
     threads = _int(threads, "threads")
     if threads < 0:
         raise ValueError(f"threads must be >= 0 (0 = automatic), got {threads}")
     return threads
 
 
-def scale_boxes(boxes: np.ndarray, info: LetterboxInfo, *, clip: bool = True) -> np.ndarray:
+def scale_boxes(boxes: ArrayLike, info: LetterboxInfo, *, clip: bool = True) -> NDArray[np.float32]:
     """Map xyxy boxes [n, 4] from model-input pixels to original-image pixels (new float32 array).
 
     ``(b - pad) / scale``, then clipped to [0, orig_w] x [0, orig_h] when ``clip``.
@@ -156,7 +159,7 @@ def scale_boxes(boxes: np.ndarray, info: LetterboxInfo, *, clip: bool = True) ->
     if not isinstance(info, LetterboxInfo):
         raise ValueError(f"info must be a LetterboxInfo, got {type(info).__name__}")
     pad = np.array([info.pad_left, info.pad_top, info.pad_left, info.pad_top], dtype=np.float32)
-    res = (b.astype(np.float32, copy=True) - pad) / np.float32(info.scale)
+    res: NDArray[np.float32] = (b.astype(np.float32, copy=True) - pad) / np.float32(info.scale)
     if clip:
         np.clip(res[:, 0::2], 0, info.orig_w, out=res[:, 0::2])
         np.clip(res[:, 1::2], 0, info.orig_h, out=res[:, 1::2])

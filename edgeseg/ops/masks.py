@@ -13,8 +13,11 @@ import operator
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from edgeseg.ops._native import core
+from edgeseg.ops.letterbox import LetterboxInfo
+from edgeseg.ops.selection import row_index, row_indices
 
 __all__ = ["MaskSet", "masks_input", "masks_native"]
 
@@ -23,9 +26,9 @@ __all__ = ["MaskSet", "masks_input", "masks_native"]
 class MaskSet:
     """Compact instance masks: per instance an integer pixel rectangle of the original image and a uint8 0/1 bitmap covering it."""
 
-    rects: np.ndarray  # int32 [n,4] x0,y0,x1,y1 (x1,y1 exclusive), original-image pixels
-    data: np.ndarray  # uint8 flat concatenation of all bitmaps (row-major, each (y1-y0)x(x1-x0))
-    offsets: np.ndarray  # int64 [n+1] start of each bitmap in data
+    rects: NDArray[np.int32]  # int32 [n,4] x0,y0,x1,y1 (x1,y1 exclusive), original-image pixels
+    data: NDArray[np.uint8]  # uint8 flat concatenation of all bitmaps (row-major, each (y1-y0)x(x1-x0))
+    offsets: NDArray[np.int64]  # int64 [n+1] start of each bitmap in data
     image_shape: tuple[int, int]  # (H, W) of the original image
     nonfinite: int = 0  # pixels whose logit was NaN/inf (treated as background)
 
@@ -62,44 +65,15 @@ class MaskSet:
     def __len__(self) -> int:
         return len(self.rects)
 
-    def _index(self, i) -> int:
-        i = operator.index(i)
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"mask index {i} out of range for {n} masks")
-        return i % n
-
-    def bitmap(self, i) -> np.ndarray:
+    def bitmap(self, i: int) -> NDArray[np.uint8]:
         """(h_i, w_i) uint8 view of instance i's bitmap."""
-        i = self._index(i)
+        i = row_index(i, len(self), "masks")
         x0, y0, x1, y1 = (int(v) for v in self.rects[i])
         return self.data[self.offsets[i] : self.offsets[i + 1]].reshape(y1 - y0, x1 - x0)
 
-    def _indices(self, idx) -> np.ndarray:
-        n = len(self)
-        if idx is None:
-            return np.arange(n)
-        if isinstance(idx, slice):
-            return np.arange(n)[idx]
-        a = np.asarray(idx)
-        if a.dtype == bool:
-            if a.shape != (n,):
-                raise ValueError(f"boolean selection must have shape ({n},), got {a.shape}")
-            return np.flatnonzero(a)
-        if a.ndim == 0:
-            a = a.reshape(1)
-        if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
-            raise ValueError(
-                f"selection must be a slice, a boolean mask or 1-D integer indices, got {a.dtype}{a.shape}"
-            )
-        a = a.astype(np.int64)
-        if a.size and (a.min() < -n or a.max() >= n):
-            raise IndexError(f"selection index out of range for {n} masks")
-        return a % max(n, 1)
-
-    def select(self, idx) -> MaskSet:
+    def select(self, idx: ArrayLike | slice) -> MaskSet:
         """A new MaskSet with the chosen instances (bool mask / integer indices / slice)."""
-        ind = self._indices(idx)
+        ind = row_indices(idx, len(self), "masks")
         rects = self.rects[ind]
         sizes = (rects[:, 2].astype(np.int64) - rects[:, 0]) * (rects[:, 3].astype(np.int64) - rects[:, 1])
         offsets = np.zeros(len(ind) + 1, dtype=np.int64)
@@ -108,7 +82,7 @@ class MaskSet:
         data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
         return MaskSet(rects, data, offsets, self.image_shape, self.nonfinite)
 
-    def areas(self) -> np.ndarray:
+    def areas(self) -> NDArray[np.int64]:
         """int64 [n] foreground pixel counts."""
         # One count_nonzero per instance: O(total box pixels) without a full-length temporary.
         off = self.offsets
@@ -118,9 +92,9 @@ class MaskSet:
             count=len(self),
         )
 
-    def full(self, idx=None) -> np.ndarray:
+    def full(self, idx: ArrayLike | slice | None = None) -> NDArray[np.bool_]:
         """bool [k, H, W] full-frame masks (built on demand only)."""
-        ind = self._indices(idx)
+        ind = row_indices(idx, len(self), "masks")
         h, w = self.image_shape
         out = np.zeros((len(ind), h, w), dtype=bool)
         for j, i in enumerate(ind):
@@ -128,9 +102,9 @@ class MaskSet:
             out[j, y0:y1, x0:x1] = self.bitmap(i) != 0
         return out
 
-    def label_map(self, order=None) -> np.ndarray:
+    def label_map(self, order: ArrayLike | slice | None = None) -> NDArray[np.int32]:
         """int32 [H, W]: 0 background, i+1 for instance i; later instances in ``order`` paint over earlier."""
-        ind = self._indices(order)
+        ind = row_indices(order, len(self), "masks")
         out = np.zeros(self.image_shape, dtype=np.int32)
         for i in ind:
             x0, y0, x1, y1 = (int(v) for v in self.rects[i])
@@ -139,11 +113,12 @@ class MaskSet:
         return out
 
     @classmethod
-    def empty(cls, image_shape) -> MaskSet:
-        return cls(np.zeros((0, 4), np.int32), np.zeros(0, np.uint8), np.zeros(1, np.int64), tuple(image_shape))
+    def empty(cls, image_shape: tuple[int, int]) -> MaskSet:
+        # __post_init__ checks image_shape and stores it as a tuple of two ints
+        return cls(np.zeros((0, 4), np.int32), np.zeros(0, np.uint8), np.zeros(1, np.int64), image_shape)
 
 
-def _float32(name: str, a) -> np.ndarray:
+def _float32(name: str, a: ArrayLike) -> NDArray[np.float32]:
     a = np.asarray(a)
     if a.dtype.kind != "f":
         raise ValueError(f"{name} must be a floating-point array, got dtype {a.dtype}")
@@ -156,7 +131,7 @@ def _layout(layout: str) -> bool:
     return layout == "hwc"
 
 
-def _field(info, name: str) -> int:
+def _field(info: LetterboxInfo, name: str) -> int:
     try:
         v = getattr(info, name)
     except AttributeError:
@@ -167,7 +142,9 @@ def _field(info, name: str) -> int:
         raise ValueError(f"info.{name} must be an integer, got {v!r}") from None
 
 
-def _coef_rows(coefs: np.ndarray, boxes: np.ndarray):
+def _coef_rows(
+    coefs: NDArray[np.float32], boxes: NDArray[np.float32]
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     if coefs.ndim == 1 and coefs.size == 0:
         coefs = coefs.reshape(0, 0)
     if boxes.ndim == 1 and boxes.size == 0:
@@ -175,12 +152,16 @@ def _coef_rows(coefs: np.ndarray, boxes: np.ndarray):
     return coefs, boxes
 
 
-def _pack(result, image_shape) -> MaskSet:
+def _pack(
+    result: tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.int64], int], image_shape: tuple[int, int]
+) -> MaskSet:
     rects, data, offsets, nonfinite = result
     return MaskSet(rects, data, offsets, image_shape, int(nonfinite))
 
 
-def masks_native(protos, coefs, boxes, info, *, layout: str = "chw", threads: int = 0) -> MaskSet:
+def masks_native(
+    protos: ArrayLike, coefs: ArrayLike, boxes: ArrayLike, info: LetterboxInfo, *, layout: str = "chw", threads: int = 0
+) -> MaskSet:
     """Retina masks (Ultralytics ``process_mask_native``), computed only inside each box.
 
     protos: float32 [nm, mh, mw] ("chw") or [mh, mw, nm] ("hwc"), optional leading batch dim of 1.
@@ -198,7 +179,15 @@ def masks_native(protos, coefs, boxes, info, *, layout: str = "chw", threads: in
     return _pack(res, (h, w))
 
 
-def masks_input(protos, coefs, boxes_input, info, *, layout: str = "chw", threads: int = 0) -> MaskSet:
+def masks_input(
+    protos: ArrayLike,
+    coefs: ArrayLike,
+    boxes_input: ArrayLike,
+    info: LetterboxInfo,
+    *,
+    layout: str = "chw",
+    threads: int = 0,
+) -> MaskSet:
     """Default Ultralytics masks (``process_mask``) at input resolution, mapped to original pixels.
 
     The input-resolution mask is sampled (nearest, at original pixel centres) inside the unpadded

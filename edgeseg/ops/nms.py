@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from edgeseg.ops._native import core
 
@@ -13,7 +15,7 @@ __all__ = ["nms"]
 _I32 = np.iinfo(np.int32)
 
 
-def _floats(a, name: str) -> np.ndarray:
+def _floats(a: ArrayLike, name: str) -> NDArray[np.float32]:
     arr = np.asarray(a)
     if arr.dtype == np.float32:
         return np.ascontiguousarray(arr)
@@ -22,7 +24,15 @@ def _floats(a, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def nms(boxes, scores, class_ids=None, *, iou: float = 0.7, agnostic: bool = False, max_det: int = 300) -> np.ndarray:
+def nms(
+    boxes: ArrayLike,
+    scores: ArrayLike,
+    class_ids: ArrayLike | None = None,
+    *,
+    iou: float = 0.7,
+    agnostic: bool = False,
+    max_det: int = 300,
+) -> NDArray[np.int64]:
     """Indices (int64) of the boxes kept by greedy NMS, in score-descending order, at most ``max_det``.
 
     Boxes are xyxy [n, 4]; order is by score descending with ties kept in input order; a box is
@@ -39,7 +49,7 @@ def nms(boxes, scores, class_ids=None, *, iou: float = 0.7, agnostic: bool = Fal
         raise ValueError(f"iou must be a finite number, got {iou!r}")
     if isinstance(max_det, bool) or not isinstance(max_det, Integral) or max_det < 1:
         raise ValueError(f"max_det must be a positive integer, got {max_det!r}")
-    c = None
+    c: NDArray[Any] | None = None
     if class_ids is not None and not agnostic:
         c = np.asarray(class_ids)
         if not np.issubdtype(c.dtype, np.integer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from edgeseg.ops._native import core
 from edgeseg.ops.masks import MaskSet
@@ -10,7 +11,7 @@ from edgeseg.ops.masks import MaskSet
 __all__ = ["polygons"]
 
 
-def polygons(masks: MaskSet, strategy: str = "largest") -> list[list[np.ndarray]]:
+def polygons(masks: MaskSet, strategy: str = "largest") -> list[list[NDArray[np.float32]]]:
     """Outer contours of every instance as float32 [k, 2] (x, y) arrays in original-image pixels.
 
     strategy "largest": per instance a list with only the contour of most points (ties: larger

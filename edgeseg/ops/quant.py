@@ -10,13 +10,14 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
+from numpy.typing import NDArray
 
 from edgeseg.ops._native import core
 
 __all__ = ["dequantize"]
 
 
-def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+def dequantize(q: NDArray[np.int8] | NDArray[np.uint8], scale: float, zero_point: int) -> NDArray[np.float32]:
     """float32 array of ``q``'s shape: ``(q - zero_point) * scale``. ``q`` is int8 or uint8."""
     if not isinstance(q, np.ndarray):
         raise ValueError(f"q must be a numpy array, got {type(q).__name__}")

@@ -147,18 +147,18 @@ def make_clip(
     n_objects: int | None = None,
 ) -> Path | list[np.ndarray]:
     """Render a clip: with ``path``, write an mp4 (``mp4v``) and return its Path; without, return the frames."""
-    n_frames = _check_frames(n_frames, allow_none=False)
+    frame_count = _check_frames(n_frames, allow_none=False)
     w, h = _check_size(size)
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.number)) or not 0 < fps <= 1000:
         raise ValueError(f"fps must be a number in (0, 1000], got {fps!r}")
-    frames = iter_clip_frames(n_frames, (w, h), seed, n_objects)
+    frames = iter_clip_frames(frame_count, (w, h), seed, n_objects)
     if path is None:
         return list(frames)
     path = Path(path).expanduser()
     if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise ValueError(f"path must end in .mp4, .m4v or .mov, got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (w, h))
     if not writer.isOpened():
         raise OSError(f"cv2.VideoWriter could not open {str(path)!r} with codec mp4v")
     try:

@@ -108,6 +108,8 @@ def _contrasting_color(rng: np.random.Generator, under: np.ndarray, tries: int =
             return c
         if d > best_d:
             best, best_d = c, d
+    if best is None:
+        raise ValueError(f"tries must be at least 1, got {tries}")
     return best
 
 

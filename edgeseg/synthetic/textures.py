@@ -41,6 +41,7 @@ def gradient(rng: np.random.Generator, h: int, w: int, c1: np.ndarray, c2: np.nd
 def stripes(rng: np.random.Generator, h: int, w: int, c1: np.ndarray, c2: np.ndarray, side: int) -> np.ndarray:
     period = float(rng.uniform(0.04, 0.25)) * side + 2.0
     p = _projection(h, w, float(rng.uniform(0, math.pi))) / period + float(rng.uniform(0, 1))
+    t: np.ndarray
     if rng.random() < 0.5:  # hard stripes with a random duty cycle
         t = ((p % 1.0) < rng.uniform(0.3, 0.7)).astype(np.float32)
     else:  # soft sinusoidal bands

@@ -1,4 +1,5 @@
-"""Box geometry for training: format conversion, CIoU, distance encoding and anchor grids.
+"""Box geometry for training: format conversion, CIoU and distance encoding (anchor grids and distance
+decoding are the head's: :func:`edgeseg.nn.head.make_anchors`, :func:`edgeseg.nn.head.dist2bbox`).
 
 All functions are pure torch and work on whatever device/dtype their inputs carry.
 Boxes are ``xyxy`` (corners) or ``xywh`` (centre + size) along the last dimension.
@@ -7,15 +8,12 @@ Boxes are ``xyxy`` (corners) or ``xywh`` (centre + size) along the last dimensio
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 
 __all__ = [
     "bbox2dist",
     "bbox_iou",
-    "dist2bbox",
-    "make_anchors",
     "xywh2xyxy",
     "xyxy2xywh",
 ]
@@ -81,18 +79,6 @@ def bbox_iou(
     return iou - (centre_dist2 / diag2 + v * alpha)
 
 
-def dist2bbox(distance: torch.Tensor, anchor_points: torch.Tensor, xywh: bool = False, dim: int = -1) -> torch.Tensor:
-    """(left, top, right, bottom) distances from anchor points -> boxes."""
-    if distance.shape[dim] != 4:
-        raise ValueError(f"distance must have size 4 along dim {dim}, got shape {tuple(distance.shape)}")
-    lt, rb = distance.chunk(2, dim)
-    top_left = anchor_points - lt
-    bottom_right = anchor_points + rb
-    if xywh:
-        return torch.cat(((top_left + bottom_right) / 2, bottom_right - top_left), dim)
-    return torch.cat((top_left, bottom_right), dim)
-
-
 def bbox2dist(anchor_points: torch.Tensor, bbox: torch.Tensor, max_dist: float) -> torch.Tensor:
     """xyxy boxes -> (l, t, r, b) distances from anchor points, clamped to ``[0, max_dist]``.
 
@@ -104,26 +90,3 @@ def bbox2dist(anchor_points: torch.Tensor, bbox: torch.Tensor, max_dist: float) 
         raise ValueError(f"max_dist must be >= 0, got {max_dist}")
     top_left, bottom_right = bbox.chunk(2, -1)
     return torch.cat((anchor_points - top_left, bottom_right - anchor_points), -1).clamp(0, max_dist)
-
-
-def make_anchors(
-    feats: Sequence[torch.Tensor], strides: Sequence[float], offset: float = 0.5
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Anchor centres (grid units, ``(A, 2)`` as x, y) and per-anchor strides ``(A, 1)``.
-
-    Anchors are level-major and row-major inside a level, matching the flattening of ``feats``.
-    """
-    if len(feats) == 0 or len(feats) != len(strides):
-        raise ValueError(f"need one stride per feature level, got {len(feats)} levels and {len(strides)} strides")
-    dtype, device = feats[0].dtype, feats[0].device
-    points, stride_list = [], []
-    for feat, stride in zip(feats, strides):
-        if feat.ndim < 2:
-            raise ValueError(f"feature maps must be (..., H, W), got shape {tuple(feat.shape)}")
-        h, w = feat.shape[-2:]
-        xs = torch.arange(w, device=device, dtype=dtype) + offset
-        ys = torch.arange(h, device=device, dtype=dtype) + offset
-        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-        points.append(torch.stack((grid_x, grid_y), -1).view(-1, 2))
-        stride_list.append(torch.full((h * w, 1), float(stride), dtype=dtype, device=device))
-    return torch.cat(points), torch.cat(stride_list)

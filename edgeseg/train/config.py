@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["AUG_KEYS", "OPTIMIZERS", "TrainConfig"]
 
@@ -132,7 +132,7 @@ class TrainConfig:
 
     # -- validation -------------------------------------------------------------------------------
     def _validate(self) -> None:
-        def fail(name: str, what: str) -> None:
+        def fail(name: str, what: str) -> NoReturn:
             raise ValueError(f"training option {name}={getattr(self, name)!r} is invalid: {what}")
 
         def as_int(name: str, low: int | None = None) -> None:

@@ -23,8 +23,10 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from edgeseg.nn.head import dist2bbox, make_anchors
+
 from .assigner import TaskAlignedAssigner
-from .boxes import bbox2dist, bbox_iou, dist2bbox, make_anchors, xywh2xyxy, xyxy2xywh
+from .boxes import bbox2dist, bbox_iou, xywh2xyxy, xyxy2xywh
 
 __all__ = ["SegmentationLoss", "crop_to_boxes", "dfl_loss"]
 

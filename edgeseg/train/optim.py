@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -94,6 +95,8 @@ def build_optimizer(model: nn.Module, choice: OptimizerChoice, decay: float) -> 
     g_decay, g_bn, g_bias = param_groups(model)
     if not (g_decay or g_bn or g_bias):
         raise ValueError("the model has no trainable parameters")
+    common: dict[str, Any]  # the optimiser's keyword arguments, also each group's defaults
+    cls: type[torch.optim.Adam] | type[torch.optim.AdamW] | type[torch.optim.SGD]
     if choice.name in ("Adam", "AdamW"):
         common = {"lr": choice.lr, "betas": (choice.momentum, 0.999)}
         cls = torch.optim.AdamW if choice.name == "AdamW" else torch.optim.Adam

@@ -178,8 +178,8 @@ def _predict_images(model, images: Sequence[np.ndarray], nc: int, conf: float, i
     from edgeseg.val.postprocess import postprocess
 
     param = next(model.parameters())
-    x = np.stack([im[..., ::-1].transpose(2, 0, 1) for im in images])
-    x = torch.from_numpy(np.ascontiguousarray(x)).to(param.device).float() / 255
+    arr = np.stack([im[..., ::-1].transpose(2, 0, 1) for im in images])
+    x = torch.from_numpy(np.ascontiguousarray(arr)).to(param.device).float() / 255
     was_training = model.training
     model.eval()
     try:

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -45,10 +45,14 @@ from ..fileio import atomic_write_text
 from ..formats import CHECKPOINT_SUFFIXES
 from . import ddp
 from .config import TrainConfig
-from .ema import ModelEMA, unwrap_model
+from .ema import ModelEMA
 from .optim import accumulate_steps, build_optimizer, choose_optimizer, nominal_iterations, scaled_weight_decay
 from .progress import EpochProgress, header
 from .schedule import apply_warmup, build_scheduler, lr_lambda, set_epoch, warmup_iterations
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..nn import SegmentationModel
+    from ..val import ValResult
 
 __all__ = ["LOSS_NAMES", "RESUME_OVERRIDABLE", "TrainResult", "Trainer", "train", "transfer_weights"]
 
@@ -162,7 +166,7 @@ class Trainer:
         self._given = set(given)
         self.callbacks: dict[str, list[Callable]] = {"on_batch_end": [], "on_epoch_end": [], "on_train_end": []}
         self.dist = ddp.DistInfo()
-        self.model: nn.Module | None = None
+        self.model: SegmentationModel | None = None
         self.ema: ModelEMA | None = None
         self.history: list[dict] = []
         self.epoch = 0
@@ -174,10 +178,29 @@ class Trainer:
         self.saved: list[Path] = []  # checkpoint files this process wrote
         self.transferred: tuple[int, int] | None = None
         self.freeze_bn = False  # True for weights whose BatchNorm was folded away (see _model_from_weights)
-        self.last_val = None
-        self.best_val = None
+        self.last_val: ValResult | None = None
+        self.best_val: ValResult | None = None
         self.save_dir: Path | None = None
         self.time_offset = 0.0  # training seconds before this call (resumed runs)
+
+    # what train() sets up, for the methods that run after it
+    @property
+    def _model(self) -> SegmentationModel:
+        if self.model is None:
+            raise RuntimeError("the trainer has no model yet (train() builds it)")
+        return self.model
+
+    @property
+    def _ema(self) -> ModelEMA:
+        if self.ema is None:
+            raise RuntimeError("only the main process keeps an EMA of the model")
+        return self.ema
+
+    @property
+    def _save_dir(self) -> Path:
+        if self.save_dir is None:
+            raise RuntimeError("the trainer has no run directory yet (train() makes it)")
+        return self.save_dir
 
     def add_callback(self, event: str, fn: Callable) -> None:
         if event not in self.callbacks:
@@ -379,7 +402,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, self.lf)
         self.amp = bool(cfg.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        strides = [float(s) for s in unwrap_model(self.model).stride.tolist()]
+        strides = [float(s) for s in self.model.stride.tolist()]
         self.criterion = SegmentationLoss(
             nc, strides=strides, box=cfg.box, cls=cfg.cls, dfl=cfg.dfl, overlap_mask=cfg.overlap_mask
         )
@@ -413,9 +436,9 @@ class Trainer:
         except ImportError:  # pragma: no cover - pyyaml is part of the train extra
             return
         text = yaml.safe_dump(dict(self.cfg.to_dict(), save_dir=str(self.save_dir)), sort_keys=False)
-        (self.save_dir / "args.yaml").write_text(text, encoding="utf-8")
+        (self._save_dir / "args.yaml").write_text(text, encoding="utf-8")
 
-    def _setup_model(self, ckpt: dict | None, nc: int, names: dict) -> nn.Module:
+    def _setup_model(self, ckpt: dict | None, nc: int, names: dict) -> SegmentationModel:
         from edgeseg.nn import build_model
 
         if ckpt is not None:
@@ -438,7 +461,7 @@ class Trainer:
         LOGGER.info("model %s%s-seg (random init): %d parameters, nc=%d", model.arch, model.scale, n_params, nc)
         return model
 
-    def _model_from_weights(self, path: Path, nc: int, names: dict) -> nn.Module:
+    def _model_from_weights(self, path: Path, nc: int, names: dict) -> SegmentationModel:
         from edgeseg.nn import build_model
         from edgeseg.nn.load import load_model
 
@@ -600,7 +623,7 @@ class Trainer:
         self._run_callbacks("on_train_end")
         metrics = self.last_val.as_dict() if self.last_val is not None else {}
         return TrainResult(
-            save_dir=self.save_dir,
+            save_dir=self._save_dir,
             last=self.last,
             best=self.best,
             epochs=cfg.epochs,
@@ -617,7 +640,7 @@ class Trainer:
         """Data order and augmentation of an epoch depend only on (seed, rank, epoch): exact resumes."""
         seed, rank = self.cfg.seed, self.dist.rank
         sampler = getattr(self.loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
+        if sampler is not None and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         gen = getattr(self.loader, "generator", None)
         if gen is not None:
@@ -706,19 +729,19 @@ class Trainer:
 
     def _optimizer_step(self) -> None:
         self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=MAX_GRAD_NORM)
+        torch.nn.utils.clip_grad_norm_(self._model.parameters(), max_norm=MAX_GRAD_NORM)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad()
         self.optimizer_steps += 1
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self._model)
 
     # -- end of epoch (rank 0) ----------------------------------------------------------------------
-    def _validate(self):
+    def _validate(self) -> ValResult:
         from edgeseg.val import validate
 
-        return validate(self.ema.ema, self.data, imgsz=self.cfg.imgsz, batch=self.batch * 2, progress=self.cfg.verbose)
+        return validate(self._ema.ema, self.data, imgsz=self.cfg.imgsz, batch=self.batch * 2, progress=self.cfg.verbose)
 
     def _end_epoch(self, epoch: int, tloss: torch.Tensor | None, lrs: list[float], seconds: float) -> bool:
         cfg = self.cfg
@@ -764,15 +787,16 @@ class Trainer:
     def _checkpoint(self, epoch: int, row: dict, training: bool) -> dict:
         from edgeseg.nn.checkpoint import capture_rng_state, make_checkpoint
 
-        model = unwrap_model(self.model)
-        ema_sd = {k: v.detach().clone() for k, v in self.ema.ema.state_dict().items()}
+        model = self._model  # never wrapped: DDP wraps it as train_model
+        ema = self._ema
+        ema_sd = {k: v.detach().clone() for k, v in ema.ema.state_dict().items()}
         args = dict(self.cfg.to_dict(), save_dir=str(self.save_dir))
         fields: dict[str, Any] = {"epoch": epoch, "best_fitness": self.best_fitness}
         if training:
             fields.update(
                 optimizer=self.optimizer.state_dict(),
-                updates=self.ema.updates,
-                ema={"decay": self.ema.decay_max, "tau": self.ema.tau},
+                updates=ema.updates,
+                ema={"decay": ema.decay_max, "tau": ema.tau},
                 rng_state=capture_rng_state(),
             )
         ckpt = make_checkpoint(
@@ -814,13 +838,13 @@ class Trainer:
         from . import plots
 
         out: list[Path] = []
-        jobs = [("results", lambda: plots.plot_results(self.csv, self.save_dir / "results.png"))]
+        jobs = [("results", lambda: plots.plot_results(self.csv, self._save_dir / "results.png"))]
         val = self.best_val or self.last_val
         if val is not None:
             jobs.append(
                 (
                     "PR curves",
-                    lambda: plots.plot_pr_curves(val.metrics, self.save_dir / "PR_curve.png", names=self.data.names),
+                    lambda: plots.plot_pr_curves(val.metrics, self._save_dir / "PR_curve.png", names=self.data.names),
                 )
             )
         jobs.append(("predictions", self._plot_predictions))
@@ -839,26 +863,28 @@ class Trainer:
     def _plot_predictions(self) -> Path | None:
         from . import plots
 
-        model = deepcopy(self.ema.ema)
+        model = deepcopy(self._ema.ema)
         if self.best.exists():
             from edgeseg.nn.checkpoint import load_checkpoint
 
             model.load_state_dict(load_checkpoint(self.best)["state_dict"])
         return plots.plot_predictions(
-            model.eval(), self.data, self.save_dir / "val_predictions.png", imgsz=self.cfg.imgsz, names=self.data.names
+            model.eval(), self.data, self._save_dir / "val_predictions.png", imgsz=self.cfg.imgsz, names=self.data.names
         )
 
 
 def _folded_batchnorm(model: nn.Module) -> bool:
     """True when every BatchNorm2d has running mean 0 and variance ~1 yet carries biases: the BN was folded into
     the convolutions (a freshly initialised model has zero biases)."""
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.running_var is not None]
+    bns = [
+        (m.running_mean, m.running_var, m.bias)
+        for m in model.modules()
+        if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None and m.running_var is not None
+    ]
     if not bns:
         return False
-    identity = all(
-        float(m.running_mean.abs().max()) == 0.0 and float((m.running_var - 1).abs().max()) < 1e-2 for m in bns
-    )
-    return identity and any(m.bias is not None and float(m.bias.detach().abs().max()) > 0 for m in bns)
+    identity = all(float(mean.abs().max()) == 0.0 and float((var - 1).abs().max()) < 1e-2 for mean, var, _ in bns)
+    return identity and any(bias is not None and float(bias.detach().abs().max()) > 0 for _, _, bias in bns)
 
 
 def _float(text: str) -> float:

@@ -138,7 +138,8 @@ class ValDataset:
             files = select_images(files, indices)
             labels, self.summary = load_labels(files, self.nc, cache=cache, prefix=prefix)
         self.labels: list[ImageLabels] = list(labels)
-        self.batch_shapes = self.batch_index = None
+        self.batch_shapes: np.ndarray | None = None  # [nb, 2] (h, w) per rect batch, set exactly when rect
+        self.batch_index: np.ndarray | None = None
         if self.rect:
             self._set_rectangle()
         target = self.input_shape or (self.imgsz, self.imgsz)
@@ -179,7 +180,7 @@ class ValDataset:
             lb.cls.copy(),
         )
         sample = {"img": img, "instances": inst, "im_file": lb.im_file}
-        if self.rect:
+        if self.batch_shapes is not None and self.batch_index is not None:
             sample["rect_shape"] = tuple(int(v) for v in self.batch_shapes[self.batch_index[i]])
         rect_shape = sample.get("rect_shape")
         _, r, (left, top, _, _) = self.letterbox.geometry((h, w), rect_shape)

@@ -22,7 +22,6 @@ Everything here is numpy (plus the native decode/NMS); no torch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -135,7 +134,7 @@ def postprocess(
     max_nms: int = VAL_MAX_NMS,
     preds_layout: str = "auto",
     protos_layout: str = "chw",
-    box_scale: Sequence[float] = (1.0, 1.0),
+    box_scale: tuple[float, float] = (1.0, 1.0),
 ) -> ValPredictions:
     """Decode + NMS + masks for one image, the way ``yolo val`` does it (see the module docstring).
 
@@ -153,7 +152,7 @@ def postprocess(
         multi_label=True,
         max_nms=max_nms,
         layout=preds_layout,
-        box_scale=tuple(box_scale),
+        box_scale=box_scale,
     )
     if len(cands) == 0:
         out = ValPredictions.empty(mask_shape)

@@ -460,7 +460,7 @@ def validate(
         out = Path(fspath(save_json))
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, json.dumps(records))
-    shape = runner.input_shape or (imgsz, imgsz)
+    in_h, in_w = runner.input_shape or (imgsz, imgsz)
     return ValResult(
         metrics=results,
         names=dict(names),
@@ -469,7 +469,7 @@ def validate(
         speed=speed,
         model=runner.source,
         backend=runner.backend_name,
-        imgsz=tuple(int(v) for v in shape),
+        imgsz=(int(in_h), int(in_w)),
         rect=use_rect,
         batch=run_batch,
         mode=mode,

@@ -85,7 +85,7 @@ def _plain(value: Any, where: str, depth: int = 0) -> Any:
     )
 
 
-def _state_dict_of(value: Any, what: str) -> Mapping:
+def _state_dict_of(value: Any, what: str) -> Mapping | None:
     if value is None or isinstance(value, Mapping):
         return value
     if hasattr(value, "state_dict") and callable(value.state_dict):

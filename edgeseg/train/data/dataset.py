@@ -26,7 +26,7 @@ from ...data.dataset_yaml import DatasetConfig, list_image_files
 from ...data.errors import DatasetError
 from ...data.images import load_resized, rect_batches
 from ...data.instances import Instances, resample_polygons
-from ...data.labels import ImageLabels, load_labels
+from ...data.labels import ImageLabels, LabelSummary, load_labels
 from ...data.masks import polygons_to_masks, polygons_to_overlap_mask
 
 
@@ -57,21 +57,21 @@ class SegmentationDataset(Dataset):
         self.rect = bool(rect)
         self.batch_size = max(1, int(batch_size))
         self.pad = (0.0 if self.augment else 0.5) if pad is None else float(pad)
+        self.summary: LabelSummary | None = None
         if labels is None:
             sources = [images] if isinstance(images, (str, Path)) else list(images)
             files = list_image_files(sources)
             if not files:
                 raise DatasetError(f"no images found in {', '.join(str(s) for s in sources)}")
             labels, self.summary = load_labels(files, self.nc, cache=cache, prefix=prefix)
-        else:
-            self.summary = None
         self.labels: list[ImageLabels] = list(labels)
         self.rng = np.random.default_rng(seed)
         # shared with worker processes (fork or spawn) so close_mosaic() reaches persistent workers
         self._mosaic_on = torch.ones(1, dtype=torch.uint8).share_memory_()
         if self.hyp.get("mosaic", 1.0) <= 0 or self.rect:
             self._mosaic_on.zero_()
-        self.batch_shapes = self.batch_index = None
+        self.batch_shapes: np.ndarray | None = None  # [nb, 2] (h, w) per rect batch, set exactly when rect
+        self.batch_index: np.ndarray | None = None
         if self.rect:
             self._set_rectangle()
         self.transforms = train_transforms(self.imgsz, self.hyp) if self.augment else None
@@ -128,7 +128,7 @@ class SegmentationDataset(Dataset):
             "resized_shape": (h, w),
             "ratio_pad": (h / h0, w / w0),
         }
-        if self.rect:
+        if self.batch_shapes is not None and self.batch_index is not None:
             sample["rect_shape"] = tuple(int(v) for v in self.batch_shapes[self.batch_index[i]])
         return sample
 
@@ -140,6 +140,8 @@ class SegmentationDataset(Dataset):
                 sample = mosaic4([self.get_image_and_label(j) for j in idx], self.imgsz, rng)
             else:
                 sample = self.get_image_and_label(i)
+            if self.transforms is None:  # built in __init__ when augment is on
+                raise RuntimeError("augment was switched on after the dataset was built")
             sample = self.transforms(sample, rng)
             sample["ratio_pad"] = None
         else:
@@ -186,7 +188,7 @@ class SegmentationDataset(Dataset):
 
 def collate_fn(batch: list[dict]) -> dict:
     """Stack images, concatenate instances, and set ``batch_idx`` to each instance's image index."""
-    out = {}
+    out: dict[str, torch.Tensor | list] = {}
     for k in batch[0]:
         vals = [b[k] for b in batch]
         if k == "img":

@@ -52,7 +52,7 @@ def build_dataloader(
         LOGGER.warning("rect=True is incompatible with shuffle; using shuffle=False")
         shuffle = False
     nw = num_workers_for(batch, workers, world_size)
-    sampler = None
+    sampler: DistributedSampler | None = None
     if world_size > 1:
         sampler = DistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
