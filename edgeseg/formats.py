@@ -27,6 +27,7 @@ __all__ = [
     "PRECISIONS",
     "SAFETENSORS_SUFFIX",
     "ModelFormat",
+    "describe_path",
     "format_named",
     "format_of_path",
     "guess_precision",
@@ -35,6 +36,7 @@ __all__ = [
     "model_files",
     "model_size",
     "read_tflite_metadata",
+    "supported_names",
 ]
 
 PRECISIONS = ("fp32", "fp16", "int8")

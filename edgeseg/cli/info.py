@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgeseg.formats import supported_names
+
 HELP = "show a model's metadata, input, outputs and backend"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("info", help=HELP, description=HELP)
-    parser.add_argument("model", help="model file or folder (.onnx, *_openvino_model, *_ncnn_model, .tflite, .pt)")
+    parser.add_argument("model", help=f"model file or folder ({supported_names()})")
     parser.add_argument("--backend", default="auto", metavar="NAME", help="backend to load it with (default auto)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable, TypeVar
 
+from edgeseg.formats import supported_names
 from edgeseg.metadata import parse_imgsz
 
 N = TypeVar("N", int, float)
@@ -58,8 +59,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, model_required: bool
         "-m",
         required=model_required,
         metavar="MODEL",
-        help="model: .onnx, *_openvino_model/ (or .xml), *_ncnn_model/ (or .param), .tflite, "
-        "or a .pt checkpoint (needs torch)",
+        help=f"model: {supported_names()} (a torch checkpoint needs torch)",
     )
     parser.add_argument(
         "--backend",
