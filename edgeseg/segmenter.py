@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from os import PathLike
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +23,9 @@ from .metadata import ModelMetadata
 from .ops.letterbox import LetterboxInfo, letterbox, scale_boxes
 from .ops.masks import MaskSet, masks_input, masks_native
 from .ops.nms import nms
+
+if TYPE_CHECKING:
+    from .pipeline import SourceSpec, StreamResult
 
 _NONFINITE_POLICIES = ("raise", "drop")
 
@@ -63,6 +66,19 @@ class Segmenter:
         on_nonfinite: str = "raise",
         **backend_options: Any,
     ) -> None:
+        self._args: dict[str, Any] = {
+            "model": model,
+            "backend": backend,
+            "conf": conf,
+            "iou": iou,
+            "max_det": max_det,
+            "imgsz": imgsz,
+            "classes": classes,
+            "retina_masks": retina_masks,
+            "agnostic_nms": agnostic_nms,
+            "on_nonfinite": on_nonfinite,
+            **backend_options,
+        }
         self.conf = _unit_interval("conf", conf)
         self.iou = _unit_interval("iou", iou)
         if isinstance(max_det, bool) or not isinstance(max_det, (int, np.integer)) or max_det < 1:
@@ -105,10 +121,31 @@ class Segmenter:
 
     def __call__(self, images: ImageLike | list[ImageLike] | tuple[ImageLike, ...]) -> Detections | list[Detections]:
         if isinstance(images, (list, tuple)):
-            return [self._predict(image) for image in images]
+            return [self.predict(image) for image in images]
         if isinstance(images, np.ndarray) and images.ndim == 4:
-            return [self._predict(image) for image in images]
-        return self._predict(images)
+            return [self.predict(image) for image in images]
+        return self.predict(images)
+
+    def replicate(self) -> Segmenter:
+        """A second segmenter with the same model and options and its own backend instance (for another
+        thread: backends keep per-model state such as inference requests)."""
+        return Segmenter(**self._args)
+
+    def stream(
+        self,
+        sources: SourceSpec | Sequence[SourceSpec],
+        *,
+        workers: int = 1,
+        live_buffer: int = 1,
+        read_timeout: float = 10.0,
+    ) -> Iterator[StreamResult]:
+        """Results for the frames of ``sources`` (one or a list: files, folders, cameras, URLs, ``"demo"``),
+        in frame order per source, with capture and inference overlapped; see :class:`edgeseg.pipeline.Pipeline`.
+        Leaving the loop stops every thread and releases every source."""
+        from .pipeline import Pipeline
+
+        with Pipeline(self, sources, workers=workers, live_buffer=live_buffer, read_timeout=read_timeout) as run:
+            yield from run
 
     def warmup(self, runs: int = 1) -> None:
         """Run the model on a blank input ``runs`` times (first runs allocate and compile)."""
@@ -132,7 +169,8 @@ class Segmenter:
             bgr_to_rgb=True,
         )
 
-    def _predict(self, image: ImageLike) -> Detections:
+    def predict(self, image: ImageLike) -> Detections:
+        """Detections in one image (a BGR array or a path)."""
         if not isinstance(image, np.ndarray):
             image = load_image(image)  # reading a file is not counted as preprocessing
         t0 = time.perf_counter()

@@ -243,7 +243,8 @@ class _LiveSource(FrameSource):
                     self.stop_reason = f"no frame from {self.name} for {self.read_timeout:g} s; stopped"
                     return
                 if frame is None:
-                    self.stop_reason = f"{self.name} stopped delivering frames (stream ended or read failed)"
+                    if not self._stop.is_set():  # not closed by the caller: the stream itself stopped
+                        self.stop_reason = f"{self.name} stopped delivering frames (stream ended or read failed)"
                     return
                 yield Frame(to_bgr(frame, source=self.name), self.name, index)
                 index += 1
@@ -252,5 +253,9 @@ class _LiveSource(FrameSource):
 
     def close(self) -> None:
         self._stop.set()
+        with contextlib.suppress(queue.Empty):  # wake an iteration waiting for a frame
+            self._frames.get_nowait()
+        with contextlib.suppress(queue.Full):
+            self._frames.put_nowait(None)
         if self._thread is None:  # never started: release here; otherwise the reader thread releases
             self._capture.release()

@@ -1,0 +1,296 @@
+"""Overlapped capture and inference for one or more frame sources, with ordered results.
+
+    from edgeseg import Segmenter
+    seg = Segmenter("yolov8n-seg.onnx")
+    for result in seg.stream(["rtsp://cam1/stream", "video.mp4"]):
+        print(result.source, result.index, len(result.detections), f"{result.latency_ms:.1f} ms")
+
+Threads: one capture thread per source reads frames into that source's small buffer; ``workers`` inference
+threads take frames from the buffers (round-robin over the sources) and run a segmenter each; the caller's
+thread receives the results, put back in frame order per source. The native core and the inference engines
+release the GIL, so capture, pre/post-processing and inference of different frames overlap.
+
+Buffers and drops: a file (or directory, or the demo clip) never drops a frame: its capture thread waits
+while its buffer is full, and every frame comes out. A live source (camera, stream) keeps only the newest
+``live_buffer`` frames: when the buffer is full the oldest waiting frame is dropped and counted, so latency
+stays bounded however slow inference is. A source that ends or dies stops alone; the others go on.
+
+Stopping: leaving the ``for`` loop (``break``, an exception, Ctrl-C), :meth:`Pipeline.stop` or the context
+manager stops every thread and releases every source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import TYPE_CHECKING, Union
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .sources import Frame, FrameSource, open_source
+
+if TYPE_CHECKING:
+    from .detections import Detections
+    from .segmenter import Segmenter
+
+__all__ = ["Pipeline", "SourceStats", "StreamResult"]
+
+SourceSpec = Union[str, int, "PathLike[str]", FrameSource]
+_POLL_S = 0.1  # how often waiting threads look at the stop flag
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """One frame and its detections. Times are ``time.perf_counter()`` seconds."""
+
+    image: NDArray[np.uint8]  # the BGR frame as captured
+    detections: Detections
+    source: str  # the source's name (URLs without credentials)
+    index: int  # frame number within the source (gaps are dropped frames of a live source)
+    captured: float  # when the frame was read
+    finished: float  # when its detections were ready
+
+    @property
+    def latency_ms(self) -> float:
+        """Capture to result, in milliseconds."""
+        return (self.finished - self.captured) * 1e3
+
+
+@dataclass
+class SourceStats:
+    """What happened to one source's frames."""
+
+    name: str
+    live: bool
+    read: int = 0  # frames read from the source
+    dropped: int = 0  # frames a live source dropped because newer ones arrived (never for files)
+    done: int = 0  # frames whose results came out
+    stop_reason: str | None = None  # why the source ended early, if it did
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def latency(self) -> tuple[float, float] | None:
+        """(median, p95) capture-to-result latency in ms, None before the first result."""
+        if not self.latencies_ms:
+            return None
+        ordered = sorted(self.latencies_ms)
+        p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+        return statistics.median(ordered), p95
+
+
+@dataclass
+class _Buffer:
+    """One source's frames waiting for a worker, and the numbering that puts its results back in order."""
+
+    source: FrameSource
+    stats: SourceStats
+    capacity: int
+    frames: deque[tuple[Frame, float]] = field(default_factory=deque)
+    ended: bool = False
+    taken: int = 0  # frames handed to workers (their order number is the sequence)
+
+
+class Pipeline:
+    """Capture from ``sources`` and segment the frames on ``workers`` threads; iterate for ordered results.
+
+    Args:
+        segmenter: the model; workers beyond the first get their own copy (:meth:`Segmenter.replicate`).
+        sources: one source or a list: paths, camera indices, URLs, ``"demo"`` (see
+            :func:`edgeseg.sources.open_source`) or open :class:`~edgeseg.sources.FrameSource` objects.
+        workers: inference threads (default 1: one request in flight, capture and output overlapped).
+        live_buffer: newest frames a live source keeps waiting (1 = always the newest frame).
+        file_buffer: frames a file source reads ahead.
+        read_timeout: seconds without a frame after which a live source is declared dead.
+    """
+
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        sources: SourceSpec | Sequence[SourceSpec],
+        *,
+        workers: int = 1,
+        live_buffer: int = 1,
+        file_buffer: int = 4,
+        read_timeout: float = 10.0,
+    ) -> None:
+        for name, value in (("workers", workers), ("live_buffer", live_buffer), ("file_buffer", file_buffer)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        specs: list[SourceSpec] = list(sources) if isinstance(sources, (list, tuple)) else [sources]  # type: ignore[list-item]
+        if not specs:
+            raise ValueError("no sources given")
+        self._segmenters = [segmenter] + [segmenter.replicate() for _ in range(workers - 1)]
+        self._buffers: list[_Buffer] = []
+        try:
+            for spec in specs:
+                source = spec if isinstance(spec, FrameSource) else open_source(spec, read_timeout=read_timeout)
+                name = getattr(source, "name", None) or str(spec)
+                live = bool(source.is_live)
+                stats = SourceStats(name=str(name), live=live)
+                self._buffers.append(_Buffer(source, stats, live_buffer if live else file_buffer))
+        except BaseException:
+            self._close_sources()
+            raise
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._results: queue.Queue[tuple[int, int, StreamResult] | BaseException] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._started = False
+        self._next_source = 0
+
+    # ---- public -----------------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> list[SourceStats]:
+        """Per-source figures, in the order the sources were given."""
+        return [b.stats for b in self._buffers]
+
+    def __iter__(self) -> Iterator[StreamResult]:
+        if self._started:
+            raise RuntimeError("a Pipeline can be iterated only once")
+        self._start()
+        pending: list[dict[int, StreamResult]] = [{} for _ in self._buffers]
+        next_seq = [0] * len(self._buffers)
+        try:
+            while True:
+                try:
+                    item = self._results.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if self._finished(next_seq):
+                        return
+                    continue
+                if isinstance(item, BaseException):
+                    raise item
+                sid, seq, result = item
+                pending[sid][seq] = result
+                while next_seq[sid] in pending[sid]:
+                    ready = pending[sid].pop(next_seq[sid])
+                    next_seq[sid] += 1
+                    stats = self._buffers[sid].stats
+                    stats.done += 1
+                    stats.latencies_ms.append(ready.latency_ms)
+                    yield ready
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop every thread and release every source (safe to call more than once)."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        self._close_sources()
+        current = threading.current_thread()
+        for thread in self._threads:
+            if thread is not current:
+                thread.join(timeout=5.0)
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- threads ----------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._started = True
+        for sid in range(len(self._buffers)):
+            self._spawn(self._capture, sid, f"edgeseg-capture-{sid}")
+        for wid, seg in enumerate(self._segmenters):
+            self._spawn(self._work, seg, f"edgeseg-worker-{wid}")
+
+    def _spawn(self, target: object, arg: object, name: str) -> None:
+        thread = threading.Thread(target=target, args=(arg,), name=name, daemon=True)  # type: ignore[arg-type]
+        self._threads.append(thread)
+        thread.start()
+
+    def _capture(self, sid: int) -> None:
+        buf = self._buffers[sid]
+        try:
+            for frame in buf.source:
+                now = time.perf_counter()
+                with self._cv:
+                    if self._stopping:
+                        return
+                    buf.stats.read += 1
+                    if buf.stats.live:
+                        if len(buf.frames) >= buf.capacity:
+                            buf.frames.popleft()
+                            buf.stats.dropped += 1
+                    else:
+                        while len(buf.frames) >= buf.capacity and not self._stopping:
+                            self._cv.wait(_POLL_S)
+                        if self._stopping:
+                            return
+                    buf.frames.append((frame, now))
+                    self._cv.notify_all()
+        except BaseException as exc:  # a broken source stops alone; the reason is kept
+            buf.stats.stop_reason = f"{buf.stats.name}: {exc}"
+        finally:
+            with self._cv:
+                buf.ended = True
+                if buf.stats.stop_reason is None:
+                    buf.stats.stop_reason = buf.source.stop_reason
+                self._cv.notify_all()
+
+    def _take(self) -> tuple[int, int, Frame, float] | None:
+        """The next frame for a worker (round-robin over the sources), None when all is done."""
+        with self._cv:
+            while True:
+                if self._stopping:
+                    return None
+                n = len(self._buffers)
+                for k in range(n):
+                    sid = (self._next_source + k) % n
+                    buf = self._buffers[sid]
+                    if buf.frames:
+                        frame, captured = buf.frames.popleft()
+                        seq = buf.taken
+                        buf.taken += 1
+                        self._next_source = (sid + 1) % n
+                        self._cv.notify_all()  # a file's capture thread may wait for room
+                        return sid, seq, frame, captured
+                if all(b.ended for b in self._buffers):
+                    return None
+                self._cv.wait(_POLL_S)
+
+    def _work(self, segmenter: Segmenter) -> None:
+        try:
+            while True:
+                task = self._take()
+                if task is None:
+                    return
+                sid, seq, frame, captured = task
+                detections = segmenter.predict(frame.image)
+                result = StreamResult(
+                    image=frame.image,
+                    detections=detections,
+                    source=self._buffers[sid].stats.name,
+                    index=frame.index,
+                    captured=captured,
+                    finished=time.perf_counter(),
+                )
+                self._results.put((sid, seq, result))
+        except BaseException as exc:  # the caller's thread raises it (queued before the stop is seen)
+            self._results.put(exc)
+            with self._cv:
+                self._stopping = True
+                self._cv.notify_all()
+
+    def _finished(self, emitted: list[int]) -> bool:
+        with self._cv:
+            if self._stopping:
+                return True
+            return all(b.ended and not b.frames and emitted[i] == b.taken for i, b in enumerate(self._buffers))
+
+    def _close_sources(self) -> None:
+        for buf in self._buffers:
+            with contextlib.suppress(Exception):  # closing is best effort; the first error already surfaced
+                buf.source.close()

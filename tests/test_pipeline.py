@@ -1,0 +1,144 @@
+"""The overlapped pipeline (edgeseg.pipeline) with the real built-in demo model on ONNX Runtime: frames of
+files all come out, in order, with the serial results; live sources drop the oldest waiting frames and count
+them; a broken source stops alone; leaving the loop stops every thread.
+
+The sources here are FrameSource subclasses that hand out generated clip frames (a live one reads as fast
+as it can, like a camera that never waits); RTSP/HTTP streams come with the stream tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from edgeseg import Segmenter
+from edgeseg.assets import demo_model_path
+from edgeseg.pipeline import Pipeline
+from edgeseg.sources import Frame, FrameSource
+from edgeseg.synthetic.clip import iter_clip_frames
+
+
+class ClipSource(FrameSource):
+    """``n`` generated frames (a file-like source unless ``live``); ``fail_at`` raises at that frame."""
+
+    def __init__(self, n: int | None, name: str, *, live: bool = False, seed: int = 0, fail_at: int | None = None):
+        self.n, self.name, self.is_live, self.seed, self.fail_at = n, name, live, seed, fail_at
+        self.closed = False
+        self.frames = list(iter_clip_frames(min(n or 8, 8), size=(320, 192), seed=seed))
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        while (self.n is None or index < self.n) and not self.closed:
+            if index == self.fail_at:
+                raise RuntimeError(f"{self.name} broke at frame {index}")
+            yield Frame(self.frames[index % len(self.frames)], self.name, index)
+            index += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return Segmenter(demo_model_path(), conf=0.25)
+
+
+def _threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("edgeseg-")]
+
+
+def test_files_every_frame_in_order_with_the_serial_results(seg):
+    a, b = ClipSource(20, "a", seed=1), ClipSource(13, "b", seed=2)
+    with Pipeline(seg, [a, b], workers=2) as run:
+        results = list(run)
+    by_source = {name: [r for r in results if r.source == name] for name in ("a", "b")}
+    assert [r.index for r in by_source["a"]] == list(range(20))
+    assert [r.index for r in by_source["b"]] == list(range(13))
+    for stats, n in zip(run.stats, (20, 13)):
+        assert (stats.read, stats.done, stats.dropped, stats.stop_reason) == (n, n, 0, None)
+        median, p95 = stats.latency()
+        assert 0 < median <= p95
+    for r in by_source["a"][:8] + by_source["b"][:8]:
+        serial = seg.predict(r.image)
+        np.testing.assert_allclose(r.detections.xyxy, serial.xyxy, atol=1e-4)
+        np.testing.assert_array_equal(r.detections.class_id, serial.class_id)
+        assert r.finished >= r.captured and r.latency_ms >= 0
+    assert sum(len(r.detections) for r in results) > 0  # the demo model finds the shapes
+    assert _threads() == []
+
+
+def test_stream_api_yields_results_and_stops(seg):
+    results = list(seg.stream(ClipSource(6, "clip")))
+    assert [(r.source, r.index) for r in results] == [("clip", i) for i in range(6)]
+    assert _threads() == []
+
+
+def test_live_source_keeps_the_newest_frames_and_counts_the_dropped(seg):
+    live = ClipSource(150, "camera", live=True)
+    with Pipeline(seg, live, live_buffer=1) as run:
+        indices = [r.index for r in run]
+    stats = run.stats[0]
+    assert stats.read == 150 and stats.dropped > 0
+    assert stats.read == stats.done + stats.dropped == len(indices) + stats.dropped
+    assert indices == sorted(set(indices)) and indices[-1] == 149  # in order, and the newest frame came out
+
+
+def test_a_broken_source_stops_alone(seg):
+    good, bad = ClipSource(12, "good"), ClipSource(30, "bad", fail_at=5)
+    with Pipeline(seg, [bad, good]) as run:
+        results = list(run)
+    assert [r.index for r in results if r.source == "good"] == list(range(12))
+    assert [r.index for r in results if r.source == "bad"] == list(range(5))
+    assert "bad broke at frame 5" in run.stats[0].stop_reason and run.stats[1].stop_reason is None
+
+
+def test_leaving_the_loop_stops_threads_and_closes_sources(seg):
+    endless = ClipSource(None, "endless", live=True)
+    t0 = time.perf_counter()
+    for n, _result in enumerate(seg.stream([endless, ClipSource(None, "file")]), 1):
+        if n == 5:
+            break
+    assert endless.closed
+    assert time.perf_counter() - t0 < 30
+    deadline = time.time() + 5
+    while _threads() and time.time() < deadline:
+        time.sleep(0.05)
+    assert _threads() == []
+
+
+def test_a_model_error_reaches_the_caller(seg):
+    class BadFrames(ClipSource):
+        def __iter__(self) -> Iterator[Frame]:
+            yield Frame(np.zeros((10, 10, 7), np.uint8), self.name, 0)
+
+    with pytest.raises(ValueError, match="channels"):
+        list(Pipeline(seg, BadFrames(1, "bad")))
+    assert _threads() == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"workers": 0}, "workers"), ({"live_buffer": True}, "live_buffer"), ({"file_buffer": 1.5}, "file_buffer")],
+)
+def test_bad_options(seg, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Pipeline(seg, ClipSource(1, "x"), **kwargs)
+
+
+def test_no_sources_and_iterating_twice(seg):
+    with pytest.raises(ValueError, match="no sources"):
+        Pipeline(seg, [])
+    run = Pipeline(seg, ClipSource(2, "x"))
+    assert len(list(run)) == 2
+    with pytest.raises(RuntimeError, match="only once"):
+        list(run)
+
+
+def test_replicate_has_its_own_backend(seg):
+    twin = seg.replicate()
+    assert twin.backend is not seg.backend and twin.conf == seg.conf and twin.names == seg.names
