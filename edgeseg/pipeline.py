@@ -53,7 +53,8 @@ class StreamResult:
 
     image: NDArray[np.uint8]  # the BGR frame as captured
     detections: Detections
-    source: str  # the source's name (URLs without credentials)
+    source: str  # the source's name (URLs without credentials; "name [k]" when two sources share a name)
+    source_id: int  # the source's position in the list given to the pipeline
     index: int  # frame number within the source (gaps are dropped frames of a live source)
     captured: float  # when the frame was read
     finished: float  # when its detections were ready
@@ -70,6 +71,7 @@ class SourceStats:
 
     name: str
     live: bool
+    fps: float | None = None  # the source's own frame rate, when it reports one
     read: int = 0  # frames read from the source
     dropped: int = 0  # frames a live source dropped because newer ones arrived (never for files)
     done: int = 0  # frames whose results came out
@@ -133,11 +135,15 @@ class Pipeline:
                 source = spec if isinstance(spec, FrameSource) else open_source(spec, read_timeout=read_timeout)
                 name = getattr(source, "name", None) or str(spec)
                 live = bool(source.is_live)
-                stats = SourceStats(name=str(name), live=live)
+                stats = SourceStats(name=str(name), live=live, fps=source.fps)
                 self._buffers.append(_Buffer(source, stats, live_buffer if live else file_buffer))
         except BaseException:
             self._close_sources()
             raise
+        names = [b.stats.name for b in self._buffers]
+        for k, buf in enumerate(self._buffers):
+            if names.count(buf.stats.name) > 1:
+                buf.stats.name = f"{buf.stats.name} [{k}]"
         self._cv = threading.Condition()
         self._stopping = False
         self._results: queue.Queue[tuple[int, int, StreamResult] | BaseException] = queue.Queue()
@@ -273,6 +279,7 @@ class Pipeline:
                     image=frame.image,
                     detections=detections,
                     source=self._buffers[sid].stats.name,
+                    source_id=sid,
                     index=frame.index,
                     captured=captured,
                     finished=time.perf_counter(),

@@ -1,11 +1,14 @@
-"""``edgeseg run``: the live loop -- read frames, segment, annotate, show/save, report FPS and latency."""
+"""``edgeseg run``: frames from one or more sources through the pipeline (:mod:`edgeseg.pipeline`: capture and
+inference overlapped), annotated, shown or saved, with FPS and latency reports."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -23,19 +26,40 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--source",
         "-s",
-        default="0",
+        action="append",
+        default=None,
         help="camera index (default 0), video file, rtsp/http URL, directory, glob, or "
-        "'demo' (a generated clip for the built-in demo model)",
+        "'demo' (a generated clip for the built-in demo model); repeat for several sources in one run",
     )
     parser.add_argument("--show", action="store_true", help="show the annotated frames in a window (q/Esc quits)")
-    parser.add_argument("--save", default=None, metavar="FILE.mp4", help="write the annotated frames to a video")
+    parser.add_argument(
+        "--save",
+        default=None,
+        metavar="FILE.mp4",
+        help="write the annotated frames to a video (with several sources: FILE_0.mp4, FILE_1.mp4, ...)",
+    )
     parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="inference threads, each with its own copy of the model (default 1; capture and output always "
+        "run beside inference)",
+    )
+    parser.add_argument(
+        "--live-buffer",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="newest frames a live source keeps waiting; older ones are dropped and counted (default 1)",
+    )
     parser.add_argument(
         "--read-timeout",
         type=float,
         default=10.0,
         metavar="S",
-        help="stop when a live source delivers no frame for S seconds (default 10)",
+        help="stop a live source that delivers no frame for S seconds (default 10)",
     )
     return parser
 
@@ -57,32 +81,41 @@ def resolve_model(model: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from edgeseg.annotate import draw
-    from edgeseg.sources import open_source
+    from edgeseg.pipeline import Pipeline
 
     if args.read_timeout <= 0:
         raise ValueError(f"--read-timeout must be positive, got {args.read_timeout}")
     if args.save and Path(args.save).suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
         raise ValueError(f"--save needs a video file name such as out.mp4, got {args.save}")
+    sources = args.source or ["0"]
     segmenter = make_segmenter(args, model=resolve_model(args.model))
     segmenter.warmup()
     show = args.show and _display_available()
     stats = _Stats()
-    writer = None
+    writers: dict[int, object] = {}
+    save_paths = _save_paths(args.save, len(sources))
     stop_reason = None
-    source = open_source(args.source, read_timeout=args.read_timeout)
-    print(f"edgeseg run: {segmenter!r} on {args.source}", flush=True)
+    pipeline = Pipeline(
+        segmenter, sources, workers=args.workers, live_buffer=args.live_buffer, read_timeout=args.read_timeout
+    )
+    names = [s.name for s in pipeline.stats]
+    print(f"edgeseg run: {segmenter!r} on {', '.join(names)} ({args.workers} worker(s))", flush=True)
+    restore = _sigterm_raises_interrupt()
     try:
         last_report = time.perf_counter()
-        for frame in source:
-            detections = segmenter(frame.image)
-            annotated = draw(frame.image, detections)
-            if args.save:
-                writer = writer or _open_writer(args.save, annotated.shape, source.fps)
-                writer.write(annotated)
+        for result in pipeline:
+            annotated = draw(result.image, result.detections)
+            if save_paths:
+                k = result.source_id
+                writer = writers.get(k)
+                if writer is None:
+                    fps = pipeline.stats[k].fps
+                    writer = writers[k] = _open_writer(save_paths[k], annotated.shape, fps)
+                writer.write(annotated)  # type: ignore[attr-defined]
             if show and _show(annotated):
                 stop_reason = "window closed"
                 break
-            stats.add(detections.timings)
+            stats.add(result.detections.timings, result.latency_ms)
             if time.perf_counter() - last_report >= REPORT_EVERY_S:
                 print(stats.line(), flush=True)
                 last_report = time.perf_counter()
@@ -90,21 +123,64 @@ def run(args: argparse.Namespace) -> int:
                 stop_reason = f"--max-frames {args.max_frames} reached"
                 break
         else:
-            stop_reason = source.stop_reason or "end of stream"
+            reasons = [s.stop_reason for s in pipeline.stats if s.stop_reason]
+            stop_reason = "; ".join(reasons) or "end of stream"
     except KeyboardInterrupt:
-        stop_reason = "interrupted (Ctrl-C)"
+        stop_reason = "interrupted (Ctrl-C)" if not restore.terminated else "terminated (SIGTERM)"
     finally:
-        source.close()
-        if writer is not None:
-            writer.release()
+        pipeline.stop()
+        for writer in writers.values():
+            writer.release()  # type: ignore[attr-defined]
+        restore()
         if show:
             import cv2
 
             cv2.destroyAllWindows()
-    print(stats.summary(stop_reason), flush=True)
-    if args.save and writer is not None:
-        print(f"saved {stats.frames} frame(s) to {args.save}")
+    dropped = sum(s.dropped for s in pipeline.stats)
+    print(stats.summary(stop_reason, dropped), flush=True)
+    if len(pipeline.stats) > 1:
+        for s in pipeline.stats:
+            latency = s.latency()
+            shown = f", latency median {latency[0]:.0f} ms p95 {latency[1]:.0f} ms" if latency else ""
+            lost = f", {s.dropped} dropped" if s.dropped else ""
+            print(f"  {s.name}: {s.done} frame(s){lost}{shown}" + (f" [{s.stop_reason}]" if s.stop_reason else ""))
+    for k, path in enumerate(save_paths):
+        if k in writers:
+            print(f"saved {pipeline.stats[k].done} frame(s) to {path}")
     return 0
+
+
+def _save_paths(save: str | None, n_sources: int) -> list[str]:
+    if not save:
+        return []
+    if n_sources == 1:
+        return [save]
+    path = Path(save)
+    return [str(path.with_name(f"{path.stem}_{k}{path.suffix}")) for k in range(n_sources)]
+
+
+class _SigtermGuard:
+    """While installed, SIGTERM raises KeyboardInterrupt in the main thread (so writers are flushed and the
+    summary printed); calling it restores the previous handler."""
+
+    def __init__(self) -> None:
+        self.terminated = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.terminated = True
+        raise KeyboardInterrupt
+
+    def __call__(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+
+def _sigterm_raises_interrupt() -> _SigtermGuard:
+    return _SigtermGuard()
 
 
 class _Stats:
@@ -116,12 +192,14 @@ class _Stats:
         # (preprocess, inference, postprocess ms, perf_counter time) of the last frames
         self.recent: deque[tuple[float, float, float, float]] = deque(maxlen=100)
         self.all: list[tuple[float, float, float]] = []
+        self.latencies: list[float] = []
 
-    def add(self, timings: dict) -> None:
+    def add(self, timings: dict, latency_ms: float) -> None:
         self.frames += 1
         row = (timings["preprocess"], timings["inference"], timings["postprocess"], time.perf_counter())
         self.recent.append(row)
         self.all.append(row[:3])
+        self.latencies.append(latency_ms)
 
     def line(self) -> str:
         fps = self.frames / max(time.perf_counter() - self.start, 1e-9)
@@ -130,12 +208,18 @@ class _Stats:
             fps = (len(self.recent) - 1) / span if span > 0 else fps
         return f"frames {self.frames}  {fps:.1f} FPS  " + _medians([r[:3] for r in self.recent])
 
-    def summary(self, reason: str | None) -> str:
+    def summary(self, reason: str | None, dropped: int = 0) -> str:
         elapsed = time.perf_counter() - self.start
         fps = self.frames / elapsed if elapsed > 0 else 0.0
         text = f"summary: {self.frames} frame(s) in {elapsed:.1f} s, {fps:.1f} FPS"
         if self.all:
             text += "  " + _medians(self.all)
+        if self.latencies:
+            ordered = sorted(self.latencies)
+            p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+            text += f"  latency median {statistics.median(ordered):.1f} ms p95 {p95:.1f} ms"
+        if dropped:
+            text += f"  dropped {dropped}"
         return text + (f"  [{reason}]" if reason else "")
 
 
