@@ -104,6 +104,7 @@ class Pipeline:
 
     Args:
         segmenter: the model; workers beyond the first get their own copy (:meth:`Segmenter.replicate`).
+            A list of segmenters gives one worker each (``workers`` is then their number).
         sources: one source or a list: paths, camera indices, URLs, ``"demo"`` (see
             :func:`edgeseg.sources.open_source`) or open :class:`~edgeseg.sources.FrameSource` objects.
         workers: inference threads (default 1: one request in flight, capture and output overlapped).
@@ -114,21 +115,27 @@ class Pipeline:
 
     def __init__(
         self,
-        segmenter: Segmenter,
+        segmenter: Segmenter | Sequence[Segmenter],
         sources: SourceSpec | Sequence[SourceSpec],
         *,
-        workers: int = 1,
+        workers: int | None = None,
         live_buffer: int = 1,
         file_buffer: int = 4,
         read_timeout: float = 10.0,
     ) -> None:
+        given: list[Segmenter] = list(segmenter) if isinstance(segmenter, (list, tuple)) else [segmenter]  # type: ignore[list-item]
+        if not given:
+            raise ValueError("no segmenter given")
+        workers = len(given) if workers is None else workers
         for name, value in (("workers", workers), ("live_buffer", live_buffer), ("file_buffer", file_buffer)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if len(given) > 1 and workers != len(given):
+            raise ValueError(f"workers={workers} but {len(given)} segmenters were given (one per worker)")
         specs: list[SourceSpec] = list(sources) if isinstance(sources, (list, tuple)) else [sources]  # type: ignore[list-item]
         if not specs:
             raise ValueError("no sources given")
-        self._segmenters = [segmenter] + [segmenter.replicate() for _ in range(workers - 1)]
+        self._segmenters = given + [given[0].replicate() for _ in range(workers - len(given))]
         self._buffers: list[_Buffer] = []
         try:
             for spec in specs:

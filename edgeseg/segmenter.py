@@ -126,16 +126,17 @@ class Segmenter:
             return [self.predict(image) for image in images]
         return self.predict(images)
 
-    def replicate(self) -> Segmenter:
-        """A second segmenter with the same model and options and its own backend instance (for another
-        thread: backends keep per-model state such as inference requests)."""
-        return Segmenter(**self._args)
+    def replicate(self, **overrides: Any) -> Segmenter:
+        """A second segmenter with the same model and options (``overrides`` replace some, e.g.
+        ``intra_op_threads=1``) and its own backend instance, for another thread: backends keep per-model
+        state such as inference requests."""
+        return Segmenter(**{**self._args, **overrides})
 
     def stream(
         self,
         sources: SourceSpec | Sequence[SourceSpec],
         *,
-        workers: int = 1,
+        workers: int | None = None,
         live_buffer: int = 1,
         read_timeout: float = 10.0,
     ) -> Iterator[StreamResult]:

@@ -198,3 +198,13 @@ def test_sigterm_during_save_leaves_a_playable_video(tmp_path):
     assert "terminated (SIGTERM)" in stdout and "Traceback" not in stderr
     saved = int(stdout.split("saved ")[1].split(" frame")[0])
     assert 0 < saved < 180 and _frames_in(out) == saved
+
+
+def test_one_worker_per_given_segmenter(seg):
+    twin = seg.replicate()
+    with Pipeline([seg, twin], ClipSource(9, "clip")) as run:
+        assert [r.index for r in run] == list(range(9))
+    with pytest.raises(ValueError, match="one per worker"):
+        Pipeline([seg, twin], ClipSource(1, "x"), workers=3)
+    with pytest.raises(ValueError, match="no segmenter"):
+        Pipeline([], ClipSource(1, "x"))
