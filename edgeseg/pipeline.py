@@ -194,15 +194,20 @@ class Pipeline:
             self.stop()
 
     def stop(self) -> None:
-        """Stop every thread and release every source (safe to call more than once)."""
+        """Stop every thread and release every source (safe to call more than once).
+
+        A live source is closed at once (its ``close`` only wakes its reader); a file source only after its
+        capture thread has ended, since a video capture must not be released while another thread reads it.
+        """
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        self._close_sources()
+        self._close_sources(live=True)
         current = threading.current_thread()
         for thread in self._threads:
             if thread is not current:
                 thread.join(timeout=5.0)
+        self._close_sources(live=False)
 
     def __enter__(self) -> Pipeline:
         return self
@@ -304,7 +309,14 @@ class Pipeline:
                 return True
             return all(b.ended and not b.frames and emitted[i] == b.taken for i, b in enumerate(self._buffers))
 
-    def _close_sources(self) -> None:
-        for buf in self._buffers:
+    def _close_sources(self, live: bool | None = None) -> None:
+        """Close the sources (only the live or only the other ones when ``live`` is given); a source whose
+        capture thread is still running is left to that thread's end."""
+        running = {t.name for t in self._threads if t.is_alive()}
+        for sid, buf in enumerate(self._buffers):
+            if live is not None and buf.stats.live != live:
+                continue
+            if not buf.stats.live and f"edgeseg-capture-{sid}" in running:
+                continue
             with contextlib.suppress(Exception):  # closing is best effort; the first error already surfaced
                 buf.source.close()

@@ -101,7 +101,11 @@ def media_kind(path: Path) -> str | None:
 
 
 class FrameSource:
-    """Iterable of :class:`Frame`. Use as a context manager (or call :meth:`close`) to release devices."""
+    """Iterable of :class:`Frame`. Use as a context manager (or call :meth:`close`) to release devices.
+
+    A live source's :meth:`close` may be called from another thread while it is iterated, and must make the
+    iteration end soon (the pipeline stops a camera that way); other sources are closed after their iteration.
+    """
 
     kind: str = "files"
     is_live: bool = False

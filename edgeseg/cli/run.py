@@ -4,6 +4,7 @@ inference overlapped), annotated, shown or saved, with FPS and latency reports."
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 from .options import add_model_arguments, make_segmenter, positive_int
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     show = args.show and _display_available()
     stats = _Stats()
     writers: dict[int, object] = {}
+    written: dict[int, int] = {}  # frames each writer has been given (an interrupt may fall between frames)
     save_paths = _save_paths(args.save, len(sources))
     stop_reason = None
     pipeline = Pipeline(
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     )
     names = [s.name for s in pipeline.stats]
     print(f"edgeseg run: {segmenter!r} on {', '.join(names)} ({args.workers} worker(s))", flush=True)
-    restore = _sigterm_raises_interrupt()
+    signals = _StopSignals()
     try:
         last_report = time.perf_counter()
         for result in pipeline:
@@ -111,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
                 if writer is None:
                     fps = pipeline.stats[k].fps
                     writer = writers[k] = _open_writer(save_paths[k], annotated.shape, fps)
-                writer.write(annotated)  # type: ignore[attr-defined]
+                with signals.deferred():  # a frame is written and counted, or neither
+                    writer.write(annotated)  # type: ignore[attr-defined]
+                    written[k] = written.get(k, 0) + 1
             if show and _show(annotated):
                 stop_reason = "window closed"
                 break
@@ -126,12 +131,12 @@ def run(args: argparse.Namespace) -> int:
             reasons = [s.stop_reason for s in pipeline.stats if s.stop_reason]
             stop_reason = "; ".join(reasons) or "end of stream"
     except KeyboardInterrupt:
-        stop_reason = "interrupted (Ctrl-C)" if not restore.terminated else "terminated (SIGTERM)"
+        stop_reason = signals.reason
     finally:
         pipeline.stop()
         for writer in writers.values():
             writer.release()  # type: ignore[attr-defined]
-        restore()
+        signals()
         if show:
             import cv2
 
@@ -146,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {s.name}: {s.done} frame(s){lost}{shown}" + (f" [{s.stop_reason}]" if s.stop_reason else ""))
     for k, path in enumerate(save_paths):
         if k in writers:
-            print(f"saved {pipeline.stats[k].done} frame(s) to {path}")
+            print(f"saved {written.get(k, 0)} frame(s) to {path}")
     return 0
 
 
@@ -159,28 +164,44 @@ def _save_paths(save: str | None, n_sources: int) -> list[str]:
     return [str(path.with_name(f"{path.stem}_{k}{path.suffix}")) for k in range(n_sources)]
 
 
-class _SigtermGuard:
-    """While installed, SIGTERM raises KeyboardInterrupt in the main thread (so writers are flushed and the
-    summary printed); calling it restores the previous handler."""
+class _StopSignals:
+    """While installed, Ctrl-C and SIGTERM raise KeyboardInterrupt in the main thread (so writers are closed and
+    the summary printed), except inside :meth:`deferred`, where one is remembered and raised at its end (a frame
+    is written and counted, or neither). Calling the object puts the previous handlers back."""
 
     def __init__(self) -> None:
-        self.terminated = False
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        self.received: int | None = None
+        self._deferring = False
+        self._previous: dict[int, object] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+            if signal.getsignal(sig) is default:  # leave an ignored or custom handler alone
+                self._previous[sig] = signal.signal(sig, self._handle)
 
-    def _handle(self, signum, frame) -> None:
-        self.terminated = True
-        raise KeyboardInterrupt
+    @property
+    def reason(self) -> str:
+        return "terminated (SIGTERM)" if self.received == signal.SIGTERM else "interrupted (Ctrl-C)"
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = signum
+        if not self._deferring:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self.received is not None:
+            raise KeyboardInterrupt
 
     def __call__(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
-
-
-def _sigterm_raises_interrupt() -> _SigtermGuard:
-    return _SigtermGuard()
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)  # type: ignore[arg-type]
+        self._previous = {}
 
 
 class _Stats:
