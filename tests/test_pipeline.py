@@ -208,3 +208,20 @@ def test_one_worker_per_given_segmenter(seg):
         Pipeline([seg, twin], ClipSource(1, "x"), workers=3)
     with pytest.raises(ValueError, match="no segmenter"):
         Pipeline([], ClipSource(1, "x"))
+
+
+def test_run_writes_one_json_line_per_frame(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "frames.jsonl"
+    args = ["run", "--source", "demo", "--max-frames", "12", "--json", str(out)]
+    proc = subprocess.run([sys.executable, "-m", "edgeseg", *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["source"], r["source_id"], r["frame"]) for r in records] == [("demo", 0, i) for i in range(12)]
+    assert all(r["latency_ms"] >= 0 and r["time"] > 1.7e9 and r["image_shape"] == [360, 640] for r in records)
+    rows = [row for r in records for row in r["detections"]]
+    assert rows and {"class_id", "name", "confidence", "box", "polygons"} <= set(rows[0])
+    assert {row["name"] for row in rows} <= {"circle", "square", "triangle", "star"}

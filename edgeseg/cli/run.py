@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import statistics
@@ -14,8 +15,12 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .options import add_model_arguments, make_segmenter, positive_int
+
+if TYPE_CHECKING:
+    from edgeseg.pipeline import StreamResult
 
 HELP = "run live on a camera, stream, video or directory and report FPS and latency"
 REPORT_EVERY_S = 2.0  # seconds between progress lines
@@ -39,6 +44,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         metavar="FILE.mp4",
         help="write the annotated frames to a video (with several sources: FILE_0.mp4, FILE_1.mp4, ...)",
+    )
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="FILE.jsonl",
+        help="write one JSON line per frame: source, frame index, capture time, latency, detections "
+        "(class, score, box, largest polygon)",
     )
     parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N frames")
     parser.add_argument(
@@ -104,7 +116,11 @@ def run(args: argparse.Namespace) -> int:
     names = [s.name for s in pipeline.stats]
     print(f"edgeseg run: {segmenter!r} on {', '.join(names)} ({args.workers} worker(s))", flush=True)
     signals = _StopSignals()
+    json_lines = None
     try:
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            json_lines = open(args.json, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
         last_report = time.perf_counter()
         for result in pipeline:
             annotated = draw(result.image, result.detections)
@@ -117,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
                 with signals.deferred():  # a frame is written and counted, or neither
                     writer.write(annotated)  # type: ignore[attr-defined]
                     written[k] = written.get(k, 0) + 1
+            if json_lines is not None:
+                with signals.deferred():  # whole lines only
+                    json_lines.write(json.dumps(_json_record(result)) + "\n")
+                    json_lines.flush()
             if show and _show(annotated):
                 stop_reason = "window closed"
                 break
@@ -134,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
         stop_reason = signals.reason
     finally:
         pipeline.stop()
+        if json_lines is not None:
+            json_lines.close()
         for writer in writers.values():
             writer.release()  # type: ignore[attr-defined]
         signals()
@@ -153,6 +175,19 @@ def run(args: argparse.Namespace) -> int:
         if k in writers:
             print(f"saved {written.get(k, 0)} frame(s) to {path}")
     return 0
+
+
+def _json_record(result: StreamResult) -> dict[str, Any]:
+    """One JSON Lines record: where and when the frame came from, then its detections."""
+    captured_unix = time.time() - (time.perf_counter() - result.captured)
+    return {
+        "source": result.source,
+        "source_id": result.source_id,
+        "frame": result.index,
+        "time": round(captured_unix, 3),
+        "latency_ms": round(result.latency_ms, 2),
+        **result.detections.to_dict(),
+    }
 
 
 def _save_paths(save: str | None, n_sources: int) -> list[str]:
