@@ -318,8 +318,8 @@ def _openvino_precision(path: Path) -> str | None:
     return None
 
 
-# how an exported model's precision is read from its content, by file suffix
-_PRECISION_READERS = {".tflite": _tflite_precision, ".onnx": _onnx_precision, ".xml": _openvino_precision}
+# how an exported model's precision is read from the content of its files (a .tflite's metadata is read first)
+_CONTENT_PRECISION = {".onnx": _onnx_precision, ".xml": _openvino_precision}
 
 
 def guess_precision(path: str | PathLike[str]) -> str:
@@ -340,8 +340,8 @@ def guess_precision(path: str | PathLike[str]) -> str:
     except FileNotFoundError:
         return "fp32"
     for f in files:
-        reader = _PRECISION_READERS.get(f.suffix.lower())
-        if reader is not None and reader is not _tflite_precision:
+        reader = _CONTENT_PRECISION.get(f.suffix.lower())
+        if reader is not None:
             found = reader(f)
             if found is not None:
                 return found

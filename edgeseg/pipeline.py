@@ -155,6 +155,7 @@ class Pipeline:
         self._stopping = False
         self._results: queue.Queue[tuple[int, int, StreamResult] | BaseException] = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self._capture_threads: list[threading.Thread] = []  # by source position
         self._started = False
         self._next_source = 0
 
@@ -219,15 +220,17 @@ class Pipeline:
 
     def _start(self) -> None:
         self._started = True
-        for sid in range(len(self._buffers)):
-            self._spawn(self._capture, sid, f"edgeseg-capture-{sid}")
+        self._capture_threads = [
+            self._spawn(self._capture, sid, f"edgeseg-capture-{sid}") for sid in range(len(self._buffers))
+        ]
         for wid, seg in enumerate(self._segmenters):
             self._spawn(self._work, seg, f"edgeseg-worker-{wid}")
 
-    def _spawn(self, target: object, arg: object, name: str) -> None:
+    def _spawn(self, target: object, arg: object, name: str) -> threading.Thread:
         thread = threading.Thread(target=target, args=(arg,), name=name, daemon=True)  # type: ignore[arg-type]
         self._threads.append(thread)
         thread.start()
+        return thread
 
     def _capture(self, sid: int) -> None:
         buf = self._buffers[sid]
@@ -312,11 +315,10 @@ class Pipeline:
     def _close_sources(self, live: bool | None = None) -> None:
         """Close the sources (only the live or only the other ones when ``live`` is given); a source whose
         capture thread is still running is left to that thread's end."""
-        running = {t.name for t in self._threads if t.is_alive()}
         for sid, buf in enumerate(self._buffers):
             if live is not None and buf.stats.live != live:
                 continue
-            if not buf.stats.live and f"edgeseg-capture-{sid}" in running:
+            if not buf.stats.live and sid < len(self._capture_threads) and self._capture_threads[sid].is_alive():
                 continue
             with contextlib.suppress(Exception):  # closing is best effort; the first error already surfaced
                 buf.source.close()
