@@ -224,12 +224,15 @@ class _LiveSource(FrameSource):
         try:
             while not self._stop.is_set():
                 ok, frame = cap.read()
-                item = frame if ok and frame is not None else None
+                if not ok or frame is None:  # the end: after the last frame, which is still delivered
+                    while not self._stop.is_set():
+                        with contextlib.suppress(queue.Full):
+                            self._frames.put(None, timeout=0.1)
+                            return
+                    return
                 with contextlib.suppress(queue.Empty):  # keep only the newest frame: drop the unread one
                     self._frames.get_nowait()
-                self._frames.put(item)
-                if item is None:
-                    return
+                self._frames.put(frame)
         finally:
             cap.release()
 
