@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from .sources import Frame, FrameSource, open_source
+from .sources import Frame, FrameSource, LiveOptions, open_source
 
 if TYPE_CHECKING:
     from .detections import Detections
@@ -74,6 +74,7 @@ class SourceStats:
     fps: float | None = None  # the source's own frame rate, when it reports one
     read: int = 0  # frames read from the source
     dropped: int = 0  # frames a live source dropped because newer ones arrived (never for files)
+    reconnects: int = 0  # times a live source was reopened after a loss or a stall
     done: int = 0  # frames whose results came out
     stop_reason: str | None = None  # why the source ended early, if it did
     latencies_ms: list[float] = field(default_factory=list)
@@ -97,6 +98,7 @@ class _Buffer:
     frames: deque[tuple[Frame, float]] = field(default_factory=deque)
     ended: bool = False
     taken: int = 0  # frames handed to workers (their order number is the sequence)
+    dropped: int = 0  # frames dropped from this buffer (the source's reader drops more: source.dropped)
 
 
 class Pipeline:
@@ -110,7 +112,10 @@ class Pipeline:
         workers: inference threads (default 1: one request in flight, capture and output overlapped).
         live_buffer: newest frames a live source keeps waiting (1 = always the newest frame).
         file_buffer: frames a file source reads ahead.
-        read_timeout: seconds without a frame after which a live source is declared dead.
+        read_timeout: seconds without a frame after which a live source counts as stalled and is reopened
+            (a shortcut for that field of ``live``).
+        live: how live sources are opened and kept alive (reconnect attempts, backoff, RTSP transport,
+            camera size/fps/FOURCC): :class:`edgeseg.sources.LiveOptions`.
     """
 
     def __init__(
@@ -121,7 +126,8 @@ class Pipeline:
         workers: int | None = None,
         live_buffer: int = 1,
         file_buffer: int = 4,
-        read_timeout: float = 10.0,
+        read_timeout: float | None = None,
+        live: LiveOptions | None = None,
     ) -> None:
         given: list[Segmenter] = list(segmenter) if isinstance(segmenter, (list, tuple)) else [segmenter]  # type: ignore[list-item]
         if not given:
@@ -139,11 +145,13 @@ class Pipeline:
         self._buffers: list[_Buffer] = []
         try:
             for spec in specs:
-                source = spec if isinstance(spec, FrameSource) else open_source(spec, read_timeout=read_timeout)
+                source = (
+                    spec if isinstance(spec, FrameSource) else open_source(spec, read_timeout=read_timeout, live=live)
+                )
                 name = getattr(source, "name", None) or str(spec)
-                live = bool(source.is_live)
-                stats = SourceStats(name=str(name), live=live, fps=source.fps)
-                self._buffers.append(_Buffer(source, stats, live_buffer if live else file_buffer))
+                is_live = bool(source.is_live)
+                stats = SourceStats(name=str(name), live=is_live, fps=source.fps)
+                self._buffers.append(_Buffer(source, stats, live_buffer if is_live else file_buffer))
         except BaseException:
             self._close_sources()
             raise
@@ -244,7 +252,9 @@ class Pipeline:
                     if buf.stats.live:
                         if len(buf.frames) >= buf.capacity:
                             buf.frames.popleft()
-                            buf.stats.dropped += 1
+                            buf.dropped += 1
+                        buf.stats.dropped = buf.dropped + buf.source.dropped  # here and in the source's reader
+                        buf.stats.reconnects = buf.source.reconnects
                     else:
                         while len(buf.frames) >= buf.capacity and not self._stopping:
                             self._cv.wait(_POLL_S)
@@ -257,6 +267,9 @@ class Pipeline:
         finally:
             with self._cv:
                 buf.ended = True
+                if buf.stats.live:
+                    buf.stats.dropped = buf.dropped + buf.source.dropped
+                    buf.stats.reconnects = buf.source.reconnects
                 if buf.stats.stop_reason is None:
                     buf.stats.stop_reason = buf.source.stop_reason
                 self._cv.notify_all()

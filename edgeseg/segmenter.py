@@ -26,6 +26,7 @@ from .ops.nms import nms
 
 if TYPE_CHECKING:
     from .pipeline import SourceSpec, StreamResult
+    from .sources import LiveOptions
 
 _NONFINITE_POLICIES = ("raise", "drop")
 
@@ -138,14 +139,17 @@ class Segmenter:
         *,
         workers: int | None = None,
         live_buffer: int = 1,
-        read_timeout: float = 10.0,
+        read_timeout: float | None = None,
+        live: LiveOptions | None = None,
     ) -> Iterator[StreamResult]:
         """Results for the frames of ``sources`` (one or a list: files, folders, cameras, URLs, ``"demo"``),
         in frame order per source, with capture and inference overlapped; see :class:`edgeseg.pipeline.Pipeline`.
         Leaving the loop stops every thread and releases every source."""
         from .pipeline import Pipeline
 
-        with Pipeline(self, sources, workers=workers, live_buffer=live_buffer, read_timeout=read_timeout) as run:
+        with Pipeline(
+            self, sources, workers=workers, live_buffer=live_buffer, read_timeout=read_timeout, live=live
+        ) as run:
             yield from run
 
     def warmup(self, runs: int = 1) -> None:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from edgeseg.errors import SourceError
-from edgeseg.sources import _LiveSource, open_source, redact_url
+from edgeseg.sources import LiveOptions, LiveSource, open_source, redact_url
+from edgeseg.sources.live import open_opencv
 from shared_paths import SHARED
 
 VIDEO = SHARED / "data" / "video" / "people_movement.mp4"
@@ -140,34 +141,105 @@ def test_silent_server_times_out_instead_of_hanging():
         server.close()
 
 
-class _StalledCapture:
-    """A capture whose read() blocks, like a camera that stopped sending."""
+class _StalledReader:
+    """A device whose read() blocks, like a camera that stopped sending (a stand-in for a hung driver)."""
+
+    fps = None
 
     def __init__(self):
         self.released = threading.Event()
 
     def read(self):
         self.released.wait(5)
-        return False, None
+        return None
 
     def release(self):
         self.released.set()
 
 
-def test_live_source_stops_when_frames_stop(tmp_path):
-    live = _LiveSource(str(_video(tmp_path / "live.mp4", frames=5)), "test stream", read_timeout=5)
+def _file_opener(path, options):
+    return lambda: open_opencv(str(path), "test stream", options)
+
+
+def test_live_source_stops_when_frames_stop_and_no_reconnect(tmp_path):
+    options = LiveOptions(read_timeout=5, reconnect=0)
+    live = LiveSource("test stream", "stream", _file_opener(_video(tmp_path / "live.mp4", frames=5), options), options)
     frames = list(live)
-    assert 1 <= len(frames) <= 5 and "stopped delivering frames" in live.stop_reason
+    assert 1 <= len(frames) <= 5 and "gave up after 0 reconnect attempt(s)" in live.stop_reason
+    assert live.reconnects == 0
 
 
-def test_live_source_read_timeout(tmp_path):
-    live = _LiveSource(str(_video(tmp_path / "live.mp4", frames=2)), "test stream", read_timeout=0.5)
-    live._capture.release()
-    live._capture = _StalledCapture()
+def test_live_source_reconnects_after_a_loss_and_numbers_frames_on(tmp_path):
+    """A stream that ends (read fails) is reopened: here a 5-frame file, reopened twice, then given up."""
+    options = LiveOptions(read_timeout=5, reconnect=1, backoff=0.05)
+    opened = []
+
+    def opener():
+        opened.append(1)
+        if len(opened) > 3:
+            raise SourceError("gone")
+        return open_opencv(str(video), "test stream", options)
+
+    video = _video(tmp_path / "live.mp4", frames=5)
+    live = LiveSource("test stream", "stream", opener, options)
+    frames = list(live)
+    assert live.reconnects == 2 and len(opened) == 4
+    assert [f.index for f in frames] == list(range(len(frames)))  # numbering goes on across reconnects
+    assert len(frames) + live.dropped >= 3  # at least one frame of each opening was read
+    assert "gave up after 1 reconnect attempt(s)" in live.stop_reason
+
+
+def test_live_source_watchdog_reopens_a_stalled_reader(tmp_path):
+    options = LiveOptions(read_timeout=0.5, reconnect=1, backoff=0.05)
+    stalled = _StalledReader()
+    readers = [stalled]
+    video = _video(tmp_path / "live.mp4", frames=3)
+
+    def opener():
+        if readers:
+            return readers.pop()
+        if live.reconnects >= 1:
+            raise SourceError("gone")  # the file has been played once after the stall: end the test
+        return open_opencv(str(video), "test stream", options)
+
+    live = LiveSource("test stream", "stream", opener, options)
+    start = time.monotonic()
+    frames = list(live)
+    assert time.monotonic() - start < 4
+    assert live.reconnects >= 1 and len(frames) >= 1  # the frames came from the reopened source
+    assert live.stop_reason is not None
+
+
+def test_live_source_watchdog_gives_up_without_reconnect(tmp_path):
+    options = LiveOptions(read_timeout=0.5, reconnect=0)
+    live = LiveSource("test stream", "stream", _StalledReader, options)
     start = time.monotonic()
     assert list(live) == []
     assert time.monotonic() - start < 3
-    assert "no frame from test stream for 0.5 s" in live.stop_reason
+    assert "no frame for 0.5 s (stalled)" in live.stop_reason
+
+
+def test_live_source_close_wakes_a_waiting_iteration():
+    options = LiveOptions(read_timeout=30)
+    live = LiveSource("test stream", "stream", _StalledReader, options)
+    threading.Timer(0.3, live.close).start()
+    start = time.monotonic()
+    assert list(live) == []
+    assert time.monotonic() - start < 3
+
+
+def test_live_options_are_checked():
+    for bad in (
+        {"read_timeout": 0},
+        {"reconnect": -1},
+        {"rtsp_transport": "http"},
+        {"size": (0, 5)},
+        {"fourcc": "MJ"},
+        {"fps": -1},
+        {"backoff": float("nan")},
+    ):
+        with pytest.raises(ValueError):
+            LiveOptions(**bad)
 
 
 def test_redact_url():
