@@ -4,6 +4,9 @@ Files are read with ``np.fromfile`` + ``cv2.imdecode`` so that non-ASCII paths w
 They are decoded with ``IMREAD_ANYDEPTH | IMREAD_ANYCOLOR``: 16-bit and grayscale images keep their
 depth and channels (then normalised here), and JPEG EXIF orientation is applied as photo viewers do
 (``IMREAD_UNCHANGED`` would ignore it and give phone photos on their side).
+
+OpenCV is needed only to decode files: arrays (a camera's, an application's) are normalised with numpy, so
+:func:`to_bgr` and :func:`load_image` of an array work without any cv2 installed.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from os import PathLike, fspath
 from pathlib import Path
 from typing import Any, Union
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from .errors import ImageReadError
+from .opencv import require_cv2
 
 ImageLike = Union[NDArray[Any], str, PathLike[str]]
 
@@ -46,8 +49,6 @@ IMAGE_SUFFIXES = frozenset(
     }
 )
 
-_DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
-
 
 def read_image(path: str | PathLike[str]) -> NDArray[np.uint8]:
     """Read an image file into a contiguous uint8 BGR array of shape (H, W, 3)."""
@@ -56,6 +57,7 @@ def read_image(path: str | PathLike[str]) -> NDArray[np.uint8]:
         raise FileNotFoundError(f"image not found: {path}")
     if path.is_dir():
         raise ImageReadError(f"{path} is a directory, not an image file")
+    cv2 = require_cv2(f"reading the image {path}")
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
@@ -63,7 +65,7 @@ def read_image(path: str | PathLike[str]) -> NDArray[np.uint8]:
     if data.size == 0:
         raise ImageReadError(f"{path} is empty (0 bytes)")
     try:
-        image = cv2.imdecode(data, _DECODE_FLAGS)
+        image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     except cv2.error as exc:
         raise ImageReadError(f"{path} cannot be decoded as an image: {exc}") from exc
     if image is None or image.size == 0:
@@ -85,7 +87,7 @@ def to_bgr(image: NDArray[Any], source: str = "image") -> NDArray[np.uint8]:
 
     Accepts gray (H, W) or (H, W, 1), BGR (H, W, 3) and BGRA (H, W, 4) images in uint8, uint16 (the
     top 8 bits are kept) or float in [0, 1]. Anything else raises ``ValueError`` saying why; the input
-    array is never modified.
+    array is never modified. Three channels are taken as BGR as they are. numpy only: no cv2 needed.
     """
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{source}: expected a numpy array, got {type(image).__name__}")
@@ -102,10 +104,13 @@ def to_bgr(image: NDArray[Any], source: str = "image") -> NDArray[np.uint8]:
             f"(shape {image.shape}); channel-first (C, H, W) arrays must be transposed to (H, W, C)"
         )
     image = _to_uint8(image, source)
-    if channels == 1:
-        image = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
-    elif channels == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if channels == 1:  # what cv2.COLOR_GRAY2BGR gives: the gray value in each channel
+        gray = image.reshape(image.shape[:2])
+        bgr: NDArray[np.uint8] = np.empty((*gray.shape, 3), dtype=np.uint8)
+        bgr[...] = gray[..., None]
+        return bgr
+    if channels == 4:  # what cv2.COLOR_BGRA2BGR gives: alpha dropped
+        image = image[..., :3]
     return np.ascontiguousarray(image)
 
 

@@ -22,6 +22,7 @@ manager stops every thread and releases every source.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import statistics
 import threading
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from .detections import Detections
     from .segmenter import Segmenter
 
-__all__ = ["Pipeline", "SourceStats", "StreamResult"]
+__all__ = ["Pipeline", "SourceStats", "StreamResult", "auto_workers"]
 
 SourceSpec = Union[str, int, "PathLike[str]", FrameSource]
 _POLL_S = 0.1  # how often waiting threads look at the stop flag
@@ -101,6 +102,13 @@ class _Buffer:
     dropped: int = 0  # frames dropped from this buffer (the source's reader drops more: source.dropped)
 
 
+def auto_workers(segmenter: Segmenter) -> int:
+    """The backend's suggested number of requests in flight (OpenVINO's optimal number under its throughput
+    hint; 1 for engines whose one request already uses every core), at most the cores this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(segmenter.backend.suggested_workers), cores))
+
+
 class Pipeline:
     """Capture from ``sources`` and segment the frames on ``workers`` threads; iterate for ordered results.
 
@@ -109,7 +117,7 @@ class Pipeline:
             A list of segmenters gives one worker each (``workers`` is then their number).
         sources: one source or a list: paths, camera indices, URLs, ``"demo"`` (see
             :func:`edgeseg.sources.open_source`) or open :class:`~edgeseg.sources.FrameSource` objects.
-        workers: inference threads (default 1: one request in flight, capture and output overlapped).
+        workers: inference threads, each with one request in flight (default: :func:`auto_workers`).
         live_buffer: newest frames a live source keeps waiting (1 = always the newest frame).
         file_buffer: frames a file source reads ahead.
         read_timeout: seconds without a frame after which a live source counts as stalled and is reopened
@@ -132,7 +140,8 @@ class Pipeline:
         given: list[Segmenter] = list(segmenter) if isinstance(segmenter, (list, tuple)) else [segmenter]  # type: ignore[list-item]
         if not given:
             raise ValueError("no segmenter given")
-        workers = len(given) if workers is None else workers
+        if workers is None:
+            workers = len(given) if len(given) > 1 else auto_workers(given[0])
         for name, value in (("workers", workers), ("live_buffer", live_buffer), ("file_buffer", file_buffer)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -142,6 +151,7 @@ class Pipeline:
         if not specs:
             raise ValueError("no sources given")
         self._segmenters = given + [given[0].replicate() for _ in range(workers - len(given))]
+        self.workers = len(self._segmenters)
         self._buffers: list[_Buffer] = []
         try:
             for spec in specs:

@@ -6,6 +6,7 @@ NMS -> boxes to original pixels -> masks -> Detections (with per-stage timings i
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Iterator, Sequence
@@ -130,7 +131,14 @@ class Segmenter:
     def replicate(self, **overrides: Any) -> Segmenter:
         """A second segmenter with the same model and options (``overrides`` replace some, e.g.
         ``intra_op_threads=1``) and its own backend instance, for another thread: backends keep per-model
-        state such as inference requests."""
+        state such as inference requests. Without overrides, a backend that can share its loaded model with
+        another thread does (:meth:`Backend.worker`: OpenVINO's compiled model with a request of its own)."""
+        if not overrides:
+            shared = self.backend.worker()
+            if shared is not None:
+                clone = copy.copy(self)
+                clone.backend = shared
+                return clone
         return Segmenter(**{**self._args, **overrides})
 
     def stream(

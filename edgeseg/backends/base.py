@@ -178,3 +178,13 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """Human-oriented facts for ``edgeseg info`` (backend specifics in subclasses)."""
         return {"backend": self.name}
+
+    def worker(self) -> Backend | None:
+        """A backend for one more inference thread that shares what can be shared with this one (a compiled
+        model), or ``None`` when another thread needs a model loaded anew (the default)."""
+        return None
+
+    @property
+    def suggested_workers(self) -> int:
+        """Requests worth keeping in flight at once (1 unless the engine says more pay off)."""
+        return 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from edgeseg.formats import supported_names
 from edgeseg.metadata import parse_imgsz
@@ -90,10 +90,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, model_required: bool
     )
 
 
-def make_segmenter(args: argparse.Namespace, model: str | None = None):
+def make_segmenter(args: argparse.Namespace, model: str | None = None, **backend_options: Any):
     from edgeseg.segmenter import Segmenter
 
-    options = {}
+    options = dict(backend_options)
     if args.threads is not None:
         options["intra_op_threads"] = args.threads
     return Segmenter(

@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .options import add_model_arguments, make_segmenter, positive_int
+from edgeseg.sources import LiveOptions
+
+from .options import add_model_arguments, checked_number, make_segmenter, positive_int
 
 if TYPE_CHECKING:
     from edgeseg.pipeline import StreamResult
@@ -35,8 +37,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "-s",
         action="append",
         default=None,
-        help="camera index (default 0), video file, rtsp/http URL, directory, glob, or "
-        "'demo' (a generated clip for the built-in demo model); repeat for several sources in one run",
+        help="camera index (default 0) or /dev/videoN, video file, directory, glob, rtsp/rtsps/http/rtmp URL, "
+        "GStreamer pipeline ('gst:... ! appsink'), 'picam' (Raspberry Pi camera, picamera2), or 'demo' (a generated "
+        "clip for the built-in demo model); repeat for several sources in one run",
     )
     parser.add_argument("--show", action="store_true", help="show the annotated frames in a window (q/Esc quits)")
     parser.add_argument(
@@ -56,9 +59,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         type=positive_int,
-        default=1,
+        default=None,
         metavar="N",
-        help="inference threads, each with its own copy of the model (default 1; capture and output always "
+        help="inference requests in flight, one thread each (default: the backend's optimal number, e.g. "
+        "OpenVINO's under its throughput hint, at most the cores; 1 = one at a time; capture and output always "
         "run beside inference)",
     )
     parser.add_argument(
@@ -73,9 +77,54 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         metavar="S",
-        help="stop a live source that delivers no frame for S seconds (default 10)",
+        help="a live source that delivers no frame for S seconds is stalled and reopened (default 10)",
     )
+    live = parser.add_argument_group("live sources")
+    live.add_argument(
+        "--reconnect",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="reopen attempts after each loss of a live source (default: without end; 0: stop at the first loss)",
+    )
+    live.add_argument(
+        "--rtsp-transport",
+        choices=("tcp", "udp"),
+        default="tcp",
+        help="RTSP transport (default tcp: no smeared frames)",
+    )
+    live.add_argument("--camera-size", type=frame_size, default=None, metavar="WxH", help="camera capture size")
+    live.add_argument("--camera-fps", type=positive_float, default=None, metavar="F", help="camera frame rate")
+    live.add_argument("--fourcc", default=None, metavar="CODE", help="V4L2 camera pixel format, e.g. MJPG")
     return parser
+
+
+def non_negative_int(text: str) -> int:
+    return checked_number(text, int, "a whole number", lambda v: v >= 0, "be 0 or more")
+
+
+def positive_float(text: str) -> float:
+    return checked_number(text, float, "a number", lambda v: v > 0 and v < float("inf"), "be positive")
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or int(width) < 1 or int(height) < 1:
+        raise argparse.ArgumentTypeError(f"expected a size such as 1280x720, got {text!r}")
+    return int(width), int(height)
+
+
+def live_options(args: argparse.Namespace) -> LiveOptions:
+    if args.fourcc is not None and len(args.fourcc) != 4:
+        raise ValueError(f"--fourcc must be four characters such as MJPG, got {args.fourcc!r}")
+    return LiveOptions(
+        read_timeout=args.read_timeout,
+        reconnect=args.reconnect,
+        rtsp_transport=args.rtsp_transport,
+        size=args.camera_size,
+        fps=args.camera_fps,
+        fourcc=args.fourcc,
+    )
 
 
 def resolve_model(model: str | None) -> str:
@@ -102,7 +151,14 @@ def run(args: argparse.Namespace) -> int:
     if args.save and Path(args.save).suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
         raise ValueError(f"--save needs a video file name such as out.mp4, got {args.save}")
     sources = args.source or ["0"]
-    segmenter = make_segmenter(args, model=resolve_model(args.model))
+    model = resolve_model(args.model)
+    from edgeseg.backends import select_backend
+
+    # several requests in flight: OpenVINO's throughput hint sizes its streams for them (1 worker: latency)
+    options = (
+        {"hint": "throughput"} if select_backend(model, args.backend).name == "openvino" and args.workers != 1 else {}
+    )
+    segmenter = make_segmenter(args, model=model, **options)
     segmenter.warmup()
     show = args.show and _display_available()
     stats = _Stats()
@@ -110,11 +166,9 @@ def run(args: argparse.Namespace) -> int:
     written: dict[int, int] = {}  # frames each writer has been given (an interrupt may fall between frames)
     save_paths = _save_paths(args.save, len(sources))
     stop_reason = None
-    pipeline = Pipeline(
-        segmenter, sources, workers=args.workers, live_buffer=args.live_buffer, read_timeout=args.read_timeout
-    )
+    pipeline = Pipeline(segmenter, sources, workers=args.workers, live_buffer=args.live_buffer, live=live_options(args))
     names = [s.name for s in pipeline.stats]
-    print(f"edgeseg run: {segmenter!r} on {', '.join(names)} ({args.workers} worker(s))", flush=True)
+    print(f"edgeseg run: {segmenter!r} on {', '.join(names)} ({pipeline.workers} worker(s))", flush=True)
     signals = _StopSignals()
     json_lines = None
     try:
