@@ -139,6 +139,7 @@ class LiveSource(FrameSource):
         self._generation = 0
         self._lock = threading.Lock()
         self._started = False
+        self._readers: list[threading.Thread] = []
 
     # ---- the reader thread -----------------------------------------------------------------------------
 
@@ -156,6 +157,7 @@ class LiveSource(FrameSource):
         thread = threading.Thread(
             target=self._read_loop, args=(reader, generation), name=f"edgeseg-{self.kind}", daemon=True
         )
+        self._readers = [t for t in self._readers if t.is_alive()] + [thread]
         thread.start()
 
     def _current(self, generation: int) -> bool:
@@ -270,6 +272,13 @@ class LiveSource(FrameSource):
         first, self._first = self._first, None
         if first is not None:  # never started: release here; otherwise the reader thread releases
             first.release()
+        # Wait for the readers to leave the driver: a daemon thread still inside a native read when the
+        # interpreter exits is torn down there, which some drivers (OpenCV's FFmpeg) answer with an abort.
+        deadline = time.monotonic() + self.read_timeout + 1.0
+        current = threading.current_thread()
+        for thread in self._readers:
+            if thread is not current:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 # ---- OpenCV captures: cameras (index, /dev/videoN) and network streams ----------------------------------
