@@ -1,14 +1,18 @@
-"""Drawing detections onto images (no data logic: it only paints what Detections hold)."""
+"""Drawing detections onto images (no data logic: it only paints what Detections hold).
+
+Masks are painted with numpy; boxes and labels need OpenCV (cv2), imported when they are drawn.
+"""
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from .detections import Detections
+from .opencv import require_cv2
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ops.masks import MaskSet
@@ -53,7 +57,11 @@ def draw(
     labels: bool = True,
     masks: bool = True,
 ) -> NDArray[np.uint8]:
-    """Return a copy of a BGR uint8 image with masks (translucent), boxes and "name 0.87" labels drawn."""
+    """Return a copy of a BGR uint8 image with masks (translucent), boxes and "name 0.87" labels drawn.
+
+    Boxes and labels need OpenCV (:class:`~edgeseg.opencv.OpenCVNotInstalledError` without it); masks alone
+    (``boxes=False, labels=False``) do not.
+    """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         shape = getattr(image, "shape", None)
         raise ValueError(f"draw needs a uint8 BGR image of shape (H, W, 3), got {shape}")
@@ -69,6 +77,9 @@ def draw(
     if masks and detections.masks is not None and alpha > 0:
         for i in order:
             _paint_mask(out, detections.masks, int(i), class_color(detections.class_id[i]), float(alpha))
+    if not (boxes or labels):
+        return out
+    cv2 = require_cv2("drawing boxes and labels")  # even with nothing to draw: fails on the first frame, not later
     thickness = max(1, round(sum(image.shape[:2]) / 2 / 400))
     names = detections.class_names
     for i in order:
@@ -77,7 +88,7 @@ def draw(
         if boxes:
             cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
         if labels:
-            _label(out, f"{names[i]} {detections.confidence[i]:.2f}", (x1, y1), color, thickness)
+            _label(cv2, out, f"{names[i]} {detections.confidence[i]:.2f}", (x1, y1), color, thickness)
     return out
 
 
@@ -93,7 +104,12 @@ def _paint_mask(out: NDArray[np.uint8], maskset: MaskSet, i: int, color: tuple[i
 
 
 def _label(
-    out: NDArray[np.uint8], text: str, corner: tuple[int, int], color: tuple[int, int, int], thickness: int
+    cv2: ModuleType,
+    out: NDArray[np.uint8],
+    text: str,
+    corner: tuple[int, int],
+    color: tuple[int, int, int],
+    thickness: int,
 ) -> None:
     scale = thickness / 3
     font_thickness = max(thickness - 1, 1)

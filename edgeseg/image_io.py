@@ -5,14 +5,17 @@ They are decoded with ``IMREAD_ANYDEPTH | IMREAD_ANYCOLOR``: 16-bit and grayscal
 depth and channels (then normalised here), and JPEG EXIF orientation is applied as photo viewers do
 (``IMREAD_UNCHANGED`` would ignore it and give phone photos on their side).
 
-OpenCV is needed only to decode files: arrays (a camera's, an application's) are normalised with numpy, so
-:func:`to_bgr` and :func:`load_image` of an array work without any cv2 installed.
+OpenCV is needed only to decode files: arrays (a camera's, an application's) are normalised without it, so
+:func:`to_bgr` and :func:`load_image` of an array work with no cv2 installed (and never import it: a cv2 that
+the process has already imported is used for speed).
 """
 
 from __future__ import annotations
 
+import sys
 from os import PathLike, fspath
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Union
 
 import numpy as np
@@ -87,7 +90,7 @@ def to_bgr(image: NDArray[Any], source: str = "image") -> NDArray[np.uint8]:
 
     Accepts gray (H, W) or (H, W, 1), BGR (H, W, 3) and BGRA (H, W, 4) images in uint8, uint16 (the
     top 8 bits are kept) or float in [0, 1]. Anything else raises ``ValueError`` saying why; the input
-    array is never modified. Three channels are taken as BGR as they are. numpy only: no cv2 needed.
+    array is never modified. Three channels are taken as BGR as they are. No cv2 needed.
     """
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{source}: expected a numpy array, got {type(image).__name__}")
@@ -104,14 +107,23 @@ def to_bgr(image: NDArray[Any], source: str = "image") -> NDArray[np.uint8]:
             f"(shape {image.shape}); channel-first (C, H, W) arrays must be transposed to (H, W, C)"
         )
     image = _to_uint8(image, source)
-    if channels == 1:  # what cv2.COLOR_GRAY2BGR gives: the gray value in each channel
-        gray = image.reshape(image.shape[:2])
-        bgr: NDArray[np.uint8] = np.empty((*gray.shape, 3), dtype=np.uint8)
-        bgr[...] = gray[..., None]
-        return bgr
-    if channels == 4:  # what cv2.COLOR_BGRA2BGR gives: alpha dropped
-        image = image[..., :3]
-    return np.ascontiguousarray(image)
+    if channels == 3:
+        return np.ascontiguousarray(image)
+    if channels == 1:
+        image = image.reshape(image.shape[:2])
+    cv2 = _loaded_cv2()
+    if cv2 is not None:  # several times faster than numpy's strided copies
+        return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR if channels == 1 else cv2.COLOR_BGRA2BGR))
+    bgr: NDArray[np.uint8] = np.empty((*image.shape[:2], 3), dtype=np.uint8)
+    for c in range(3):  # the same pixels: gray copied into each channel, or alpha dropped
+        bgr[..., c] = image if channels == 1 else image[..., c]
+    return bgr
+
+
+def _loaded_cv2() -> ModuleType | None:
+    """cv2 if the process has already imported it, else None: converting an array never imports OpenCV."""
+    cv2 = sys.modules.get("cv2")
+    return cv2 if isinstance(cv2, ModuleType) and hasattr(cv2, "cvtColor") else None
 
 
 def _to_uint8(image: NDArray[Any], source: str) -> NDArray[np.uint8]:

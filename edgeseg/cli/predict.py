@@ -95,8 +95,9 @@ class _Outputs:
         return self._stems[source]
 
     def write_image(self, source: Path, image) -> Path:
-        import cv2
+        from edgeseg.opencv import require_cv2
 
+        cv2 = require_cv2("writing annotated images")
         suffix = source.suffix.lower() if source.suffix.lower() in _IMAGE_WRITE_SUFFIXES else ".jpg"
         path = self.save_dir / f"{self._stem(source)}{suffix}"
         ok, data = cv2.imencode(suffix, image)
@@ -106,8 +107,9 @@ class _Outputs:
         return path
 
     def write_video_frame(self, source: Path, image, fps) -> None:
-        import cv2
+        from edgeseg.opencv import require_cv2
 
+        cv2 = require_cv2("writing annotated videos")
         writer = self._writers.get(source)
         if writer is None:
             path = self.save_dir / f"{self._stem(source)}.mp4"

@@ -15,9 +15,9 @@ import math
 from collections.abc import Sequence
 from typing import Callable
 
-import cv2
 import numpy as np
 
+from ..opencv import require_cv2
 from .instances import Instances
 
 PAD_VALUE = 114
@@ -72,6 +72,7 @@ class LetterBox:
         return new_unpad, r, (left, top, right, bottom)
 
     def __call__(self, sample: dict, rng: np.random.Generator | None = None) -> dict:
+        cv2 = require_cv2("reading a dataset")
         img = sample["img"]
         shape = img.shape[:2]
         new_unpad, r, (left, top, right, bottom) = self.geometry(shape, sample.pop("rect_shape", None))
@@ -183,6 +184,7 @@ class RandomAffine:
         self.pre_transform = pre_transform
 
     def matrix(self, img_shape, size, rng: np.random.Generator):
+        cv2 = require_cv2("reading a dataset")
         C = np.eye(3)
         C[0, 2], C[1, 2] = -img_shape[1] / 2, -img_shape[0] / 2
         P = np.eye(3)
@@ -201,6 +203,7 @@ class RandomAffine:
         return T @ S @ R @ P @ C, s
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
+        cv2 = require_cv2("reading a dataset")
         if self.pre_transform is not None and "mosaic_border" not in sample:
             sample = self.pre_transform(sample, rng)
         sample.pop("ratio_pad", None)
@@ -238,6 +241,7 @@ class RandomHSV:
         self.gains = np.array([hgain, sgain, vgain], np.float64)
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
+        cv2 = require_cv2("reading a dataset")
         img = sample["img"]
         if img.ndim != 3 or img.shape[2] != 3 or not self.gains.any():
             return sample

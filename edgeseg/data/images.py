@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
+from ..opencv import require_cv2
 from .errors import DatasetError
 
 __all__ = ["load_resized", "rect_batches"]
@@ -15,6 +15,7 @@ __all__ = ["load_resized", "rect_batches"]
 
 def load_resized(path: str, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     """BGR image with its long side resized to ``size`` (ceil, INTER_LINEAR) and its original (h0, w0)."""
+    cv2 = require_cv2("reading a dataset")
     try:
         im = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
     except (OSError, cv2.error):

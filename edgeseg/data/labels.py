@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ..opencv import require_cv2
 from .errors import DatasetError
 from .label_cache import cache_path_for, dataset_hash, load_cache, save_cache
 from .label_records import LOGGER, ImageLabels, LabelSummary, img2label_path
@@ -117,6 +117,7 @@ def parse_label_text(text: str, label_file, nc: int) -> tuple[np.ndarray, list[n
 
 def verify_image(im_file) -> tuple[tuple[int, int] | None, str | None, str | None]:
     """Decode an image to check it. Returns ``(shape (h, w) or None, error or None, warning or None)``."""
+    cv2 = require_cv2("reading a dataset")
     try:
         buf = np.fromfile(str(im_file), dtype=np.uint8)
     except OSError as e:

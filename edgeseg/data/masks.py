@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
+
+from ..opencv import require_cv2
 
 
 def polygon_to_mask(shape: tuple[int, int], polygon: np.ndarray, ratio: int = 1, value: int = 1) -> np.ndarray:
     """One polygon [k, 2] -> uint8 mask of size (h // ratio, w // ratio)."""
+    cv2 = require_cv2("reading a dataset")
     h, w = int(shape[0]), int(shape[1])
     mask = np.zeros((h, w), np.uint8)
     pts = np.asarray(polygon, np.float64).reshape(-1, 2)

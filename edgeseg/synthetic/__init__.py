@@ -4,7 +4,8 @@
     yaml_path = write_dataset("runs/shapes", n_train=1000, n_val=200)
     for frame in iter_clip_frames(90): ...
 
-numpy + cv2 only. Submodules load on first use.
+numpy + OpenCV (cv2, imported by the functions that draw: `edgeseg[opencv]` or a system build). Submodules load
+on first use.
 """
 
 from __future__ import annotations

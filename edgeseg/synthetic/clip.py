@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
+from ..opencv import require_cv2
 from . import textures
 from .scenes import as_rng, rasterize
 from .shapes import CLASS_NAMES, random_shape
@@ -81,6 +81,7 @@ def _bounce(p: float, lo: float, hi: float) -> float:
 
 
 def _draw(frame: np.ndarray, sp: _Sprite, t: int) -> None:
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     h, w = frame.shape[:2]
     x = _bounce(sp.pos[0] + sp.vel[0] * t, 0.0, float(w))
     y = _bounce(sp.pos[1] + sp.vel[1] * t, 0.0, float(h))
@@ -147,6 +148,7 @@ def make_clip(
     n_objects: int | None = None,
 ) -> Path | list[np.ndarray]:
     """Render a clip: with ``path``, write an mp4 (``mp4v``) and return its Path; without, return the frames."""
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     frame_count = _check_frames(n_frames, allow_none=False)
     w, h = _check_size(size)
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.number)) or not 0 < fps <= 1000:

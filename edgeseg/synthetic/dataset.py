@@ -16,9 +16,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ..opencv import require_cv2
 from .scenes import Scene, render_scene
 from .shapes import CLASS_NAMES
 
@@ -29,6 +29,7 @@ _OURS = re.compile(r"^\d{6}\.(jpg|png|txt)$")
 def simplify_polygon(poly: np.ndarray, epsilon: float = 0.5, max_points: int = 100) -> np.ndarray:
     """Douglas-Peucker simplification (cv2.approxPolyDP) of a closed [k, 2] polygon to at most
     ``max_points`` vertices (``epsilon`` grows until it fits). Returns float64 [m, 2], m >= 3 when k >= 3."""
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     p = np.asarray(poly, np.float32).reshape(-1, 1, 2)
     if max_points < 3:
         raise ValueError(f"max_points must be >= 3, got {max_points!r}")
@@ -89,6 +90,7 @@ def write_dataset(
     root: str | os.PathLike, n_train: int, n_val: int, imgsz: int = 320, seed: int = 0, ext: str = "jpg"
 ) -> Path:
     """Render ``n_train`` + ``n_val`` scenes of ``imgsz`` x ``imgsz`` into ``root``; returns data.yaml's path."""
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     n_train, n_val = _check_count("n_train", n_train), _check_count("n_val", n_val)
     if isinstance(imgsz, bool) or not isinstance(imgsz, (int, np.integer)) or imgsz < 32:
         raise ValueError(f"imgsz must be an integer >= 32, got {imgsz!r}")

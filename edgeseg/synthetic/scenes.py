@@ -15,9 +15,9 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
+from ..opencv import require_cv2
 from . import textures
 from .shapes import CLASS_NAMES, polygon_area, random_shape
 
@@ -46,6 +46,7 @@ def as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
 def rasterize(poly: np.ndarray, shape: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Fill a float polygon (pixels) into a bool mask of ``shape`` = (h, w); ``offset`` = (x0, y0)
     is subtracted first. Sub-pixel accurate (fixed point with 4 fractional bits)."""
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     mask = np.zeros(shape, np.uint8)
     pts = np.round((np.asarray(poly, np.float64) - offset) * (1 << _SHIFT)).astype(np.int32)
     cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=_SHIFT)
@@ -54,6 +55,7 @@ def rasterize(poly: np.ndarray, shape: tuple[int, int], offset: tuple[int, int] 
 
 def outer_contour(mask: np.ndarray) -> tuple[np.ndarray | None, float]:
     """Largest outer contour of a bool mask (int [k, 2]) and the IoU of its fill with the mask."""
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     m = mask.astype(np.uint8)
     contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
@@ -115,6 +117,7 @@ def _contrasting_color(rng: np.random.Generator, under: np.ndarray, tries: int =
 
 def _photometric(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     """Mild brightness/contrast change, blur and sensor noise."""
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     out = cv2.addWeighted(img, float(rng.uniform(0.8, 1.2)), img, 0.0, float(rng.uniform(-20, 20)))  # saturates
     if rng.random() < 0.5:
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.3, 1.0)))

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
+
+from ..opencv import require_cv2
 
 BACKGROUND_KINDS = ("flat", "gradient", "noise", "stripes", "checker", "blobs")
 FILL_KINDS = ("solid", "gradient", "stripes", "noise")
@@ -27,6 +28,7 @@ def _projection(h: int, w: int, angle: float) -> np.ndarray:
 
 def _mix(t: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
     """Per-pixel blend c1 * (1 - t) + c2 * t for t in [0, 1] [h, w] -> uint8 [h, w, 3]."""
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     idx = cv2.convertScaleAbs(np.ascontiguousarray(t, np.float32), alpha=255.0)  # t >= 0: round, saturate
     palette = np.clip(c1 + (c2 - c1) * np.linspace(0, 1, 256, dtype=np.float32)[:, None], 0, 255)
     return cv2.LUT(cv2.merge([idx, idx, idx]), palette.astype(np.uint8).reshape(256, 1, 3))
@@ -59,6 +61,7 @@ def checker(rng: np.random.Generator, h: int, w: int, c1: np.ndarray, c2: np.nda
 
 def smooth_noise(rng: np.random.Generator, h: int, w: int, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
     """Low-frequency value noise between two colours, plus a little fine grain."""
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     cells = int(rng.integers(2, 9))
     grid = rng.random((cells + 1, cells + 1)).astype(np.float32)
     t = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
@@ -68,6 +71,7 @@ def smooth_noise(rng: np.random.Generator, h: int, w: int, c1: np.ndarray, c2: n
 
 def blobs(rng: np.random.Generator, h: int, w: int, side: int) -> np.ndarray:
     """A flat colour covered with soft, blurred ellipses (shapeless clutter, never a class shape)."""
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     img = np.empty((h, w, 3), np.uint8)
     img[:] = random_color(rng).astype(np.uint8)
     for _ in range(int(rng.integers(3, 10))):
@@ -83,6 +87,7 @@ def blobs(rng: np.random.Generator, h: int, w: int, side: int) -> np.ndarray:
 
 def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A varied uint8 BGR background: one of BACKGROUND_KINDS, sometimes blended with a second."""
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     img = _one_background(rng, h, w)
     if rng.random() < 0.3:
         other = _one_background(rng, h, w)
@@ -111,6 +116,7 @@ def _one_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 def fill(rng: np.random.Generator, h: int, w: int, base: np.ndarray) -> np.ndarray:
     """An object's fill texture (h x w, uint8 BGR) built around the colour ``base``."""
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     kind = FILL_KINDS[int(rng.integers(len(FILL_KINDS)))]
     side = max(min(h, w), 4)
     if kind == "solid":

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from ..opencv import require_cv2
 from ..ops.decode import decode, drop_batch
 from ..ops.nms import nms
 
@@ -189,6 +189,7 @@ def gt_masks_from_overlap(overlap: np.ndarray, n: int, mask_shape: tuple[int, in
     masks = m[None] == np.arange(1, n + 1, dtype=np.int64)[:, None, None]
     if masks.shape[1:] == shape:
         return masks
+    cv2 = require_cv2("resizing validation masks")
     out = np.empty((n, *shape), dtype=bool)
     for i in range(n):
         resized = cv2.resize(masks[i].astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)

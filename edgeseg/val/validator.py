@@ -33,6 +33,7 @@ from ..fileio import atomic_write_text
 from ..formats import CHECKPOINT_SUFFIXES
 from ..metrics import SegmentMetrics, SegmentResults
 from ..metrics.segment_metrics import MetricResults
+from ..opencv import require_cv2
 from .data import ValDataset, ValImage, load_split
 from .postprocess import ValPredictions, gt_masks_from_overlap, postprocess
 
@@ -268,7 +269,7 @@ def _rle_string(mask: np.ndarray) -> dict:
 
 def _to_original(pred: ValPredictions, item: ValImage) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (clipped) and masks of one image in original-image pixels."""
-    import cv2
+    cv2 = require_cv2("validating")
 
     gx, gy = item.gain
     left, top = item.pad
