@@ -1,11 +1,12 @@
 """``edgeseg run``: frames from one or more sources through the pipeline (:mod:`edgeseg.pipeline`: capture and
-inference overlapped), annotated, shown or saved, with FPS and latency reports."""
+inference overlapped), annotated, shown, saved (video, JSON Lines, event images: :mod:`edgeseg.sinks`) or served as a
+live MJPEG preview, with FPS and latency reports."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import logging
 import os
 import signal
 import statistics
@@ -15,14 +16,15 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgeseg.opencv import INSTALL_HINT, cv2_available, require_cv2
 from edgeseg.sources import LiveOptions
 
 from .options import add_model_arguments, checked_number, make_segmenter, positive_int
 
 if TYPE_CHECKING:
-    from edgeseg.pipeline import StreamResult
+    from edgeseg.sinks import Sink
 
 HELP = "run live on a camera, stream, video or directory and report FPS and latency"
 REPORT_EVERY_S = 2.0  # seconds between progress lines
@@ -54,6 +56,36 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="FILE.jsonl",
         help="write one JSON line per frame: source, frame index, capture time, latency, detections "
         "(class, score, box, largest polygon)",
+    )
+    parser.add_argument(
+        "--serve",
+        type=serve_address,
+        default=None,
+        metavar="[HOST:]PORT",
+        help="serve a live preview (MJPEG over HTTP, any browser shows it) at http://HOST:PORT/; HOST defaults to "
+        "127.0.0.1 (this machine only): give 0.0.0.0 to let the network in (no authentication); PORT 0 picks a "
+        "free port",
+    )
+    parser.add_argument(
+        "--save-frames",
+        default=None,
+        metavar="DIR",
+        help="on events, save the annotated frame (SOURCE_FRAME.jpg) and its instance masks (SOURCE_FRAME.png, "
+        "0 background, k the k-th detection) to DIR",
+    )
+    parser.add_argument(
+        "--save-frames-every",
+        choices=("detections", "always"),
+        default="detections",
+        help="what is an event for --save-frames: a frame with detections (default) or every frame",
+    )
+    parser.add_argument(
+        "--save-frames-interval",
+        dest="save_frames_min_interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="at most one --save-frames event per S seconds per source (default 1; 0: every event)",
     )
     parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N frames")
     parser.add_argument(
@@ -107,6 +139,15 @@ def positive_float(text: str) -> float:
     return checked_number(text, float, "a number", lambda v: v > 0 and v < float("inf"), "be positive")
 
 
+def serve_address(text: str) -> tuple[str, int]:
+    """'8080', '0.0.0.0:8080', '[::1]:8080' -> (host, port); the host defaults to 127.0.0.1."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]") if sep else "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535 or (sep and not host):
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT such as 8080 or 0.0.0.0:8080, got {text!r}")
+    return host, int(port)
+
+
 def frame_size(text: str) -> tuple[int, int]:
     width, sep, height = text.lower().partition("x")
     if not sep or not width.isdigit() or not height.isdigit() or int(width) < 1 or int(height) < 1:
@@ -145,12 +186,16 @@ def resolve_model(model: str | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from edgeseg.annotate import draw
     from edgeseg.pipeline import Pipeline
+    from edgeseg.sinks import ImageDirSink, JsonLinesSink, MjpegServer, VideoSink
 
     if args.read_timeout <= 0:
         raise ValueError(f"--read-timeout must be positive, got {args.read_timeout}")
     if args.save and Path(args.save).suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
         raise ValueError(f"--save needs a video file name such as out.mp4, got {args.save}")
+    if args.save_frames_min_interval < 0:
+        raise ValueError(f"--save-frames-interval must be 0 or more, got {args.save_frames_min_interval}")
     sources = args.source or ["0"]
+    _report_source_events()
     model = resolve_model(args.model)
     from edgeseg.backends import select_backend
 
@@ -162,36 +207,37 @@ def run(args: argparse.Namespace) -> int:
     segmenter.warmup()
     show = args.show and _display_available()
     stats = _Stats()
-    writers: dict[int, object] = {}
-    written: dict[int, int] = {}  # frames each writer has been given (an interrupt may fall between frames)
-    save_paths = _save_paths(args.save, len(sources))
     stop_reason = None
     pipeline = Pipeline(segmenter, sources, workers=args.workers, live_buffer=args.live_buffer, live=live_options(args))
     names = [s.name for s in pipeline.stats]
     print(f"edgeseg run: {segmenter!r} on {', '.join(names)} ({pipeline.workers} worker(s))", flush=True)
     signals = _StopSignals()
-    json_lines = None
+    sinks: list[Sink] = []
+    save_paths = _save_paths(args.save, len(sources))
+    videos = [VideoSink(path, pipeline.stats[k].fps, source_id=k) for k, path in enumerate(save_paths)]
     try:
+        sinks.extend(videos)
         if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            json_lines = open(args.json, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+            sinks.append(JsonLinesSink(args.json))
+        if args.save_frames:
+            sinks.append(
+                ImageDirSink(
+                    args.save_frames, every=args.save_frames_every, min_interval_s=args.save_frames_min_interval
+                )
+            )
+        if args.serve:
+            server = MjpegServer(*args.serve, sources=names)
+            sinks.append(server)
+            exposed = "" if server.address[0] in ("127.0.0.1", "localhost", "::1") else " (open to the network)"
+            print(f"preview: {server.url}{exposed}", flush=True)
         last_report = time.perf_counter()
         for result in pipeline:
-            annotated = draw(result.image, result.detections)
-            if save_paths:
-                k = result.source_id
-                writer = writers.get(k)
-                if writer is None:
-                    fps = pipeline.stats[k].fps
-                    writer = writers[k] = _open_writer(save_paths[k], annotated.shape, fps)
-                with signals.deferred():  # a frame is written and counted, or neither
-                    writer.write(annotated)  # type: ignore[attr-defined]
-                    written[k] = written.get(k, 0) + 1
-            if json_lines is not None:
-                with signals.deferred():  # whole lines only
-                    json_lines.write(json.dumps(_json_record(result)) + "\n")
-                    json_lines.flush()
-            if show and _show(annotated):
+            wanted = show or any(sink.wants_annotated(result) for sink in sinks)
+            annotated = draw(result.image, result.detections) if wanted else None
+            for sink in sinks:
+                with signals.deferred():  # a frame is written and counted, a JSON line written whole, or neither
+                    sink.write(result, annotated)
+            if show and annotated is not None and _show(annotated):
                 stop_reason = "window closed"
                 break
             stats.add(result.detections.timings, result.latency_ms)
@@ -208,40 +254,52 @@ def run(args: argparse.Namespace) -> int:
         stop_reason = signals.reason
     finally:
         pipeline.stop()
-        if json_lines is not None:
-            json_lines.close()
-        for writer in writers.values():
-            writer.release()  # type: ignore[attr-defined]
-        signals()
-        if show:
-            import cv2
-
-            cv2.destroyAllWindows()
+        try:
+            _close_all(sinks)
+        finally:
+            signals()
+            if show:
+                require_cv2("showing frames (--show)").destroyAllWindows()
     dropped = sum(s.dropped for s in pipeline.stats)
     print(stats.summary(stop_reason, dropped), flush=True)
-    if len(pipeline.stats) > 1:
+    if len(pipeline.stats) > 1 or any(s.reconnects for s in pipeline.stats):
         for s in pipeline.stats:
             latency = s.latency()
             shown = f", latency median {latency[0]:.0f} ms p95 {latency[1]:.0f} ms" if latency else ""
             lost = f", {s.dropped} dropped" if s.dropped else ""
+            lost += f", {s.reconnects} reconnect(s)" if s.reconnects else ""
             print(f"  {s.name}: {s.done} frame(s){lost}{shown}" + (f" [{s.stop_reason}]" if s.stop_reason else ""))
-    for k, path in enumerate(save_paths):
-        if k in writers:
-            print(f"saved {written.get(k, 0)} frame(s) to {path}")
+    for video, path in zip(videos, save_paths):
+        if video.opened and video.size is not None:
+            resized = f" ({video.resized} letterboxed to {video.size[0]}x{video.size[1]})" if video.resized else ""
+            print(f"saved {video.frames} frame(s) to {path}{resized}")
+    for sink in sinks:
+        if isinstance(sink, ImageDirSink):
+            print(f"saved {sink.events} event(s) to {sink.directory}")
     return 0
 
 
-def _json_record(result: StreamResult) -> dict[str, Any]:
-    """One JSON Lines record: where and when the frame came from, then its detections."""
-    captured_unix = time.time() - (time.perf_counter() - result.captured)
-    return {
-        "source": result.source,
-        "source_id": result.source_id,
-        "frame": result.index,
-        "time": round(captured_unix, 3),
-        "latency_ms": round(result.latency_ms, 2),
-        **result.detections.to_dict(),
-    }
+def _close_all(sinks: list[Sink]) -> None:
+    """Close every sink (each flushes and releases what it holds: a video is finished and playable), then raise
+    the first error, if any."""
+    error: Exception | None = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except Exception as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
+def _report_source_events() -> None:
+    """Print the sources' reconnects and stalls (``edgeseg.sources`` logs them) as ``edgeseg: ...`` lines."""
+    logger = logging.getLogger("edgeseg")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("edgeseg: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def _save_paths(save: str | None, n_sources: int) -> list[str]:
@@ -340,21 +398,11 @@ def _medians(rows) -> str:
     return f"median pre {pre:.1f} ms  inf {inf:.1f} ms  post {post:.1f} ms"
 
 
-def _open_writer(path: str, shape, fps):
-    import cv2
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    h, w = shape[:2]
-    fourcc = cv2.VideoWriter.fourcc(*("mp4v" if path.lower().endswith((".mp4", ".mov")) else "MJPG"))
-    writer = cv2.VideoWriter(path, fourcc, fps or 30.0, (w, h))
-    if not writer.isOpened():
-        raise OSError(f"cannot write video {path}")
-    return writer
-
-
 def _display_available() -> bool:
-    import cv2
-
+    if not cv2_available():
+        print(f"edgeseg: --show ignored: no OpenCV ({INSTALL_HINT})", file=sys.stderr)
+        return False
+    cv2 = require_cv2("showing frames (--show)")
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         print("edgeseg: --show ignored: no display (DISPLAY/WAYLAND_DISPLAY not set)", file=sys.stderr)
         return False
@@ -372,7 +420,6 @@ def _display_available() -> bool:
 
 def _show(image) -> bool:
     """Show a frame; True when the user asked to quit (q or Esc)."""
-    import cv2
-
+    cv2 = require_cv2("showing frames (--show)")
     cv2.imshow("edgeseg", image)
     return (cv2.waitKey(1) & 0xFF) in (ord("q"), 27)
