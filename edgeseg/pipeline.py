@@ -158,7 +158,7 @@ class Pipeline:
                 source = (
                     spec if isinstance(spec, FrameSource) else open_source(spec, read_timeout=read_timeout, live=live)
                 )
-                name = getattr(source, "name", None) or str(spec)
+                name = source.name or (source.kind if isinstance(spec, FrameSource) else str(spec))
                 is_live = bool(source.is_live)
                 stats = SourceStats(name=str(name), live=is_live, fps=source.fps)
                 self._buffers.append(_Buffer(source, stats, live_buffer if is_live else file_buffer))
