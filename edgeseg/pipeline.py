@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import signal
 import statistics
 import threading
 import time
@@ -31,7 +32,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Protocol, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,9 +43,19 @@ if TYPE_CHECKING:
     from .detections import Detections
     from .segmenter import Segmenter
 
-__all__ = ["Pipeline", "SourceStats", "StreamResult", "auto_workers"]
+__all__ = ["Pipeline", "ResultSink", "SourceStats", "StreamResult", "auto_workers"]
 
 SourceSpec = Union[str, int, "PathLike[str]", FrameSource]
+
+
+class ResultSink(Protocol):
+    """Where results go (:mod:`edgeseg.sinks` has video, JSON Lines, image folder and MJPEG preview sinks)."""
+
+    def write(self, result: StreamResult, annotated: NDArray[np.uint8] | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
 _POLL_S = 0.1  # how often waiting threads look at the stop flag
 
 
@@ -102,6 +113,10 @@ class _Buffer:
     dropped: int = 0  # frames dropped from this buffer (the source's reader drops more: source.dropped)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def auto_workers(segmenter: Segmenter) -> int:
     """The backend's suggested number of requests in flight (OpenVINO's optimal number under its throughput
     hint; 1 for engines whose one request already uses every core), at most the cores this process may use."""
@@ -124,6 +139,8 @@ class Pipeline:
             (a shortcut for that field of ``live``).
         live: how live sources are opened and kept alive (reconnect attempts, backoff, RTSP transport,
             camera size/fps/FOURCC): :class:`edgeseg.sources.LiveOptions`.
+        sinks: each result is written to each of them (in the iterating thread, in order) before it is yielded;
+            they are closed when the pipeline stops (a video is then playable, a JSON Lines file complete).
     """
 
     def __init__(
@@ -136,6 +153,7 @@ class Pipeline:
         file_buffer: int = 4,
         read_timeout: float | None = None,
         live: LiveOptions | None = None,
+        sinks: Sequence[ResultSink] = (),
     ) -> None:
         given: list[Segmenter] = list(segmenter) if isinstance(segmenter, (list, tuple)) else [segmenter]  # type: ignore[list-item]
         if not given:
@@ -176,6 +194,7 @@ class Pipeline:
         self._capture_threads: list[threading.Thread] = []  # by source position
         self._started = False
         self._next_source = 0
+        self._sinks = list(sinks)
 
     # ---- public -----------------------------------------------------------------------------------
 
@@ -208,9 +227,34 @@ class Pipeline:
                     stats = self._buffers[sid].stats
                     stats.done += 1
                     stats.latencies_ms.append(ready.latency_ms)
+                    for sink in self._sinks:
+                        sink.write(ready)
                     yield ready
         finally:
             self.stop()
+
+    def run(self, max_frames: int | None = None) -> list[SourceStats]:
+        """Run to the end (every source ended), to ``max_frames`` results, or to Ctrl-C or SIGTERM (SIGTERM is
+        turned into KeyboardInterrupt while this runs in the main thread and nobody else handles it), writing
+        every result to the sinks; then stop, close the sinks and return the per-source figures."""
+        if max_frames is not None and (
+            isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1
+        ):
+            raise ValueError(f"max_frames must be a positive int or None, got {max_frames!r}")
+        previous = None
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            for n, _result in enumerate(self, 1):
+                if max_frames is not None and n >= max_frames:
+                    break
+        except KeyboardInterrupt:
+            pass  # a requested stop: the sinks are closed below
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            self.stop()
+        return self.stats
 
     def stop(self) -> None:
         """Stop every thread and release every source (safe to call more than once).
@@ -227,6 +271,15 @@ class Pipeline:
             if thread is not current:
                 thread.join(timeout=5.0)
         self._close_sources(live=False)
+        sinks, self._sinks = self._sinks, []
+        errors = []
+        for sink in sinks:  # every sink is closed; the first failure (a full disk) is raised after
+            try:
+                sink.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> Pipeline:
         return self
