@@ -426,3 +426,69 @@ def test_pipeline_on_demo_clip_through_filesrc_finds_the_shapes(demo_segmenter, 
     assert results and stats.fps == 10.0 and stats.done == len(results)
     assert sum(len(r.detections) for r in results) >= len(results)  # the demo model finds the clip's shapes
     assert "end of stream" in (stats.stop_reason or "")
+
+
+class _StandInVideoCapture:
+    """Stands in for cv2.VideoCapture on a V4L2 camera (no camera can exist here): it implements the documented
+    calls the adapter makes (isOpened, set, get, read, release) and records them. The first instance is
+    'unplugged' after 5 frames (read fails), the next one works again."""
+
+    instances: ClassVar[list[_StandInVideoCapture]] = []
+
+    def __init__(self, target, api=None):
+        self.target, self.api, self.calls, self.size = target, api, [], (640, 480)
+        self.frames = 0
+        self.released = False
+        _StandInVideoCapture.instances.append(self)
+
+    def isOpened(self):  # noqa: N802 - OpenCV's name
+        return True
+
+    def set(self, prop, value):
+        import cv2
+
+        self.calls.append((prop, value))
+        if prop == cv2.CAP_PROP_FRAME_WIDTH:
+            self.size = (int(value), self.size[1])
+        elif prop == cv2.CAP_PROP_FRAME_HEIGHT:
+            self.size = (self.size[0], int(value))
+        return True
+
+    def get(self, prop):
+        import cv2
+
+        return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def read(self):
+        if self is _StandInVideoCapture.instances[0] and self.frames >= 5:
+            return False, None  # unplugged
+        self.frames += 1
+        return True, np.full((self.size[1], self.size[0], 3), self.frames % 255, np.uint8)
+
+    def release(self):
+        self.released = True
+
+
+def test_v4l2_camera_against_object_implementing_documented_videocapture_calls(monkeypatch):
+    cv2 = pytest.importorskip("cv2")
+    from edgeseg.sources import LiveOptions, open_source
+
+    _StandInVideoCapture.instances = []
+    monkeypatch.setattr(cv2, "VideoCapture", _StandInVideoCapture)
+    options = LiveOptions(size=(1280, 720), fps=30.0, fourcc="MJPG", read_timeout=2.0, backoff=0.05)
+    source = open_source("/dev/video0", live=options)
+    frames = []
+    for frame in source:
+        frames.append(frame)
+        if len(_StandInVideoCapture.instances) > 1 and len(frames) >= 8:
+            break
+    source.close()
+    first = _StandInVideoCapture.instances[0]
+    assert first.target == "/dev/video0" and first.api == cv2.CAP_V4L2
+    props = [p for p, _ in first.calls]
+    assert props[0] == cv2.CAP_PROP_FOURCC and (cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG")) in first.calls
+    assert (cv2.CAP_PROP_FRAME_WIDTH, 1280) in first.calls and (cv2.CAP_PROP_FRAME_HEIGHT, 720) in first.calls
+    assert (cv2.CAP_PROP_FPS, 30.0) in first.calls
+    assert source.reconnects >= 1 and first.released  # unplugged, reopened with the same options
+    assert all(f.image.shape == (720, 1280, 3) for f in frames) and source.name == "camera /dev/video0"
+    assert [f.index for f in frames] == sorted({f.index for f in frames})
