@@ -24,7 +24,6 @@ Every frame of the file is accounted for: the script fails when the modes return
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import statistics
@@ -39,39 +38,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "video" / "people_movement.mp4"
 
 
-class _Writer:
-    """Draw and write annotated frames to an MP4 (the work ``--save`` adds)."""
-
-    def __init__(self, path: str, fps: float | None) -> None:
-        self.path, self.fps, self._writer = path, fps or 30.0, None
-
-    def write(self, image, detections) -> None:
-        import cv2
-
-        from edgeseg.annotate import draw
-
-        annotated = draw(image, detections)
-        if self._writer is None:
-            h, w = annotated.shape[:2]
-            self._writer = cv2.VideoWriter(self.path, cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (w, h))
-        self._writer.write(annotated)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-
-
 def _serial(seg, source: str, frames: int | None, save: str | None) -> tuple[int, float]:
+    from edgeseg.annotate import draw
+    from edgeseg.sinks import VideoSink
     from edgeseg.sources import open_source
 
     n = 0
     t0 = time.perf_counter()
     with open_source(source) as src:
-        writer = _Writer(save, src.fps) if save else None
+        writer = VideoSink(save, src.fps) if save else None
         for frame in src:
             detections = seg.predict(frame.image)
             if writer is not None:
-                writer.write(frame.image, detections)
+                writer.write_image(draw(frame.image, detections))  # what --save adds
             n += 1
             if frames and n >= frames:
                 break
@@ -81,15 +60,17 @@ def _serial(seg, source: str, frames: int | None, save: str | None) -> tuple[int
 
 
 def _pipeline(segs, source: str, frames: int | None, save: str | None) -> tuple[int, float]:
+    from edgeseg.annotate import draw
     from edgeseg.pipeline import Pipeline
+    from edgeseg.sinks import VideoSink
 
     n = 0
     t0 = time.perf_counter()
     with Pipeline(list(segs), source) as run:  # loaded copies, one per worker: loading is not timed
-        writer = _Writer(save, run.stats[0].fps) if save else None
+        writer = VideoSink(save, run.stats[0].fps) if save else None
         for result in run:
             if writer is not None:
-                writer.write(result.image, result.detections)
+                writer.write_image(draw(result.image, result.detections))
             n += 1
             if frames and n >= frames:
                 break
@@ -139,11 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from edgeseg import Segmenter
-    from edgeseg.pipeline import auto_workers
+    from edgeseg.pipeline import auto_workers, usable_cores
 
     serial_seg = Segmenter(args.model)
     is_openvino = serial_seg.backend.name == "openvino"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     pipe_base = Segmenter(args.model, hint="throughput") if is_openvino else serial_seg
     copies = {}
     for text in args.workers.split(","):

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .detections import Detections
     from .segmenter import Segmenter
 
-__all__ = ["Pipeline", "ResultSink", "SourceStats", "StreamResult", "auto_workers"]
+__all__ = ["Pipeline", "ResultSink", "SourceStats", "StreamResult", "auto_workers", "close_sinks", "usable_cores"]
 
 SourceSpec = Union[str, int, "PathLike[str]", FrameSource]
 
@@ -113,6 +113,24 @@ class _Buffer:
     dropped: int = 0  # frames dropped from this buffer (the source's reader drops more: source.dropped)
 
 
+def close_sinks(sinks: Sequence[ResultSink]) -> None:
+    """Close every sink (a video is finished and playable, a JSON Lines file flushed), then raise the first
+    error, if any (a full disk)."""
+    error: Exception | None = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except Exception as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -120,8 +138,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def auto_workers(segmenter: Segmenter) -> int:
     """The backend's suggested number of requests in flight (OpenVINO's optimal number under its throughput
     hint; 1 for engines whose one request already uses every core), at most the cores this process may use."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(int(segmenter.backend.suggested_workers), cores))
+    return max(1, min(int(segmenter.backend.suggested_workers), usable_cores()))
 
 
 class Pipeline:
@@ -272,14 +289,7 @@ class Pipeline:
                 thread.join(timeout=5.0)
         self._close_sources(live=False)
         sinks, self._sinks = self._sinks, []
-        errors = []
-        for sink in sinks:  # every sink is closed; the first failure (a full disk) is raised after
-            try:
-                sink.close()
-            except Exception as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        close_sinks(sinks)
 
     def __enter__(self) -> Pipeline:
         return self

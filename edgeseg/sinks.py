@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 from .annotate import draw
 from .fileio import atomic_write_with
 from .opencv import require_cv2
+from .ops.letterbox import letterbox
 
 if TYPE_CHECKING:  # pragma: no cover
     from os import PathLike
@@ -146,7 +147,7 @@ class VideoSink(Sink):
             self._open(cv2, image.shape[1], image.shape[0])
         assert self.size is not None
         if (image.shape[1], image.shape[0]) != self.size:
-            image = letterbox_to(cv2, image, self.size)
+            image = letterbox_to(image, self.size)
             self.resized += 1
         self._writer.write(image)
         self.frames += 1
@@ -167,18 +168,13 @@ class VideoSink(Sink):
             writer.release()
 
 
-def letterbox_to(cv2: ModuleType, image: Image, size: tuple[int, int]) -> Image:
-    """``image`` scaled to fit ``size`` (width, height) with its aspect ratio kept, centred on black."""
+def letterbox_to(image: Image, size: tuple[int, int]) -> Image:
+    """``image`` scaled to fit ``size`` (width, height) with its aspect ratio kept, centred on black (the native
+    letterbox, as for the model input, in uint8 HWC)."""
     width, height = size
-    h, w = image.shape[:2]
-    scale = min(width / w, height / h)
-    new_w, new_h = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    scaled = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-    out = np.zeros((height, width, 3), np.uint8)
-    top, left = (height - new_h) // 2, (width - new_w) // 2
-    out[top : top + new_h, left : left + new_w] = scaled
-    return out
+    out, _ = letterbox(image, (height, width), fill=0, layout="nhwc", dtype="uint8", bgr_to_rgb=False)
+    fitted: Image = out[0]
+    return fitted
 
 
 # ---- JSON Lines ---------------------------------------------------------------------------------------------

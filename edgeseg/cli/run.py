@@ -156,8 +156,7 @@ def frame_size(text: str) -> tuple[int, int]:
 
 
 def live_options(args: argparse.Namespace) -> LiveOptions:
-    if args.fourcc is not None and len(args.fourcc) != 4:
-        raise ValueError(f"--fourcc must be four characters such as MJPG, got {args.fourcc!r}")
+    """The live-source flags as :class:`LiveOptions` (which checks them)."""
     return LiveOptions(
         read_timeout=args.read_timeout,
         reconnect=args.reconnect,
@@ -185,7 +184,7 @@ def resolve_model(model: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from edgeseg.annotate import draw
-    from edgeseg.pipeline import Pipeline
+    from edgeseg.pipeline import Pipeline, close_sinks
     from edgeseg.sinks import ImageDirSink, JsonLinesSink, MjpegServer, VideoSink
 
     if args.read_timeout <= 0:
@@ -255,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         pipeline.stop()
         try:
-            _close_all(sinks)
+            close_sinks(sinks)
         finally:
             signals()
             if show:
@@ -277,19 +276,6 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(sink, ImageDirSink):
             print(f"saved {sink.events} event(s) to {sink.directory}")
     return 0
-
-
-def _close_all(sinks: list[Sink]) -> None:
-    """Close every sink (each flushes and releases what it holds: a video is finished and playable), then raise
-    the first error, if any."""
-    error: Exception | None = None
-    for sink in sinks:
-        try:
-            sink.close()
-        except Exception as exc:
-            error = error or exc
-    if error is not None:
-        raise error
 
 
 def _report_source_events() -> None:

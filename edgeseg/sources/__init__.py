@@ -10,6 +10,7 @@ hangs the caller nor ends the run while it may come back.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 from os import PathLike, fspath
 from pathlib import Path
@@ -62,7 +63,7 @@ def open_source(
     if read_timeout is not None:
         if isinstance(read_timeout, bool) or not isinstance(read_timeout, (int, float)) or not read_timeout > 0:
             raise ValueError(f"read_timeout must be a positive number of seconds, got {read_timeout!r}")
-        options = LiveOptions(**{**options.__dict__, "read_timeout": float(read_timeout)})
+        options = dataclasses.replace(options, read_timeout=float(read_timeout))
     if isinstance(source, bool):
         raise TypeError(f"invalid source {source!r}")
     if isinstance(source, int):

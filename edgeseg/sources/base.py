@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ..opencv import require_cv2
 
 
 class Frame(NamedTuple):
@@ -14,6 +16,12 @@ class Frame(NamedTuple):
     source: str  # file path, 'camera 0' or the URL (credentials removed)
     # frame number within that source (0 for a single image); the public field shadows tuple.index
     index: int  # type: ignore[assignment]
+
+
+def capture_fps(cap: Any) -> float | None:
+    """An OpenCV capture's frame rate, or None when it reports none or nonsense (cameras often report 0)."""
+    fps = cap.get(require_cv2("reading a video").CAP_PROP_FPS)
+    return float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None
 
 
 class FrameSource:

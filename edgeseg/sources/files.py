@@ -7,12 +7,10 @@ from os import fspath
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import SourceError
 from ..image_io import IMAGE_SUFFIXES, read_image, to_bgr
 from ..opencv import require_cv2
-from .base import Frame, FrameSource
+from .base import Frame, FrameSource, capture_fps
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".asf", ".gif", ".3gp"}
@@ -92,9 +90,3 @@ def open_video(path: Path) -> Any:
         cap.release()
         raise SourceError(f"cannot open video {path} (corrupt file or unsupported codec)")
     return cap
-
-
-def capture_fps(cap: Any) -> float | None:
-    """A capture's frame rate, or None when it reports none or nonsense (cameras often report 0)."""
-    fps = cap.get(require_cv2("reading a video").CAP_PROP_FPS)
-    return float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None

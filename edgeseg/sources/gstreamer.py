@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from ..errors import SourceError
 from ..opencv import require_cv2
-from .live import ENDED, LiveOptions, Reader
+from .live import ENDED, LiveOptions, OpenCVReader, Reader
 
 __all__ = ["GST_PREFIX", "gstreamer_route", "is_gstreamer_pipeline", "open_gstreamer"]
 
@@ -116,24 +116,6 @@ def is_live_pipeline(line: str) -> bool:
         or "is-live=true" in line.replace(" ", "").lower()
         or any(w.startswith("uri=") and not w.startswith("uri=file:") for w in words)
     )
-
-
-class _OpenCVGstReader:
-    def __init__(self, capture: Any, cv2: Any, live: bool) -> None:
-        self._capture = capture
-        self.live = live
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None
-
-    def read(self) -> NDArray[Any] | object | None:
-        ok, frame = self._capture.read()
-        if ok and frame is not None:
-            image: NDArray[Any] = frame
-            return image
-        return None if self.live else ENDED
-
-    def release(self) -> None:
-        self._capture.release()
 
 
 class _AppsinkReader:
@@ -300,6 +282,6 @@ def open_gstreamer(text: str, name: str, options: LiveOptions, route: str | None
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"OpenCV cannot start the GStreamer pipeline {name} (an element missing or failing?)")
-        return _OpenCVGstReader(cap, cv2, is_live_pipeline(line))
+        return OpenCVReader(cap, live=is_live_pipeline(line))
     gst, _ = _gst()
     return _AppsinkReader(gst, line, options.read_timeout, name)

@@ -17,21 +17,21 @@ import logging
 import os
 import queue
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, Union
 
-import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import SourceError
 from ..image_io import to_bgr
 from ..opencv import require_cv2
-from .base import Frame, FrameSource
+from .base import Frame, FrameSource, capture_fps
 
-__all__ = ["LiveOptions", "LiveSource", "Reader", "open_opencv", "redact_url"]
+__all__ = ["LiveOptions", "LiveSource", "OpenCVReader", "Reader", "open_opencv", "redact_url"]
 
 log = logging.getLogger("edgeseg.sources")
 
@@ -284,16 +284,21 @@ class LiveSource(FrameSource):
 # ---- OpenCV captures: cameras (index, /dev/videoN) and network streams ----------------------------------
 
 
-class _OpenCVReader:
-    def __init__(self, capture: Any) -> None:
-        self._capture = capture
-        cv2 = require_cv2("a camera or stream")
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None
+class OpenCVReader:
+    """An opened ``cv2.VideoCapture``. A failed read is a loss (the source is reopened) when ``live``, else the
+    end of the stream (OpenCV cannot tell the two apart)."""
 
-    def read(self) -> NDArray[Any] | None:
+    def __init__(self, capture: Any, live: bool = True) -> None:
+        self._capture = capture
+        self.live = live
+        self.fps = capture_fps(capture)
+
+    def read(self) -> NDArray[Any] | object | None:
         ok, frame = self._capture.read()
-        return frame if ok and frame is not None else None
+        if ok and frame is not None:
+            image: NDArray[Any] = frame
+            return image
+        return None if self.live else _EOS
 
     def release(self) -> None:
         self._capture.release()
@@ -303,7 +308,7 @@ def open_opencv(target: int | str, name: str, options: LiveOptions) -> Reader:
     """Open a camera (index or ``/dev/videoN``) or a stream URL with OpenCV, as ``options`` say."""
     cv2 = require_cv2(f"reading {name}")
     if isinstance(target, int) or target.startswith("/dev/"):
-        cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if _is_linux() else cv2.VideoCapture(target)
+        cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if sys.platform.startswith("linux") else cv2.VideoCapture(target)
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open {name} (not connected, busy, or no permission: is the user in 'video'?)")
@@ -314,7 +319,7 @@ def open_opencv(target: int | str, name: str, options: LiveOptions) -> Reader:
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, options.size[1])
         if options.fps:
             cap.set(cv2.CAP_PROP_FPS, options.fps)
-        return _OpenCVReader(cap)
+        return OpenCVReader(cap)
     timeout_ms = int(options.read_timeout * 1000)
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
     with _open_lock:
@@ -329,10 +334,4 @@ def open_opencv(target: int | str, name: str, options: LiveOptions) -> Reader:
     if not cap.isOpened():
         cap.release()
         raise SourceError(f"cannot open {name} (not reachable, wrong address or credentials, or not a video stream)")
-    return _OpenCVReader(cap)
-
-
-def _is_linux() -> bool:
-    import sys
-
-    return sys.platform.startswith("linux")
+    return OpenCVReader(cap)
