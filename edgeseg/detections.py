@@ -33,6 +33,8 @@ class Detections:
         masks: a :class:`edgeseg.ops.masks.MaskSet` with one mask per row, or ``None``.
         image_shape: (height, width) of the image the detections refer to, when known.
         timings: milliseconds spent in ``preprocess``, ``inference`` and ``postprocess``.
+        tracker_id: int64 [n] track ids (>= 1) given by :class:`edgeseg.tracking.Tracker`, or ``None`` when the
+            detections were not tracked.
     """
 
     xyxy: NDArray[np.float32]
@@ -42,6 +44,7 @@ class Detections:
     masks: MaskSet | None = None
     image_shape: tuple[int, int] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    tracker_id: NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32)
@@ -59,6 +62,11 @@ class Detections:
             raise ValueError(f"confidence must have shape [{n}], got {confidence.shape}")
         if class_id.shape != (n,):
             raise ValueError(f"class_id must have shape [{n}], got {class_id.shape}")
+        tracker_id = None
+        if self.tracker_id is not None:
+            tracker_id = _as_tracker_ids(self.tracker_id)
+            if tracker_id.shape != (n,):
+                raise ValueError(f"tracker_id must have shape [{n}], got {tracker_id.shape}")
         if self.masks is not None and len(self.masks) != n:
             raise ValueError(f"masks hold {len(self.masks)} instances but there are {n} boxes")
         if not isinstance(self.names, (Mapping, list, tuple)):
@@ -75,6 +83,7 @@ class Detections:
         object.__setattr__(self, "class_id", class_id)
         object.__setattr__(self, "image_shape", image_shape)
         object.__setattr__(self, "timings", dict(self.timings))
+        object.__setattr__(self, "tracker_id", tracker_id)
 
     @classmethod
     def empty(
@@ -114,6 +123,7 @@ class Detections:
             masks=self.masks.select(index) if self.masks is not None else None,
             image_shape=self.image_shape,
             timings=self.timings,
+            tracker_id=self.tracker_id[index] if self.tracker_id is not None else None,
         )
 
     # ---- convenience -------------------------------------------------------------------------
@@ -171,6 +181,8 @@ class Detections:
                 "confidence": round(float(self.confidence[i]), 4),
                 "box": [round(float(v), decimals) for v in self.xyxy[i]],
             }
+            if self.tracker_id is not None:
+                row["tracker_id"] = int(self.tracker_id[i])
             if polys is not None:
                 row["polygons"] = [np.round(p.astype(np.float64), decimals).tolist() for p in polys[i]]
             rows.append(row)
@@ -200,6 +212,13 @@ def _as_class_ids(values: ArrayLike) -> NDArray[np.int32]:
         else:
             raise ValueError(f"class_id must hold integers, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr.astype(np.int32))
+
+
+def _as_tracker_ids(values: ArrayLike) -> NDArray[np.int64]:
+    arr = np.asarray(values).reshape(-1)
+    if arr.size and arr.dtype.kind not in "iu":
+        raise ValueError(f"tracker_id must hold integers, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr.astype(np.int64))
 
 
 def _name_of(names: Names, class_id: int) -> str:

@@ -1,5 +1,6 @@
 """Detections: validation, slicing, filters and JSON rows."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -112,6 +113,8 @@ def test_areas(det):
         ({"class_id": np.array([0.5, 1, 2])}, "integers"),
         ({"xyxy": np.array([[0, 0, np.nan, 1]] * 3)}, "NaN"),
         ({"masks": _maskset([[0, 0, 2, 2]])}, "masks"),
+        ({"tracker_id": np.array([1, 2])}, "tracker_id"),
+        ({"tracker_id": np.array([1.0, 2.0, 3.0])}, "integers"),
     ],
 )
 def test_validation(det, kwargs, match):
@@ -158,3 +161,15 @@ def test_names_as_list():
     assert d.class_names == ["7"]  # id outside the names: shown as the id
     with pytest.raises(TypeError):
         Detections(xyxy=[[0, 0, 1, 1]], confidence=[0.4], class_id=[0], names="ab")
+
+
+def test_tracker_id_follows_the_rows(det):
+    assert det.tracker_id is None and "tracker_id" not in det.to_rows(polygons=None)[0]
+    tracked = dataclasses.replace(det, tracker_id=np.array([7, 3, 9], np.int32))
+    assert tracked.tracker_id is not None and tracked.tracker_id.dtype == np.int64
+    sub = tracked[np.array([2, 0])]
+    assert sub.tracker_id is not None and sub.tracker_id.tolist() == [9, 7]
+    # masks stay aligned with the ids: row 0 of the slice is the old row 2
+    assert sub.masks is not None and sub.masks.rects[0].tolist() == [5, 5, 45, 45]
+    assert [row["tracker_id"] for row in tracked.to_rows(polygons=None)] == [7, 3, 9]
+    assert [d.tracker_id.tolist() for d in tracked if d.tracker_id is not None] == [[7], [3], [9]]
