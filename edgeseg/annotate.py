@@ -1,18 +1,22 @@
-"""Drawing detections onto images (no data logic: it only paints what Detections hold).
+"""Drawing detections, zones and lines onto images (no data logic: it only paints what they hold).
 
-Masks are painted with numpy; boxes and labels need OpenCV (cv2), imported when they are drawn.
+Masks and zone fills are painted with numpy; boxes, outlines and labels need OpenCV (cv2), imported when they
+are drawn. Tracked detections (``tracker_id`` set) are coloured by track id and labelled "#7 person 0.87", so an
+id switch shows as a change of colour; untracked ones are coloured by class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .detections import Detections
 from .opencv import require_cv2
+from .zones import LineZone, PolygonZone, ZoneSet
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ops.masks import MaskSet
@@ -48,6 +52,17 @@ def class_color(class_id: int) -> tuple[int, int, int]:
     return PALETTE[int(class_id) % len(PALETTE)]
 
 
+def track_color(tracker_id: int) -> tuple[int, int, int]:
+    """The BGR colour used for a track (consecutive ids get clearly different colours)."""
+    return PALETTE[int(tracker_id) % len(PALETTE)]
+
+
+def _row_colors(detections: Detections) -> list[tuple[int, int, int]]:
+    if detections.tracker_id is not None:
+        return [track_color(t) for t in detections.tracker_id]
+    return [class_color(c) for c in detections.class_id]
+
+
 def draw(
     image: NDArray[Any],
     detections: Detections,
@@ -58,6 +73,8 @@ def draw(
     masks: bool = True,
 ) -> NDArray[np.uint8]:
     """Return a copy of a BGR uint8 image with masks (translucent), boxes and "name 0.87" labels drawn.
+
+    Tracked detections are coloured by track id and labelled "#7 name 0.87"; untracked ones by class.
 
     Boxes and labels need OpenCV (:class:`~edgeseg.opencv.OpenCVNotInstalledError` without it); masks alone
     (``boxes=False, labels=False``) do not.
@@ -74,22 +91,110 @@ def draw(
         )
     out: NDArray[np.uint8] = image.copy()
     order = np.argsort(detections.confidence, kind="stable")  # most confident drawn last, on top
+    colors = _row_colors(detections)
     if masks and detections.masks is not None and alpha > 0:
         for i in order:
-            _paint_mask(out, detections.masks, int(i), class_color(detections.class_id[i]), float(alpha))
+            _paint_mask(out, detections.masks, int(i), colors[i], float(alpha))
     if not (boxes or labels):
         return out
     cv2 = require_cv2("drawing boxes and labels")  # even with nothing to draw: fails on the first frame, not later
     thickness = max(1, round(sum(image.shape[:2]) / 2 / 400))
     names = detections.class_names
+    ids = detections.tracker_id
     for i in order:
-        color = class_color(detections.class_id[i])
+        color = colors[i]
         x1, y1, x2, y2 = (int(round(v)) for v in detections.xyxy[i])
         if boxes:
             cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
         if labels:
-            _label(cv2, out, f"{names[i]} {detections.confidence[i]:.2f}", (x1, y1), color, thickness)
+            text = f"{names[i]} {detections.confidence[i]:.2f}"
+            if ids is not None:
+                text = f"#{int(ids[i])} {text}"
+            _label(cv2, out, text, (x1, y1), color, thickness)
     return out
+
+
+ZoneItems = Union[ZoneSet, Iterable[Union[PolygonZone, LineZone]]]
+
+# zones and lines are coloured by their position in the set, from the palette's end (away from class 0's colour)
+ZONE_COLORS: tuple[tuple[int, int, int], ...] = tuple(
+    PALETTE[(len(PALETTE) - 1 - 3 * k) % len(PALETTE)] for k in range(20)
+)
+
+
+def zone_color(index: int) -> tuple[int, int, int]:
+    """The BGR colour of the zone or line at position ``index`` of what :func:`draw_zones` is given."""
+    return ZONE_COLORS[int(index) % len(ZONE_COLORS)]
+
+
+def draw_zones(
+    image: NDArray[Any],
+    zones: ZoneItems,
+    *,
+    alpha: float = 0.25,
+    labels: bool = True,
+) -> NDArray[np.uint8]:
+    """Return a copy of a BGR uint8 image with zones (translucent fill, outline, "name: count") and lines
+    (the segment, an arrow pointing to its "in" side, "name in 3 out 1") drawn.
+
+    Counts are those of the zones' and lines' last update. Needs OpenCV for outlines and text.
+    """
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", None)
+        raise ValueError(f"draw_zones needs a uint8 BGR image of shape (H, W, 3), got {shape}")
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    items = list(zones)
+    for item in items:
+        if not isinstance(item, (PolygonZone, LineZone)):
+            raise TypeError(f"draw_zones draws PolygonZone and LineZone objects, got {type(item).__name__}")
+    cv2 = require_cv2("drawing zones and lines")
+    out: NDArray[np.uint8] = image.copy()
+    shape = (int(image.shape[0]), int(image.shape[1]))
+    thickness = max(1, round(sum(shape) / 2 / 400))
+    for index, item in enumerate(items):
+        if isinstance(item, PolygonZone) and alpha > 0:
+            _blend(out, item.raster(shape), zone_color(index), float(alpha))
+    for index, item in enumerate(items):
+        color = zone_color(index)
+        if isinstance(item, PolygonZone):
+            points = item.points(shape)
+            poly = np.round(points).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(out, [poly], True, color, thickness, cv2.LINE_AA)
+            if labels:
+                top = int(np.argmin(points[:, 1] * shape[1] + points[:, 0]))  # the topmost (then leftmost) vertex
+                corner = (int(round(points[top, 0])), int(round(points[top, 1])) + 1)
+                _label(cv2, out, f"{item.name}: {item.current_count}", corner, color, thickness)
+        else:
+            start, end = item.endpoints(shape)
+            a = (int(round(start[0])), int(round(start[1])))
+            b = (int(round(end[0])), int(round(end[1])))
+            cv2.line(out, a, b, color, thickness + 1, cv2.LINE_AA)
+            for p in (a, b):
+                cv2.circle(out, p, thickness + 2, color, -1, cv2.LINE_AA)
+            direction = end - start
+            length = float(np.hypot(direction[0], direction[1]))
+            normal = np.array([-direction[1], direction[0]]) / length  # points to the right-hand ("in") side
+            middle = (start + end) / 2
+            tip = middle + normal * max(12.0, 6.0 * thickness)
+            cv2.arrowedLine(
+                out,
+                (int(round(middle[0])), int(round(middle[1]))),
+                (int(round(tip[0])), int(round(tip[1]))),
+                color,
+                thickness,
+                cv2.LINE_AA,
+                tipLength=0.4,
+            )
+            if labels:
+                text = f"{item.name} in {item.in_count} out {item.out_count}"
+                _label(cv2, out, text, (int(round(middle[0])), int(round(middle[1]))), color, thickness)
+    return out
+
+
+def _blend(out: NDArray[np.uint8], region: NDArray[np.bool_], color: tuple[int, int, int], alpha: float) -> None:
+    pixels = out[region].astype(np.float32)
+    out[region] = (pixels * (1.0 - alpha) + np.array(color, dtype=np.float32) * alpha + 0.5).astype(np.uint8)
 
 
 def _paint_mask(out: NDArray[np.uint8], maskset: MaskSet, i: int, color: tuple[int, int, int], alpha: float) -> None:
