@@ -11,6 +11,7 @@ void bind_masks(py::module_& m);
 void bind_polygons(py::module_& m);
 void bind_decode_split(py::module_& m);
 void bind_quant(py::module_& m);
+void bind_track(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "edgeseg native core (private; use edgeseg.ops)";
@@ -21,4 +22,5 @@ PYBIND11_MODULE(_core, m) {
     bind_polygons(m);
     bind_decode_split(m);
     bind_quant(m);
+    bind_track(m);
 }

@@ -21,6 +21,17 @@ _Candidates = tuple[
 ]
 # (rects [n, 4] int32 x0, y0, x1, y1, data: concatenated uint8 bitmaps, offsets [n + 1] int64, nonfinite)
 _Masks = tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.int64], int]
+# (track_id, state, class_id, box [k, 4] xyxy, score, hits, age, frames_since_update)
+_Tracks = tuple[
+    NDArray[np.int64],
+    NDArray[np.int32],
+    NDArray[np.int32],
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+]
 # (scale, pad_left, pad_top, new_w, new_h, in_w, in_h, orig_w, orig_h)
 _Geometry = tuple[float, int, int, int, int, int, int, int, int]
 
@@ -163,3 +174,43 @@ def quantised_threshold(conf: float, scale: float, zero_point: float) -> float:
 
 def dequantize(q: NDArray[np.int8] | NDArray[np.uint8], scale: float, zero_point: float) -> NDArray[np.float32]:
     """(q - zero_point) * scale as float32, same shape; q int8/uint8, C-contiguous."""
+
+class Tracker:
+    """ByteTrack-style multi-object tracker (one thread at a time; calls are serialised)."""
+
+    def __init__(
+        self,
+        high_thresh: float = 0.5,
+        low_thresh: float = 0.1,
+        new_track_thresh: float = 0.6,
+        match_thresh: float = 0.2,
+        low_match_thresh: float = 0.5,
+        tentative_match_thresh: float = 0.3,
+        min_hits: int = 2,
+        lost_frames: int = 30,
+        mask_weight: float = 0.0,
+        class_consistent: bool = True,
+    ) -> None: ...
+    def update(
+        self,
+        boxes: NDArray[np.float32],
+        scores: NDArray[np.float32],
+        class_ids: NDArray[np.int32],
+        rects: NDArray[np.int32] | None = None,
+        data: NDArray[np.uint8] | None = None,
+        offsets: NDArray[np.int64] | None = None,
+        steps: int = 1,
+    ) -> NDArray[np.int64]:
+        """Advance by `steps` frames and associate the detections. Returns int64 [n] track ids (-1: none)."""
+
+    def tracks(self) -> _Tracks:
+        """Live tracks: (track_id, state, class_id, box [k, 4], score, hits, age, frames_since_update)."""
+
+    def reset(self) -> None:
+        """Drop every track; ids restart at 1."""
+
+def linear_assignment(cost: NDArray[np.float64], limit: float) -> NDArray[np.int64]:
+    """Exact assignment with lap.lapjv(extend_cost=True, cost_limit=limit) semantics.
+
+    Returns int64 [n] column per row, -1 when unassigned.
+    """

@@ -231,8 +231,11 @@ def check_stub(source: str, module: ModuleType) -> list[str]:
     errors += [f"in the stub but not in the module: {n}" for n in sorted(decl.keys() - names)]
     for name in sorted(names & decl.keys()):
         obj = getattr(module, name)
+        if isinstance(obj, type):
+            errors += _check_class(name, obj, decl[name])
+            continue
         if type(obj).__name__ != "builtin_function_or_method":
-            errors.append(f"{name}: a {type(obj).__name__}, not a function; this test compares functions only")
+            errors.append(f"{name}: a {type(obj).__name__}, not a function or class; this test compares those only")
             continue
         if not isinstance(decl[name], list):
             errors.append(f"{name}: a function in the module, not declared with def in the stub")
@@ -248,6 +251,35 @@ def check_stub(source: str, module: ModuleType) -> list[str]:
             continue
         for k, (s, d) in enumerate(zip(stub, doc)):
             errors += compare_params(name if len(doc) == 1 else f"{name} (overload {k + 1})", s, d)
+    return errors
+
+
+def _public_methods(cls: type) -> set[str]:
+    """The methods a pybind11 class defines itself: ``__init__`` and the public ones."""
+    return {n for n, v in vars(cls).items() if (n == "__init__" or not n.startswith("_")) and callable(v)}
+
+
+def _check_class(name: str, cls: type, node: Any) -> list[str]:
+    """A pybind11 class against its ``class`` statement: the same methods, each with the same parameters
+    (``self`` is the first parameter on both sides; pybind11 names it ``self`` too)."""
+    if not isinstance(node, ast.ClassDef):
+        return [f"{name}: a class in the module, not declared with class in the stub"]
+    stub_methods = {n.name: n for n in node.body if isinstance(n, ast.FunctionDef)}
+    stub_names = {n for n in stub_methods if n == "__init__" or not n.startswith("_")}
+    module_methods = _public_methods(cls)
+    errors = [f"{name}.{m}: missing from the stub" for m in sorted(module_methods - stub_names)]
+    errors += [f"{name}.{m}: in the stub but not in the module" for m in sorted(stub_names - module_methods)]
+    for method in sorted(module_methods & stub_names):
+        where = f"{name}.{method}"
+        try:
+            doc = doc_signatures(method, getattr(cls, method).__doc__)
+        except ValueError as exc:
+            errors.append(f"{where}: cannot read the pybind11 signature: {exc}")
+            continue
+        if len(doc) != 1:
+            errors.append(f"{where}: overloaded in the module; the stub has one signature")
+            continue
+        errors += compare_params(where, _stub_params(stub_methods[method]), doc[0])
     return errors
 
 
@@ -277,12 +309,35 @@ def test_stub_signatures_match_pybind11(core, stub_source):
     assert check_stub(stub_source, core) == []
 
 
-def test_module_exports_only_plain_functions(core):
-    """Classes, attributes and overloads would need more than this test checks by hand; say so when they come."""
+def test_module_exports_only_functions_and_classes(core):
+    """Attributes and overloads would need more than this test checks by hand; say so when they come."""
+    classes = []
     for name in module_names(core):
         obj = getattr(core, name)
+        if isinstance(obj, type):
+            classes.append(name)
+            for method in _public_methods(obj):
+                assert len(doc_signatures(method, getattr(obj, method).__doc__)) == 1, f"{name}.{method} overloaded"
+            continue
         assert type(obj).__name__ == "builtin_function_or_method", f"{name}: {type(obj).__name__}"
         assert len(doc_signatures(name, obj.__doc__)) == 1, f"{name} is overloaded"
+    assert classes == ["Tracker"]
+
+
+def test_checker_reports_a_wrong_class_stub(core, stub_source):
+    """The real stub with the Tracker class broken: a method gone, a parameter renamed, a default changed."""
+    tree = ast.parse(stub_source)
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Tracker")
+    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
+    cls.body.remove(methods["reset"])
+    methods["update"].args.args[1].arg = "xyxy"  # boxes
+    methods["__init__"].args.defaults[0] = ast.Constant(0.6)  # high_thresh = 0.5
+    errors = check_stub(ast.unparse(tree), core)
+    text = "\n".join(errors)
+    assert "Tracker.reset: missing from the stub" in errors
+    assert re.search(r"Tracker.update: parameter 1 \('xyxy' in the stub, 'boxes' in the module\): names differ", text)
+    assert re.search(r"Tracker.__init__: parameter 1 .*: default 0.6 in the stub, 0.5 in the module", text)
+    assert len(errors) == 3, text
 
 
 def test_py_typed_marker():

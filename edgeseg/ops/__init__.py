@@ -9,5 +9,6 @@ Each submodule wraps one part of the core with argument checking and small datac
 - :mod:`edgeseg.ops.masks`      -- ``masks_native``, ``masks_input``, ``MaskSet``
 - :mod:`edgeseg.ops.polygons`   -- ``polygons``
 - :mod:`edgeseg.ops.quant`      -- ``dequantize`` (int8/uint8 outputs)
+- :mod:`edgeseg.ops.track`      -- ``TrackerCore``, ``TrackerConfig``, ``TrackTable`` (ByteTrack-style tracking)
 - :mod:`edgeseg.ops.selection`  -- ``row_indices``, ``SelectionError`` (row selection of the containers)
 """
