@@ -25,9 +25,9 @@ struct Prepared {
 };
 
 SplitDType dtype_of(const py::array& a) {
-    if (a.dtype().is(py::dtype::of<float>())) return SplitDType::F32;
-    if (a.dtype().is(py::dtype::of<std::int8_t>())) return SplitDType::I8;
-    if (a.dtype().is(py::dtype::of<std::uint8_t>())) return SplitDType::U8;
+    if (a.dtype().equal(py::dtype::of<float>())) return SplitDType::F32;
+    if (a.dtype().equal(py::dtype::of<std::int8_t>())) return SplitDType::I8;
+    if (a.dtype().equal(py::dtype::of<std::uint8_t>())) return SplitDType::U8;
     fail("split outputs must be float32, int8 or uint8, got " + dtype_str(a));
 }
 

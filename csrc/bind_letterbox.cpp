@@ -24,7 +24,7 @@ py::tuple py_letterbox(const py::array& image, int target_h, int target_w, bool 
                        int fill, int layout, int dtype, bool bgr_to_rgb, const py::object& out_obj, int threads) {
     if (image.ndim() != 3 || image.shape(2) != 3)
         fail("image must be a 3-channel HxWx3 array, got shape " + shape_str(image));
-    if (!image.dtype().is(py::dtype::of<std::uint8_t>()))
+    if (!image.dtype().equal(py::dtype::of<std::uint8_t>()))
         fail("image must have dtype uint8, got " + dtype_str(image));
     if (image.shape(0) == 0 || image.shape(1) == 0) fail("image must be non-empty, got shape " + shape_str(image));
     if (image.shape(0) > (1 << 30) || image.shape(1) > (1 << 30)) fail("image is too large: " + shape_str(image));
@@ -50,7 +50,7 @@ py::tuple py_letterbox(const py::array& image, int target_h, int target_w, bool 
         std::string want_shape = "(";
         for (std::size_t i = 0; i < shape.size(); ++i) want_shape += (i ? ", " : "") + std::to_string(shape[i]);
         want_shape += ")";
-        if (!out.dtype().is(want))
+        if (!out.dtype().equal(want))
             fail("out must have dtype " + py::str(want).cast<std::string>() + ", got " + dtype_str(out));
         if (out.ndim() != 4 || !std::equal(shape.begin(), shape.end(), out.shape()))
             fail("out must have shape " + want_shape + ", got " + shape_str(out));

@@ -2,6 +2,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,9 +63,55 @@ py::tuple pack(masks::MaskOutput&& out) {
     return py::make_tuple(rects, data, offsets, nonfinite);
 }
 
+// Rows `rows` of a MaskSet's (rects, offsets, data), in that order: one copy of the chosen bitmaps. The set is
+// checked by MaskSet; here only what the copy relies on (shapes, offsets inside data, rows in range).
+py::tuple mask_rows(const py::array& rects_in, const py::array& data_in, const py::array& offsets_in,
+                    const py::array& rows_in) {
+    auto rects = require<std::int32_t>(rects_in, "rects");
+    auto data = require<std::uint8_t>(data_in, "data");
+    auto offsets = require<std::int64_t>(offsets_in, "offsets");
+    auto rows = require<std::int64_t>(rows_in, "rows");
+    if (rects.ndim() != 2 || rects.shape(1) != 4) fail("rects must have shape [n, 4], got " + shape_str(rects));
+    const std::int64_t n = rects.shape(0);
+    if (offsets.ndim() != 1 || offsets.shape(0) != n + 1)
+        fail("offsets must have shape [" + std::to_string(n + 1) + "], got " + shape_str(offsets));
+    if (data.ndim() != 1 || rows.ndim() != 1) fail("data and rows must be 1-D");
+    const std::int64_t k = rows.shape(0), size = data.shape(0);
+    const std::int64_t* off = offsets.data();
+    const std::int64_t* r = rows.data();
+    std::int64_t total = 0;
+    for (std::int64_t j = 0; j < k; ++j) {
+        if (r[j] < 0 || r[j] >= n) fail("row " + std::to_string(r[j]) + " out of range for " + std::to_string(n));
+        const std::int64_t a = off[r[j]], b = off[r[j] + 1];
+        if (a < 0 || b < a || b > size) fail("offsets do not lie inside data");
+        total += b - a;
+    }
+    py::array_t<std::int32_t> out_rects({k, std::int64_t(4)});
+    py::array_t<std::uint8_t> out_data(total);
+    py::array_t<std::int64_t> out_offsets(k + 1);
+    {
+        std::int32_t* rr = out_rects.mutable_data();
+        std::uint8_t* dd = out_data.mutable_data();
+        std::int64_t* oo = out_offsets.mutable_data();
+        const std::int32_t* src_r = rects.data();
+        const std::uint8_t* src_d = data.data();
+        py::gil_scoped_release release;
+        oo[0] = 0;
+        for (std::int64_t j = 0; j < k; ++j) {
+            std::copy(src_r + 4 * r[j], src_r + 4 * r[j] + 4, rr + 4 * j);
+            const std::int64_t a = off[r[j]], b = off[r[j] + 1];
+            std::copy(src_d + a, src_d + b, dd + oo[j]);
+            oo[j + 1] = oo[j] + (b - a);
+        }
+    }
+    return py::make_tuple(out_rects, out_data, out_offsets);
+}
+
 }  // namespace
 
 void bind_masks(py::module_& m) {
+    m.def("mask_rows", &mask_rows, py::arg("rects"), py::arg("data"), py::arg("offsets"), py::arg("rows"),
+          "Rows of a MaskSet (int64 indices in [0, n)), in order: (rects, data, offsets) with the bitmaps copied.");
     m.def(
         "masks_native",
         [](const py::array& protos, const py::array& coefs, const py::array& boxes, int64_t orig_h,

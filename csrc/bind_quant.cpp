@@ -15,8 +15,8 @@ using namespace edgeseg;
 namespace {
 
 py::array_t<float> py_dequantize(const py::array& q, double scale, double zero_point) {
-    const bool i8 = q.dtype().is(py::dtype::of<std::int8_t>());
-    if (!i8 && !q.dtype().is(py::dtype::of<std::uint8_t>()))
+    const bool i8 = q.dtype().equal(py::dtype::of<std::int8_t>());
+    if (!i8 && !q.dtype().equal(py::dtype::of<std::uint8_t>()))
         fail("dequantize needs an int8 or uint8 array, got " + dtype_str(q));
     if (!(q.flags() & py::array::c_style)) fail("dequantize needs a C-contiguous array");
     if (!std::isfinite(scale) || scale <= 0.0) fail("scale must be a positive finite number");

@@ -176,7 +176,7 @@ void bind_track(py::module_& m) {
                  return std::make_unique<PyTracker>(c);
              }),
              py::arg("high_thresh") = 0.5, py::arg("low_thresh") = 0.1, py::arg("new_track_thresh") = 0.6,
-             py::arg("match_thresh") = 0.2, py::arg("low_match_thresh") = 0.5,
+             py::arg("match_thresh") = 0.2, py::arg("low_match_thresh") = 0.3,
              py::arg("tentative_match_thresh") = 0.3, py::arg("min_hits") = 2, py::arg("lost_frames") = 30,
              py::arg("mask_weight") = 0.0, py::arg("class_consistent") = true)
         .def("update", &py_update, py::arg("boxes"), py::arg("scores"), py::arg("class_ids"),

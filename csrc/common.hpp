@@ -29,7 +29,7 @@ inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cas
 // Require a C-contiguous array of dtype T (no silent conversion of other dtypes).
 template <typename T>
 py::array_t<T, py::array::c_style> require(const py::array& a, const char* name) {
-    if (!a.dtype().is(py::dtype::of<T>())) {
+    if (!a.dtype().equal(py::dtype::of<T>())) {
         fail(std::string(name) + " must have dtype " + py::str(py::dtype::of<T>()).cast<std::string>() +
              ", got " + dtype_str(a));
     }

@@ -446,10 +446,11 @@ void ByteTracker::update(const float* boxes, const float* scores, const std::int
         det_track_[d] = rows_[r];
     }
 
-    // 3. low detections x the tracked (not lost) confirmed tracks left; the tracked ones left become lost
+    // 3. low detections x the confirmed tracks left (tracked and lost: an occluded object often comes back with a
+    // low score); the tracked ones left become lost
     rows2_.clear();
     for (int i : rows_)
-        if (!track_matched_[i] && tracks_[i].state == kTracked) rows2_.push_back(i);
+        if (!track_matched_[i]) rows2_.push_back(i);
     associate(rows2_, low_, cfg_.low_match_thresh);
     for (size_t r = 0; r < rows2_.size(); ++r) {
         const int d = row_match_[r];
@@ -459,6 +460,7 @@ void ByteTracker::update(const float* boxes, const float* scores, const std::int
             continue;
         }
         apply(t, d);
+        t.state = kTracked;
         track_matched_[rows2_[r]] = 1;
         det_track_[d] = rows2_[r];
     }

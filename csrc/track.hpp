@@ -13,7 +13,7 @@ struct Config {
     double low_thresh = 0.1;              // score < this: ignored; [low, high): "low" detection
     double new_track_thresh = 0.6;        // an unmatched high detection >= this starts a tentative track
     double match_thresh = 0.2;            // stage 1 (high x confirmed): a pair matches only if sim > this
-    double low_match_thresh = 0.5;        // stage 2 (low x tracked)
+    double low_match_thresh = 0.3;        // stage 2 (low x tracked or lost)
     double tentative_match_thresh = 0.3;  // stage 3 (remaining high x tentative)
     std::int64_t min_hits = 2;            // matched updates in a row (birth included) to confirm
     std::int64_t lost_frames = 30;        // a lost track is dropped when frames since its last match > this

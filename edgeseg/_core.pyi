@@ -91,6 +91,11 @@ def nms(
 ) -> NDArray[np.int64]:
     """Greedy NMS (torchvision semantics, class-aware when class_ids is given). Returns int64 kept indices."""
 
+def mask_rows(
+    rects: NDArray[np.int32], data: NDArray[np.uint8], offsets: NDArray[np.int64], rows: NDArray[np.int64]
+) -> tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.int64]]:
+    """Rows of a MaskSet (int64 indices in [0, n)), in order: (rects, data, offsets) with the bitmaps copied."""
+
 def masks_native(
     protos: NDArray[np.float32],
     coefs: NDArray[np.float32],
@@ -184,7 +189,7 @@ class Tracker:
         low_thresh: float = 0.1,
         new_track_thresh: float = 0.6,
         match_thresh: float = 0.2,
-        low_match_thresh: float = 0.5,
+        low_match_thresh: float = 0.3,
         tentative_match_thresh: float = 0.3,
         min_hits: int = 2,
         lost_frames: int = 30,

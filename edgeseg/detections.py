@@ -126,6 +126,27 @@ class Detections:
             tracker_id=self.tracker_id[index] if self.tracker_id is not None else None,
         )
 
+    def with_tracker_id(self, tracker_id: ArrayLike, rows: ArrayLike | None = None) -> Detections:
+        """These detections (or the rows ``rows`` selects, in that order) with ``tracker_id`` set.
+
+        For trackers, once per frame: the arrays of a checked :class:`Detections` are not checked again, only
+        the ids (one integer per selected row).
+        """
+        index = None if rows is None else row_indices(rows, len(self), "detections")
+        ids = _as_tracker_ids(tracker_id)
+        n = len(self) if index is None else len(index)
+        if ids.shape != (n,):
+            raise ValueError(f"tracker_id must have shape [{n}], got {ids.shape}")
+        out = object.__new__(Detections)
+        fields = dict(self.__dict__, timings=dict(self.timings), tracker_id=ids)
+        if index is not None:
+            fields["xyxy"] = self.xyxy[index]
+            fields["confidence"] = self.confidence[index]
+            fields["class_id"] = self.class_id[index]
+            fields["masks"] = self.masks.select(index) if self.masks is not None else None
+        out.__dict__.update(fields)  # frozen: no setattr; the fields are those of a checked Detections
+        return out
+
     # ---- convenience -------------------------------------------------------------------------
 
     @property
@@ -215,6 +236,8 @@ def _as_class_ids(values: ArrayLike) -> NDArray[np.int32]:
 
 
 def _as_tracker_ids(values: ArrayLike) -> NDArray[np.int64]:
+    if isinstance(values, np.ndarray) and values.dtype == np.int64 and values.ndim == 1 and values.flags.c_contiguous:
+        return values
     arr = np.asarray(values).reshape(-1)
     if arr.size and arr.dtype.kind not in "iu":
         raise ValueError(f"tracker_id must hold integers, got dtype {arr.dtype}")

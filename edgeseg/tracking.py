@@ -68,7 +68,7 @@ class Tracker:
         low_thresh: float = 0.1,
         new_track_thresh: float = 0.6,
         match_thresh: float = 0.2,
-        low_match_thresh: float = 0.5,
+        low_match_thresh: float = 0.3,
         tentative_match_thresh: float = 0.3,
         min_hits: int = 2,
         lost_frames: int | None = None,
@@ -123,29 +123,10 @@ class Tracker:
         masks = d.masks if self._use_masks else None
         ids = self._core.update(d.xyxy, d.confidence, d.class_id, masks, steps)
         self._last_index = index
-        keep = ids >= 0
-        if keep.all():
-            return Detections(
-                xyxy=d.xyxy,
-                confidence=d.confidence,
-                class_id=d.class_id,
-                names=d.names,
-                masks=d.masks,
-                image_shape=d.image_shape,
-                timings=d.timings,
-                tracker_id=ids,
-            )
-        rows = np.flatnonzero(keep)
-        return Detections(
-            xyxy=d.xyxy[rows],
-            confidence=d.confidence[rows],
-            class_id=d.class_id[rows],
-            names=d.names,
-            masks=d.masks.select(rows) if d.masks is not None else None,
-            image_shape=d.image_shape,
-            timings=d.timings,
-            tracker_id=ids[rows],
-        )
+        rows = np.flatnonzero(ids >= 0)
+        if len(rows) == len(ids):
+            return d.with_tracker_id(ids)
+        return d.with_tracker_id(ids[rows], rows)
 
     @property
     def config(self) -> TrackerConfig:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeseg.ops.masks import MaskSet, masks_input, masks_native
+from edgeseg.ops.selection import SelectionError
 from shared_paths import SHARED
 from tests.reference.masks import masks_input_ref, masks_native_ref, upsample
 
@@ -425,3 +426,33 @@ def test_real_model_bus():
     inter = (ms.full() & mi.full()).sum((1, 2))
     union = (ms.full() | mi.full()).sum((1, 2))
     assert (inter / union > 0.85).all()
+
+
+def test_arrays_from_pickle_are_accepted():
+    """numpy arrays unpickled (or loaded) carry an equal but not identical dtype object; the core compares dtypes
+    by equality (it once said "must have dtype float32, got float32")."""
+    import pickle
+
+    from edgeseg.ops.nms import nms
+
+    boxes = pickle.loads(pickle.dumps(np.array([[0, 0, 10, 10], [1, 1, 11, 11]], np.float32)))
+    scores = pickle.loads(pickle.dumps(np.array([0.9, 0.8], np.float32)))
+    assert boxes.dtype is not np.dtype(np.float32)
+    assert nms(boxes, scores, iou=0.5).tolist() == [0]
+
+
+def test_select_copies_the_chosen_bitmaps_in_order():
+    rng = np.random.default_rng(3)
+    rects = np.array([[0, 0, 4, 3], [2, 2, 7, 9], [5, 1, 6, 2], [1, 1, 1, 5]], np.int32)  # the last is empty
+    sizes = (rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])
+    data = rng.integers(0, 2, int(sizes.sum())).astype(np.uint8)
+    masks = MaskSet(rects, data, np.concatenate([[0], np.cumsum(sizes)]), (10, 10))
+    for rows in ([2, 0], [3, 1, 1], [], np.array([True, False, True, True])):
+        picked = masks.select(rows)
+        index = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, int)
+        assert picked.rects.tolist() == rects[index].tolist()
+        for j, i in enumerate(index):
+            np.testing.assert_array_equal(picked.bitmap(j), masks.bitmap(int(i)))
+        MaskSet(picked.rects, picked.data, picked.offsets, picked.image_shape)  # a valid set
+    with pytest.raises(SelectionError):
+        masks.select([4])

@@ -74,13 +74,13 @@ class MaskSet:
     def select(self, idx: ArrayLike | slice) -> MaskSet:
         """A new MaskSet with the chosen instances (bool mask / integer indices / slice)."""
         ind = row_indices(idx, len(self), "masks")
-        rects = self.rects[ind]
-        sizes = (rects[:, 2].astype(np.int64) - rects[:, 0]) * (rects[:, 3].astype(np.int64) - rects[:, 1])
-        offsets = np.zeros(len(ind) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=offsets[1:])
-        parts = [self.data[self.offsets[i] : self.offsets[i + 1]] for i in ind]
-        data = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
-        return MaskSet(rects, data, offsets, self.image_shape, self.nonfinite)
+        rects, data, offsets = core.mask_rows(self.rects, self.data, self.offsets, ind)
+        # The rows of a checked set are checked: the new set is built without checking them again (a tracker
+        # selects rows every frame).
+        out = object.__new__(MaskSet)
+        out.rects, out.data, out.offsets = rects, data, offsets
+        out.image_shape, out.nonfinite = self.image_shape, self.nonfinite
+        return out
 
     def areas(self) -> NDArray[np.int64]:
         """int64 [n] foreground pixel counts."""

@@ -42,6 +42,12 @@ def row_indices(key: Any, n: int, what: str = "rows") -> np.ndarray:
     """
     if key is None:
         return np.arange(n, dtype=np.int64)
+    if isinstance(key, np.ndarray) and key.dtype == np.int64 and key.ndim == 1 and key.size:
+        # the common case (indices from flatnonzero/argsort), checked with two reductions
+        low, high = int(key.min()), int(key.max())
+        if low < -n or high >= n:
+            raise SelectionError(f"index {low if low < -n else high} out of range for {n} {what}")
+        return key if low >= 0 else key % n
     if isinstance(key, (bool, np.bool_)):
         raise SelectionTypeError(f"a single bool is not a valid selection; use a boolean mask of length {n}")
     if isinstance(key, slice):

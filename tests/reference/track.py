@@ -9,8 +9,8 @@ Rules (the same as edgeseg.ops.track):
 1. every track predicts ``min(steps, lost_frames + 1)`` times (a lost track has ``mean[7] = 0`` before each),
    ``frames_since_update`` and ``age`` grow by ``steps``;
 2. high detections (score >= high_thresh) x confirmed tracks (tracked or lost), ``match_thresh``;
-3. low detections (low_thresh <= score < high_thresh) x the tracked confirmed tracks left,
-   ``low_match_thresh``; the tracked confirmed tracks still unmatched become lost;
+3. low detections (low_thresh <= score < high_thresh) x the confirmed tracks left (tracked or lost; a matched
+   lost track is tracked again), ``low_match_thresh``; the tracked confirmed tracks still unmatched become lost;
 4. high detections left x tentative tracks, ``tentative_match_thresh``; a tentative track with
    ``hits >= min_hits`` is confirmed and takes the next id (in track order); unmatched tentative tracks go;
 5. high detections left with score >= new_track_thresh start tentative tracks (in detection order;
@@ -165,7 +165,7 @@ class Tracker:
         low_thresh=0.1,
         new_track_thresh=0.6,
         match_thresh=0.2,
-        low_match_thresh=0.5,
+        low_match_thresh=0.3,
         tentative_match_thresh=0.3,
         min_hits=2,
         lost_frames=30,
@@ -300,13 +300,14 @@ class Tracker:
                 matched[id(t)] = True
                 det_track[d] = ti
 
-        tracked = [i for i in confirmed if not matched[id(old[i])] and old[i].state == TRACKED]
-        for ti, d in zip(tracked, self._associate(tracked, low, self.low_match_thresh)):
+        left = [i for i in confirmed if not matched[id(old[i])]]
+        for ti, d in zip(left, self._associate(left, low, self.low_match_thresh)):
             t = old[ti]
             if d < 0:
                 t.state = LOST
                 continue
             self._apply(t, d)
+            t.state = TRACKED
             matched[id(t)] = True
             det_track[d] = ti
 
