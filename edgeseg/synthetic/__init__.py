@@ -21,6 +21,7 @@ _LAZY = {
     "iter_scenes": "dataset",
     "make_clip": "clip",
     "iter_clip_frames": "clip",
+    "tracking_clip": "tracks",
 }
 __all__ = ["CLASS_NAMES", *_LAZY]
 

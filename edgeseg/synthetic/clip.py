@@ -81,25 +81,63 @@ def _bounce(p: float, lo: float, hi: float) -> float:
 
 
 def _draw(frame: np.ndarray, sp: _Sprite, t: int) -> None:
-    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
     h, w = frame.shape[:2]
     x = _bounce(sp.pos[0] + sp.vel[0] * t, 0.0, float(w))
     y = _bounce(sp.pos[1] + sp.vel[1] * t, 0.0, float(h))
-    a = sp.angle + sp.spin * t
-    c, s = math.cos(a), math.sin(a)
+    paint_sprite(frame, sp.local, sp.patch, x, y, sp.angle + sp.spin * t)
+
+
+def sprite_region(
+    local: np.ndarray, x: float, y: float, angle: float, size: tuple[int, int]
+) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+    """Where a sprite lands in a frame of ``size`` = (w, h): ``(x0, y0, mask, rot)``.
+
+    ``local`` (polygon around (0, 0)) turned by ``angle`` and moved to (x, y); ``mask`` is the bool bitmap of
+    the pixels it covers inside the frame, its top-left pixel at (x0, y0); ``rot`` the 2x2 rotation. ``None``
+    when no part of it is inside the frame.
+    """
+    w, h = size
+    c, s = math.cos(angle), math.sin(angle)
     rot = np.array([[c, -s], [s, c]])
-    poly = sp.local @ rot.T + (x, y)
+    poly = local @ rot.T + (x, y)
     x0, y0 = np.maximum(np.floor(poly.min(0)).astype(int) - 1, 0)
     x1, y1 = np.minimum(np.ceil(poly.max(0)).astype(int) + 2, (w, h))
     if x1 <= x0 or y1 <= y0:
-        return
-    mask = rasterize(poly, (y1 - y0, x1 - x0), (x0, y0))
-    pc = (sp.patch.shape[1] - 1) / 2.0
+        return None
+    return int(x0), int(y0), rasterize(poly, (y1 - y0, x1 - x0), (x0, y0)), rot
+
+
+def paint_sprite(
+    frame: np.ndarray,
+    local: np.ndarray,
+    patch: np.ndarray,
+    x: float,
+    y: float,
+    angle: float,
+    region: tuple[int, int, np.ndarray, np.ndarray] | None = None,
+) -> tuple[int, int, np.ndarray] | None:
+    """Paint a sprite into ``frame`` in place: polygon ``local`` (around (0, 0)) turned by ``angle`` and moved
+    to (x, y), filled with the square texture ``patch`` (centred on the polygon's origin, turning with it).
+
+    ``region`` is :func:`sprite_region`'s answer when the caller has it already. Returns ``(x0, y0, mask)``,
+    the painted pixels (bool bitmap with its top-left pixel at (x0, y0)), or ``None`` when the sprite is
+    outside the frame.
+    """
+    cv2 = require_cv2("the synthetic shapes (demo clip and dataset)")
+    h, w = frame.shape[:2]
+    if region is None:
+        region = sprite_region(local, x, y, angle, (w, h))
+    if region is None:
+        return None
+    x0, y0, mask, rot = region
+    y1, x1 = y0 + mask.shape[0], x0 + mask.shape[1]
+    pc = (patch.shape[1] - 1) / 2.0
     # Patch pixel q -> crop pixel: rot (q - pc) + centre - crop origin; the texture turns with the shape.
     m = np.hstack([rot, (np.array([x - x0, y - y0]) - rot @ np.array([pc, pc]))[:, None]])
-    tex = cv2.warpAffine(sp.patch, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    tex = cv2.warpAffine(patch, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     crop = frame[y0:y1, x0:x1]
     crop[mask] = tex[mask]
+    return x0, y0, mask
 
 
 def iter_clip_frames(
