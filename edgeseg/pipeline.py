@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import TYPE_CHECKING, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -70,6 +70,9 @@ class StreamResult:
     index: int  # frame number within the source (gaps are dropped frames of a live source)
     captured: float  # when the frame was read
     finished: float  # when its detections were ready
+    # what was made of the detections after the pipeline (tracking, zones and lines: events, counts), JSON-friendly;
+    # sinks write it beside the detections
+    analytics: dict[str, Any] | None = None
 
     @property
     def latency_ms(self) -> float:

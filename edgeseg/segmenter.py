@@ -261,7 +261,8 @@ class Segmenter:
         spec = self.backend.input_spec
         return (
             f"Segmenter(backend={self.backend.name!r}, input={spec.shape[0]}x{spec.shape[1]}, "
-            f"classes={len(self.names)}, conf={self.conf}, iou={self.iou})"
+            f"classes={len(self.names)}, conf={self.conf}, iou={self.iou}"
+            + (", agnostic_nms=True)" if self.agnostic_nms else ")")
         )
 
 

@@ -182,7 +182,8 @@ def letterbox_to(image: Image, size: tuple[int, int]) -> Image:
 
 def json_record(result: StreamResult, polygons: str | None = "largest", rle: bool = False) -> dict[str, Any]:
     """One JSON Lines record: where and when the frame came from (``time``: Unix seconds of the capture), then
-    its detections (class, score, box, polygons and, with ``rle``, a COCO RLE of each mask)."""
+    its detections (class, score, box, track id when tracked, polygons and, with ``rle``, a COCO RLE of each mask),
+    then the result's analytics (zone and line counts, events), if any."""
     captured_unix = time.time() - (time.perf_counter() - result.captured)
     record: dict[str, Any] = {
         "source": result.source,
@@ -191,6 +192,7 @@ def json_record(result: StreamResult, polygons: str | None = "largest", rle: boo
         "time": round(captured_unix, 3),
         "latency_ms": round(result.latency_ms, 2),
         **result.detections.to_dict(polygons=polygons),
+        **(result.analytics or {}),
     }
     masks = result.detections.masks
     if rle and masks is not None:

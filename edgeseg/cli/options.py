@@ -10,6 +10,9 @@ from edgeseg.metadata import parse_imgsz
 
 N = TypeVar("N", int, float)
 
+DEFAULT_CONF = 0.25
+TRACK_CONF = 0.1  # under --track: ByteTrack's second stage keeps tracks alive with low-score detections
+
 
 def checked_number(text: str, convert: Callable[[str], N], expected: str, ok: Callable[[N], bool], must: str) -> N:
     """``convert(text)`` if ``ok`` accepts it; else argparse's error: "expected <expected>, got '<text>'" for
@@ -68,7 +71,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, model_required: bool
         help="inference backend: auto (picked from the model path), onnxruntime, openvino, "
         "ncnn, tflite, edgetpu or torch",
     )
-    parser.add_argument("--conf", type=unit_float, default=0.25, help="minimum confidence, 0..1 (default 0.25)")
+    parser.add_argument(
+        "--conf",
+        type=unit_float,
+        default=None,
+        help=f"minimum confidence, 0..1 (default {DEFAULT_CONF}; {TRACK_CONF} with --track)",
+    )
     parser.add_argument("--iou", type=unit_float, default=0.7, help="NMS IoU threshold, 0..1 (default 0.7)")
     parser.add_argument(
         "--imgsz",
@@ -96,10 +104,17 @@ def make_segmenter(args: argparse.Namespace, model: str | None = None, **backend
     options = dict(backend_options)
     if args.threads is not None:
         options["intra_op_threads"] = args.threads
+    conf = args.conf
+    tracking = getattr(args, "tracking", False)
+    if conf is None:
+        conf = TRACK_CONF if tracking else DEFAULT_CONF
+    # tracking: one box per object (NMS across classes), so a class the detector hesitates over does not make a
+    # second track on the same object (unless --track-by-class)
+    options.setdefault("agnostic_nms", bool(tracking and not getattr(args, "track_by_class", False)))
     return Segmenter(
         model or args.model,
         backend=args.backend,
-        conf=args.conf,
+        conf=conf,
         iou=args.iou,
         max_det=args.max_det,
         imgsz=args.imgsz,

@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from .options import add_model_arguments, make_segmenter
+from .tracking import add_tracking_arguments, make_tracker
 
 if TYPE_CHECKING:  # pragma: no cover
     import cv2
+
+    from edgeseg.tracking import Tracker
 
 HELP = "segment images or videos and save annotated copies (and JSON)"
 
@@ -32,6 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "NAME.json per image, NAME.jsonl (one line per frame) per video",
     )
     parser.add_argument("--no-masks", action="store_true", help="draw boxes and labels only")
+    add_tracking_arguments(parser, zones=False)
     return parser
 
 
@@ -39,9 +43,12 @@ def run(args: argparse.Namespace) -> int:
     from edgeseg.annotate import draw
     from edgeseg.sources import media_kind, open_source
 
+    args.tracking = args.track
     segmenter = make_segmenter(args)
     save_dir = Path(args.save)
     total = 0
+    trackers: dict[Path, Tracker] = {}  # one per video (--track); images are not tracked
+    track_ids: dict[Path, set[int]] = {}
     with open_source(args.source) as source:
         if source.is_live:
             raise ValueError("predict works on files; use `edgeseg run` for cameras and streams")
@@ -50,9 +57,15 @@ def run(args: argparse.Namespace) -> int:
         try:
             for frame in source:
                 detections = segmenter(frame.image)
-                annotated = draw(frame.image, detections, masks=not args.no_masks)
                 path = Path(frame.source)
                 is_video = media_kind(path) == "video"
+                if args.track and is_video:
+                    if path not in trackers:
+                        trackers[path] = make_tracker(args, source.fps)
+                    detections = trackers[path].update(detections)
+                    if detections.tracker_id is not None:
+                        track_ids.setdefault(path, set()).update(detections.tracker_id.tolist())
+                annotated = draw(frame.image, detections, masks=not args.no_masks)
                 if is_video:
                     outputs.write_video_frame(path, annotated, source.fps)
                 else:
@@ -70,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
                 total += 1
         finally:
             outputs.close()
+    for path in trackers:
+        print(f"{path.name}: {len(track_ids.get(path, ()))} track id(s)")
     print(f"{total} frame(s) processed; results saved to {save_dir}")
     return 0
 

@@ -22,6 +22,7 @@ from edgeseg.opencv import INSTALL_HINT, cv2_available, require_cv2
 from edgeseg.sources import LiveOptions
 
 from .options import add_model_arguments, checked_number, make_segmenter, positive_int
+from .tracking import Tracking, add_tracking_arguments, make_zoneset, wants_tracking
 
 if TYPE_CHECKING:
     from edgeseg.sinks import Sink
@@ -128,6 +129,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     live.add_argument("--camera-size", type=frame_size, default=None, metavar="WxH", help="camera capture size")
     live.add_argument("--camera-fps", type=positive_float, default=None, metavar="F", help="camera frame rate")
     live.add_argument("--fourcc", default=None, metavar="CODE", help="V4L2 camera pixel format, e.g. MJPG")
+    add_tracking_arguments(parser)
     return parser
 
 
@@ -196,6 +198,9 @@ def run(args: argparse.Namespace) -> int:
     sources = args.source or ["0"]
     _report_source_events()
     model = resolve_model(args.model)
+    args.tracking = wants_tracking(args)
+    if args.tracking:
+        make_zoneset(args)  # bad --zone/--line/--zones fail here, before the model loads
     from edgeseg.backends import select_backend
 
     # several requests in flight: OpenVINO's throughput hint sizes its streams for them (1 worker: latency)
@@ -210,6 +215,9 @@ def run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(segmenter, sources, workers=args.workers, live_buffer=args.live_buffer, live=live_options(args))
     names = [s.name for s in pipeline.stats]
     print(f"edgeseg run: {segmenter!r} on {', '.join(names)} ({pipeline.workers} worker(s))", flush=True)
+    tracking = (
+        Tracking(args, [s.fps for s in pipeline.stats], [s.live for s in pipeline.stats]) if args.tracking else None
+    )
     signals = _StopSignals()
     sinks: list[Sink] = []
     save_paths = _save_paths(args.save, len(sources))
@@ -231,8 +239,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"preview: {server.url}{exposed}", flush=True)
         last_report = time.perf_counter()
         for result in pipeline:
+            if tracking is not None:
+                result = tracking.apply(result)
             wanted = show or any(sink.wants_annotated(result) for sink in sinks)
             annotated = draw(result.image, result.detections) if wanted else None
+            if annotated is not None and tracking is not None:
+                annotated = tracking.draw(annotated, result.source_id)
             for sink in sinks:
                 with signals.deferred():  # a frame is written and counted, a JSON line written whole, or neither
                     sink.write(result, annotated)
@@ -268,6 +280,8 @@ def run(args: argparse.Namespace) -> int:
             lost = f", {s.dropped} dropped" if s.dropped else ""
             lost += f", {s.reconnects} reconnect(s)" if s.reconnects else ""
             print(f"  {s.name}: {s.done} frame(s){lost}{shown}" + (f" [{s.stop_reason}]" if s.stop_reason else ""))
+    if tracking is not None:
+        print("tracking:\n" + "\n".join(tracking.summary_lines(names)))
     for video, path in zip(videos, save_paths):
         if video.opened and video.size is not None:
             resized = f" ({video.resized} letterboxed to {video.size[0]}x{video.size[1]})" if video.resized else ""
