@@ -326,6 +326,30 @@ def evaluate_sequences(pairs: Sequence[tuple[TrackingClip, Run]], ignore: bool =
     }
 
 
+def true_crossings(clip: TrackingClip, start: Sequence[float], end: Sequence[float]) -> tuple[int, int]:
+    """(in, out) crossings of the directed segment ``start -> end`` by the objects' true centres, counted while an
+    object is in the frame's ground truth and its centre is within the segment's extent; ``in`` is from the left
+    of the line to its right as seen on the image (edgeseg.zones.LineZone's convention)."""
+    s, e = np.asarray(start, np.float64), np.asarray(end, np.float64)
+    d = e - s
+    length = float(np.hypot(d[0], d[1]))
+    crossings = [0, 0]
+    for k, obj in enumerate(clip.objects):
+        side = 0
+        for t in range(clip.n_frames):
+            if obj.id not in clip.gt[t].ids:
+                continue
+            p = clip.centres[k, t]
+            along = float((p - s) @ d) / length
+            if not 0.0 <= along <= length:
+                continue
+            new = 1 if d[0] * (p[1] - s[1]) - d[1] * (p[0] - s[0]) > 0 else -1
+            if side and new != side:
+                crossings[0 if new == 1 else 1] += 1
+            side = new
+    return crossings[0], crossings[1]
+
+
 def truth_run(clip: TrackingClip, n_frames: int | None = None) -> Run:
     """The ground truth as a tracker's output (ids = object ids): a perfect score."""
     gt = clip.gt[: n_frames or clip.n_frames]

@@ -28,6 +28,7 @@ class _Sprite(NamedTuple):
     vel: np.ndarray  # pixels per frame
     angle: float  # radians at frame 0
     spin: float  # radians per frame
+    class_id: int
 
 
 def _check_size(size) -> tuple[int, int]:
@@ -68,6 +69,7 @@ def _sprites(rng: np.random.Generator, w: int, h: int, n: int) -> list[_Sprite]:
                 np.array([speed * math.cos(d), speed * math.sin(d)]),
                 float(rng.uniform(0, 2 * math.pi)),
                 float(rng.uniform(-0.04, 0.04)),
+                int(cls),
             )
         )
     return out
@@ -80,11 +82,30 @@ def _bounce(p: float, lo: float, hi: float) -> float:
     return lo + q if q <= span else hi - (q - span)
 
 
-def _draw(frame: np.ndarray, sp: _Sprite, t: int) -> None:
-    h, w = frame.shape[:2]
+def _pose(sp: _Sprite, t: int, w: int, h: int) -> tuple[float, float, float]:
+    """Centre (x, y) and angle of a sprite at frame ``t``."""
     x = _bounce(sp.pos[0] + sp.vel[0] * t, 0.0, float(w))
     y = _bounce(sp.pos[1] + sp.vel[1] * t, 0.0, float(h))
-    paint_sprite(frame, sp.local, sp.patch, x, y, sp.angle + sp.spin * t)
+    return x, y, sp.angle + sp.spin * t
+
+
+def _draw(frame: np.ndarray, sp: _Sprite, t: int) -> None:
+    h, w = frame.shape[:2]
+    x, y, angle = _pose(sp, t, w, h)
+    paint_sprite(frame, sp.local, sp.patch, x, y, angle)
+
+
+def clip_poses(
+    n_frames: int = 90, size: tuple[int, int] = (640, 360), seed: int = 0, n_objects: int | None = None
+) -> tuple[list[tuple[int, np.ndarray]], np.ndarray]:
+    """The objects of the clip :func:`iter_clip_frames` makes with the same arguments, for ground truth:
+    ``(objects, poses)``, ``objects[i] = (class_id, polygon around (0, 0))`` in painting order (later ones hide
+    earlier ones), ``poses[t, i] = (x, y, angle)``."""
+    frame_count = _check_frames(n_frames, allow_none=False)
+    w, h = _check_size(size)
+    sprites = _setup(as_rng(seed), w, h, n_objects)[3]
+    poses = np.array([[_pose(sp, t, w, h) for sp in sprites] for t in range(frame_count or 0)], np.float64)
+    return [(sp.class_id, sp.local) for sp in sprites], poses.reshape(frame_count or 0, len(sprites), 3)
 
 
 def sprite_region(
@@ -160,11 +181,7 @@ def iter_clip_frames(
 def _frames(
     rng: np.random.Generator, n_frames: int | None, w: int, h: int, n_objects: int | None
 ) -> Iterator[np.ndarray]:
-    n = int(rng.integers(4, 8)) if n_objects is None else int(n_objects)
-    pad = max(4, min(w, h) // 12)
-    bg = textures.background(rng, h + 2 * pad, w + 2 * pad)
-    phase = rng.uniform(0, 2 * math.pi, 2)
-    sprites = _sprites(rng, w, h, n)
+    pad, bg, phase, sprites = _setup(rng, w, h, n_objects)
     t = 0
     while n_frames is None or t < n_frames:
         # Slow Lissajous pan of the background (period ~10 s at 30 fps).
@@ -175,6 +192,17 @@ def _frames(
             _draw(frame, sp, t)
         yield frame
         t += 1
+
+
+def _setup(
+    rng: np.random.Generator, w: int, h: int, n_objects: int | None
+) -> tuple[int, np.ndarray, np.ndarray, list[_Sprite]]:
+    """Everything a clip draws from its seed, in the order it draws it: pad, background, pan phase, sprites."""
+    n = int(rng.integers(4, 8)) if n_objects is None else int(n_objects)
+    pad = max(4, min(w, h) // 12)
+    bg = textures.background(rng, h + 2 * pad, w + 2 * pad)
+    phase = rng.uniform(0, 2 * math.pi, 2)
+    return pad, bg, phase, _sprites(rng, w, h, n)
 
 
 def make_clip(

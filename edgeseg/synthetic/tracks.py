@@ -48,7 +48,7 @@ from numpy.typing import NDArray
 
 from ..ops.masks import MaskSet
 from . import textures
-from .clip import paint_sprite, sprite_region
+from .clip import clip_poses, paint_sprite, sprite_region
 from .scenes import rasterize
 from .shapes import CLASS_NAMES, random_shape
 
@@ -176,56 +176,75 @@ class TrackingClip:
         return int(t)
 
     def _truth(self, t: int) -> FrameTruth:
-        w, h = self.size
-        owner = np.full((h, w), -1, np.int16)
-        regions: dict[int, tuple[int, int, np.ndarray]] = {}
-        full_px: dict[int, int] = {}
-        for i in self._order:
-            look = self._looks[i]
-            x, y = (float(v) for v in self.centres[i, t])
-            a = self._angle(i, t)
-            region = sprite_region(look.local, x, y, a, (w, h))
-            if region is None:
-                continue
-            x0, y0, mask, rot = region
-            owner[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]][mask] = i
-            regions[i] = (x0, y0, mask)
-            # All its pixels, in the frame or not: the polygon rasterised in its own box.
-            poly = look.local @ rot.T + (x, y)
-            bx0, by0 = np.floor(poly.min(0)).astype(int) - 1
-            bx1, by1 = np.ceil(poly.max(0)).astype(int) + 2
-            full_px[i] = int(np.count_nonzero(rasterize(poly, (by1 - by0, bx1 - bx0), (bx0, by0))))
-        rows: list[tuple[int, int, tuple[int, int, int, int], float, np.ndarray]] = []
-        ignored: list[tuple[int, tuple[int, int, int, int]]] = []
-        for i in sorted(regions):
-            x0, y0, mask = regions[i]
-            vis = owner[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] == i
-            n_vis = int(np.count_nonzero(vis))
-            if n_vis == 0:
-                continue
-            ys, xs = np.nonzero(vis)
-            box = (x0 + int(xs.min()), y0 + int(ys.min()), x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1)
-            fraction = min(1.0, n_vis / max(full_px[i], 1))
-            if fraction < MIN_VISIBLE:
-                ignored.append((self.objects[i].id, box))
-                continue
-            bitmap = vis[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-            rows.append((self.objects[i].id, self.objects[i].class_id, box, fraction, bitmap))
-        rects = np.array([r[2] for r in rows], np.int32).reshape(-1, 4)
-        sizes = [r[4].size for r in rows]
-        offsets = np.zeros(len(rows) + 1, np.int64)
-        np.cumsum(sizes, out=offsets[1:])
-        data = np.concatenate([r[4].reshape(-1) for r in rows]).astype(np.uint8) if rows else np.zeros(0, np.uint8)
-        return FrameTruth(
-            index=t,
-            ids=np.array([r[0] for r in rows], np.int64),
-            class_id=np.array([r[1] for r in rows], np.int32),
-            xyxy=rects.astype(np.float32),
-            visible=np.array([r[3] for r in rows], np.float32),
-            masks=MaskSet(rects, data, offsets, (h, w)),
-            ignore_ids=np.array([g[0] for g in ignored], np.int64),
-            ignore_xyxy=np.array([g[1] for g in ignored], np.float32).reshape(-1, 4),
-        )
+        painted = [
+            (self.objects[i].id, self.objects[i].class_id, self._looks[i].local, *self.centres[i, t], self._angle(i, t))
+            for i in self._order
+        ]
+        return frame_truth(t, self.size, painted)
+
+
+def frame_truth(
+    t: int, size: tuple[int, int], painted: Sequence[tuple[int, int, np.ndarray, float, float, float]]
+) -> FrameTruth:
+    """Frame ``t``'s ground truth from its objects in painting order (later ones hide earlier ones): each
+    ``(id, class_id, polygon around (0, 0), x, y, angle)``."""
+    w, h = size
+    owner = np.full((h, w), -1, np.int32)
+    regions: dict[int, tuple[int, int, np.ndarray]] = {}
+    full_px: dict[int, int] = {}
+    for k, (_, _, local, x, y, a) in enumerate(painted):
+        region = sprite_region(local, float(x), float(y), float(a), (w, h))
+        if region is None:
+            continue
+        x0, y0, mask, rot = region
+        owner[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]][mask] = k
+        regions[k] = (x0, y0, mask)
+        # All its pixels, in the frame or not: the polygon rasterised in its own box.
+        poly = local @ rot.T + (x, y)
+        bx0, by0 = np.floor(poly.min(0)).astype(int) - 1
+        bx1, by1 = np.ceil(poly.max(0)).astype(int) + 2
+        full_px[k] = int(np.count_nonzero(rasterize(poly, (by1 - by0, bx1 - bx0), (bx0, by0))))
+    rows: list[tuple[int, int, tuple[int, int, int, int], float, np.ndarray]] = []
+    ignored: list[tuple[int, tuple[int, int, int, int]]] = []
+    for k in sorted(regions, key=lambda k: painted[k][0]):
+        x0, y0, mask = regions[k]
+        vis = owner[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] == k
+        n_vis = int(np.count_nonzero(vis))
+        if n_vis == 0:
+            continue
+        ys, xs = np.nonzero(vis)
+        box = (x0 + int(xs.min()), y0 + int(ys.min()), x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1)
+        fraction = min(1.0, n_vis / max(full_px[k], 1))
+        if fraction < MIN_VISIBLE:
+            ignored.append((painted[k][0], box))
+            continue
+        bitmap = vis[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        rows.append((painted[k][0], painted[k][1], box, fraction, bitmap))
+    rects = np.array([r[2] for r in rows], np.int32).reshape(-1, 4)
+    sizes = [r[4].size for r in rows]
+    offsets = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    data = np.concatenate([r[4].reshape(-1) for r in rows]).astype(np.uint8) if rows else np.zeros(0, np.uint8)
+    return FrameTruth(
+        index=t,
+        ids=np.array([r[0] for r in rows], np.int64),
+        class_id=np.array([r[1] for r in rows], np.int32),
+        xyxy=rects.astype(np.float32),
+        visible=np.array([r[3] for r in rows], np.float32),
+        masks=MaskSet(rects, data, offsets, (h, w)),
+        ignore_ids=np.array([g[0] for g in ignored], np.int64),
+        ignore_xyxy=np.array([g[1] for g in ignored], np.float32).reshape(-1, 4),
+    )
+
+
+def demo_truth(n_frames: int = 180, size: tuple[int, int] = SIZE, seed: int = 0) -> list[FrameTruth]:
+    """Ground truth of the demo clip (``edgeseg run --source demo``: :func:`.clip.iter_clip_frames` with these
+    arguments), one :class:`FrameTruth` per frame; object ids 1, 2, ... in painting order."""
+    objects, poses = clip_poses(n_frames, size, seed)
+    return [
+        frame_truth(t, size, [(k + 1, cls, local, *poses[t, k]) for k, (cls, local) in enumerate(objects)])
+        for t in range(len(poses))
+    ]
 
 
 # -- scripts -----------------------------------------------------------------------------------------------
