@@ -67,7 +67,12 @@ OCSORT = {
     "minimum_iou_threshold": 0.2,
     "high_conf_det_threshold": 0.5,
 }
-TRACKERS = ("ours", "ours+mask", "bytetrack", "bytetrack-defaults", "ocsort")
+TRACKERS = ("ours", "ours+mask", "ours-run", "bytetrack", "bytetrack-defaults", "ocsort")
+OURS_VARIANTS = {  # name -> settings on top of OURS
+    "ours": {},
+    "ours+mask": {"mask_weight": MASK_WEIGHT},
+    "ours-run": {"mask_weight": MASK_WEIGHT, "class_consistent": False},  # edgeseg run --track's defaults
+}
 
 
 # -- inputs --------------------------------------------------------------------------------------------------
@@ -153,12 +158,13 @@ def _join_masks(masks: MaskSet, boxes: NDArray[np.float64], shape: tuple[int, in
     return MaskSet(all_rects, data, offsets, shape)
 
 
-def model_detections(clip: TrackingClip, conf: float = 0.1) -> list[Detections]:
-    """The built-in demo model's detections on every frame (needs onnxruntime and cv2)."""
+def model_detections(clip: TrackingClip, conf: float = 0.1, agnostic_nms: bool = False) -> list[Detections]:
+    """The built-in demo model's detections on every frame (needs onnxruntime and cv2); ``agnostic_nms``: NMS
+    across classes, as ``edgeseg run --track`` runs the detector."""
     from edgeseg.assets import demo_model_path
     from edgeseg.segmenter import Segmenter
 
-    seg = Segmenter(demo_model_path(), conf=conf)
+    seg = Segmenter(demo_model_path(), conf=conf, agnostic_nms=agnostic_nms)
     return [seg(frame) for frame in clip.frames()]
 
 
@@ -187,7 +193,7 @@ def available_trackers() -> tuple[str, ...]:
     try:
         import trackers  # noqa: F401
     except ImportError:
-        return ("ours", "ours+mask")
+        return tuple(OURS_VARIANTS)
     return TRACKERS
 
 
@@ -204,10 +210,10 @@ def to_supervision(detections: Sequence[Detections]) -> list[Any]:
 def run_tracker(name: str, detections: Sequence[Detections], prebuilt: Sequence[Any] | None = None) -> Run:
     """Run tracker ``name`` (one of TRACKERS) over a clip's detections; ``prebuilt``: the supervision inputs when
     the caller has them (:func:`to_supervision`), for the ``trackers`` ones."""
-    if name in ("ours", "ours+mask"):
+    if name in OURS_VARIANTS:
         from edgeseg.tracking import Tracker
 
-        tracker = Tracker(**OURS, mask_weight=MASK_WEIGHT if name == "ours+mask" else 0.0)
+        tracker = Tracker(**{**OURS, **OURS_VARIANTS[name]})
         ids, boxes, times = [], [], []
         for t, d in enumerate(detections):
             t0 = time.perf_counter_ns()
