@@ -379,7 +379,7 @@ def test_benchmark_quick_runs_with_the_demo_model():
     out = proc.stdout
     assert "input demo model" in out and "input noisy ground truth" in out
     # Our tracker's row for the model input of each quick scenario: HOTA, DetA, AssA, MOTA, IDF1, IDSW, us.
-    blocks = re.findall(r"\n(\w+): 60 frames.*?input demo model.*?\n(.*?)\n\n", out + "\n\n", re.S)
+    blocks = re.findall(r"\n(\w+): 60 frames[^\n]*input demo model[^\n]*per class[^\n]*\n(.*?)\n\n", out + "\n\n", re.S)
     assert {b[0] for b in blocks} == {"crossing", "exits"}, out
     for _, table in blocks:
         row = next(line for line in table.splitlines() if line.split()[0] == "ours")
