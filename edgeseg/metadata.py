@@ -50,6 +50,17 @@ class ModelMetadata:
         """Number of classes named in the metadata (0 when the model carries no names)."""
         return len(self.names)
 
+    @property
+    def end2end(self) -> bool | None:
+        """Whether the metadata says the model is end-to-end (NMS-free, Ultralytics' ``end2end`` key: YOLO26
+        exported with ``nms=False``); ``None`` when the key is absent or not a yes/no value."""
+        value = self.extras.get("end2end")
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        return None
+
     def require_segment_task(self, source: str = "model") -> None:
         """Raise :class:`ModelLoadError` when the metadata says the model is not a segmentation model."""
         if self.task is not None and self.task != SEGMENT_TASK:

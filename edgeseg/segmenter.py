@@ -1,7 +1,8 @@
 """Segmenter: the end-to-end pipeline from an image to :class:`~edgeseg.detections.Detections`.
 
 image -> normalise (image_io) -> letterbox to the backend's input -> backend.infer -> decode ->
-NMS -> boxes to original pixels -> masks -> Detections (with per-stage timings in ms).
+NMS (unless the output layout is end-to-end) -> boxes to original pixels -> masks -> Detections
+(with per-stage timings in ms).
 """
 
 from __future__ import annotations
@@ -206,15 +207,18 @@ class Segmenter:
                 f"the model produced {candidates.nonfinite} prediction(s) with NaN or infinity "
                 "(broken export or unsupported precision?); pass on_nonfinite='drop' to ignore them"
             )
-        keep = nms(
-            candidates.boxes,
-            candidates.scores,
-            candidates.class_ids,
-            iou=self.iou,
-            agnostic=self.agnostic_nms,
-            max_det=self.max_det,
-        )
-        candidates = candidates.select(keep)
+        if layout.needs_nms:
+            keep = nms(
+                candidates.boxes,
+                candidates.scores,
+                candidates.class_ids,
+                iou=self.iou,
+                agnostic=self.agnostic_nms,
+                max_det=self.max_det,
+            )
+            candidates = candidates.select(keep)
+        else:  # an end-to-end head: its candidates are final detections, highest score first
+            candidates = candidates.select(slice(0, self.max_det))
         if len(candidates) == 0:
             return Detections.empty(self.names, image_shape, masks=MaskSet.empty(image_shape))
         boxes = scale_boxes(candidates.boxes, info)

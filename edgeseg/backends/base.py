@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from ..errors import ModelLoadError, ModelOutputError
 from ..metadata import ModelMetadata, parse_imgsz
-from ..ops.layouts import OutputLayout, SingleOutputLayout
+from ..ops.layouts import EndToEndLayout, OutputLayout, SingleOutputLayout
 
 Shape = Sequence[Optional[int]]  # None marks a dynamic dimension
 
@@ -89,11 +89,17 @@ def identify_outputs(
     protos_layout: str = "chw",
     box_scale: tuple[float, float] = (1.0, 1.0),
     source: str = "model",
-) -> SingleOutputLayout:
+    end2end: bool | None = None,
+) -> SingleOutputLayout | EndToEndLayout:
     """Work out which output is which from their shapes (by rank, not order) and check them.
 
     ``shapes`` may hold ``None`` for dynamic dimensions. ``nc_hint`` (the number of class names in the
     metadata) decides between [1, C, N] and [1, N, C] and is checked against the channels.
+
+    ``end2end`` (the metadata's ``end2end`` key, None when absent) chooses an end-to-end (NMS-free) head,
+    predictions [1, K, 6+nm] (:class:`EndToEndLayout`): True requires that shape, False rules it out, and
+    without the key a prediction output [1, K, 6+nm] with K <= 1000 reads as end-to-end when the metadata
+    names the classes and the shape does not also read as a dense head of that many classes.
     """
     described = ", ".join(_fmt(s) for s in shapes) or "none"
     ranks = [len(s) for s in shapes]
@@ -118,6 +124,22 @@ def identify_outputs(
     if nm is None or nm <= 0:
         raise ModelOutputError(f"{source}: prototype output {_fmt(protos)} has no static mask count")
 
+    e2e = _end_to_end(preds, nm, nc_hint, end2end, source)
+    if e2e:
+        if not nc_hint:
+            raise ModelOutputError(
+                f"{source}: end-to-end prediction output {_fmt(preds)} carries class ids, not class channels; "
+                "the number of classes must come from the metadata's names, which the model lacks"
+            )
+        return EndToEndLayout(
+            preds_index=preds_index,
+            protos_index=protos_index,
+            protos_layout=protos_layout,
+            nc=nc_hint,
+            nm=nm,
+            box_scale=box_scale,
+        )
+
     candidates = []  # (layout, channels)
     for layout, channels in (("cn", preds[1]), ("nc", preds[2])):
         if channels is not None and channels > 4 + nm and (nc_hint is None or channels == 4 + nc_hint + nm):
@@ -139,6 +161,26 @@ def identify_outputs(
         nm=nm,
         box_scale=box_scale,
     )
+
+
+MAX_END_TO_END_ROWS = 1000  # an end-to-end head keeps max_det rows (300 by default); dense heads have more anchors
+
+
+def _end_to_end(preds: Shape, nm: int, nc_hint: int | None, end2end: bool | None, source: str) -> bool:
+    """Whether the prediction output is an end-to-end head's [1, K, 6+nm] (see :func:`identify_outputs`)."""
+    fits = preds[2] == 6 + nm and preds[1] is not None and 0 < preds[1] <= MAX_END_TO_END_ROWS
+    if end2end is True:
+        if not fits:
+            raise ModelOutputError(
+                f"{source}: the metadata says end2end, but the prediction output {_fmt(preds)} is not "
+                f"[1, K, 6 + {nm}] (x1, y1, x2, y2, score, class, {nm} mask coefficients) with K <= "
+                f"{MAX_END_TO_END_ROWS}"
+            )
+        return True
+    if end2end is False or not fits:
+        return False
+    # without class names an end-to-end head cannot run; such an output keeps its dense reading (4 + 2 + nm)
+    return nc_hint is not None and 4 + nc_hint + nm not in (preds[1], preds[2])
 
 
 def _fmt(shape: Shape) -> str:

@@ -90,7 +90,10 @@ class OnnxRuntimeBackend(Backend):
         outputs = self._session.get_outputs()
         self._output_names = [o.name for o in outputs]
         self.output_layout = identify_outputs(
-            [_static_shape(o.shape) for o in outputs], nc_hint=metadata.nc or None, source=source
+            [_static_shape(o.shape) for o in outputs],
+            nc_hint=metadata.nc or None,
+            source=source,
+            end2end=metadata.end2end,
         )
         metadata.check_class_count(self.output_layout.nc, source)
         self.metadata = metadata.with_default_names(self.output_layout.nc)

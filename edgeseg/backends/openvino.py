@@ -175,7 +175,10 @@ class OpenVINOBackend(Backend):
         metadata.require_segment_task(source)
         self.input_spec = _prepare_input(model, metadata, imgsz, source)
         self.output_layout = identify_outputs(
-            [_static_shape(o.get_partial_shape()) for o in model.outputs], nc_hint=metadata.nc or None, source=source
+            [_static_shape(o.get_partial_shape()) for o in model.outputs],
+            nc_hint=metadata.nc or None,
+            source=source,
+            end2end=metadata.end2end,
         )
         metadata.check_class_count(self.output_layout.nc, source)
         self.metadata = metadata.with_default_names(self.output_layout.nc)

@@ -35,7 +35,7 @@ from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
 from ..formats import read_tflite_metadata
 from ..metadata import ModelMetadata, from_mapping, from_yaml
 from ..ops.decode_split import LevelSpec, SplitLayout
-from ..ops.layouts import SingleOutputLayout
+from ..ops.layouts import OutputLayout
 from ..ops.quant import dequantize
 from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
 
@@ -148,9 +148,7 @@ class TFLiteBackend(Backend):
             d["_name"] = d.get("name", "")
         return details
 
-    def _single_layout(
-        self, details: Sequence[Mapping[str, Any]], meta: ModelMetadata, source: str
-    ) -> SingleOutputLayout:
+    def _single_layout(self, details: Sequence[Mapping[str, Any]], meta: ModelMetadata, source: str) -> OutputLayout:
         shapes = [tuple(int(v) for v in d["shape"]) for d in details]
         p = [s for s in shapes if len(s) == 4]
         protos_layout = "hwc"

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         f"task       {meta.task or 'unknown (no metadata)'}",
         f"input      {spec.name} {list(spec.blob_shape)} {spec.layout} {spec.dtype}",
         "outputs    " + "; ".join(f"{o['name']} {o['shape']}" for o in info.get("outputs", [])),
+        f"layout     {layout.kind}" + ("" if layout.needs_nms else " (end-to-end, no NMS)"),
         f"masks      {layout.nm} prototypes",
         f"classes    {meta.nc}: {shown}",
         f"stride     {meta.stride}",

@@ -8,6 +8,9 @@ Every backend describes its model's outputs with one :class:`OutputLayout`; the 
   prototypes, as Ultralytics exports v8/11 (ONNX, OpenVINO, ncnn, TFLite, torch).
 - :class:`~edgeseg.ops.decode_split.SplitLayout`: raw per-level head outputs (edgeseg's full-int8
   TFLite exports), decoded in the core.
+- :class:`EndToEndLayout`: an end-to-end (NMS-free) head such as YOLO26's one-to-one branch: rows
+  [1, K, 6+nm] of x1, y1, x2, y2 (input pixels), score, class, mask coefficients, and the prototypes.
+  Its detections are final: :attr:`OutputLayout.needs_nms` is False.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgeseg.errors import ModelOutputError
-from edgeseg.ops.decode import Candidates, decode
+from edgeseg.ops.decode import Candidates, class_keep_mask, decode
 
-__all__ = ["OutputLayout", "SingleOutputLayout"]
+__all__ = ["EndToEndLayout", "OutputLayout", "SingleOutputLayout"]
 
 
 class OutputLayout(ABC):
@@ -32,9 +35,13 @@ class OutputLayout(ABC):
     (``"chw"`` or ``"hwc"``: the prototypes that :meth:`decode` and :meth:`split` return),
     ``preds_layout`` and ``box_scale`` (how :meth:`split`'s dense predictions read: ``"cn"`` for
     [C, N], ``"nc"`` for [N, C]; boxes times ``box_scale`` are input pixels).
+
+    ``needs_nms`` (a class attribute): whether :meth:`decode`'s candidates still overlap and must go through
+    NMS (True for dense heads); an end-to-end head's candidates are final detections.
     """
 
     kind: ClassVar[str]
+    needs_nms: ClassVar[bool] = True
     nc: int
     nm: int
     protos_layout: str
@@ -127,9 +134,105 @@ class SingleOutputLayout(OutputLayout):
     def describe(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
+            "needs_nms": self.needs_nms,
             "predictions": self.preds_index,
             "prototypes": self.protos_index,
             "predictions_layout": self.preds_layout,
+            "prototypes_layout": self.protos_layout,
+            "nc": self.nc,
+            "nm": self.nm,
+        }
+
+
+@dataclass(frozen=True)
+class EndToEndLayout(OutputLayout):
+    """An end-to-end (NMS-free) head: final detections [1, K, 6+nm] and prototypes.
+
+    Each of the K rows is x1, y1, x2, y2 (input pixels, times ``box_scale``), score, class id, then ``nm``
+    mask coefficients, as Ultralytics exports YOLO26 with ``nms=False`` (K = its ``max_det``, 300). The
+    class ids are values in the rows, so ``nc`` comes from the model's metadata. :meth:`decode` keeps the
+    rows whose score is > ``conf`` (and whose class is in ``classes``) in score order; no NMS follows.
+    :meth:`split` returns the rows [K, 6+nm] themselves (``preds_layout`` ``"e2e"``), not dense anchors.
+    """
+
+    kind: ClassVar[str] = "end2end"
+    needs_nms: ClassVar[bool] = False
+
+    preds_index: int
+    protos_index: int
+    protos_layout: str  # "chw" or "hwc"
+    nc: int
+    nm: int
+    box_scale: tuple[float, float] = (1.0, 1.0)
+    preds_layout: str = "e2e"
+
+    def split(self, outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Check one inference's outputs and return (rows [K, 6+nm], protos 3-D), batch dim dropped."""
+        if len(outputs) != 2:
+            raise ModelOutputError(f"expected 2 model outputs, got {len(outputs)}")
+        rows = np.asarray(outputs[self.preds_index])
+        protos = np.asarray(outputs[self.protos_index])
+        if rows.ndim != 3 or rows.shape[0] != 1 or rows.shape[2] != 6 + self.nm:
+            raise ModelOutputError(
+                f"end-to-end detection output must be [1, K, 6 + {self.nm}] for batch 1, got {rows.shape}"
+            )
+        if protos.ndim != 4 or protos.shape[0] != 1:
+            raise ModelOutputError(f"prototype output must be 4-D with batch 1, got {protos.shape}")
+        nm = protos.shape[1] if self.protos_layout == "chw" else protos.shape[3]
+        if nm != self.nm:
+            raise ModelOutputError(f"prototype output {protos.shape} has {nm} masks, expected {self.nm}")
+        return rows[0], protos[0]
+
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        *,
+        conf: float = 0.25,
+        classes: Sequence[int] | None = None,
+        multi_label: bool = False,
+        max_nms: int = 30000,
+    ) -> tuple[Candidates, np.ndarray]:
+        """Rows with score > ``conf`` (``classes``: only those ids) as candidates, highest score first (ties:
+        earlier row first), at most ``max_nms``; ``multi_label`` changes nothing (a row has one class).
+        Rows with a NaN/inf box, score, class or coefficient are counted in ``nonfinite`` and dropped."""
+        rows, protos = self.split(outputs)
+        keep_classes = class_keep_mask(classes, self.nc)
+        rows = rows.astype(np.float32, copy=False)
+        finite = np.isfinite(rows).all(axis=1)
+        nonfinite = int((~finite).sum())
+        scores = np.where(finite, rows[:, 4], -np.inf)
+        class_f = np.where(finite, rows[:, 5], -1.0)
+        class_ids = np.rint(class_f).astype(np.int64)
+        bad_class = finite & ((class_ids < 0) | (class_ids >= self.nc))
+        if bad_class.any():
+            raise ModelOutputError(
+                f"end-to-end output holds class id(s) {sorted(set(class_ids[bad_class].tolist()))[:5]} "
+                f"outside 0..{self.nc - 1} (the metadata names {self.nc} classes)"
+            )
+        take = finite & (scores > conf)
+        if keep_classes is not None:
+            take &= keep_classes[np.clip(class_ids, 0, self.nc - 1)].astype(bool)
+        idx = np.flatnonzero(take)
+        idx = idx[np.argsort(-scores[idx], kind="stable")][:max_nms]
+        sx, sy = self.box_scale
+        boxes = rows[idx, :4] * np.array([sx, sy, sx, sy], dtype=np.float32)
+        candidates = Candidates(
+            boxes=np.ascontiguousarray(boxes, dtype=np.float32),
+            scores=np.ascontiguousarray(rows[idx, 4], dtype=np.float32),
+            class_ids=class_ids[idx].astype(np.int32),
+            anchors=idx.astype(np.int32),
+            coefs=np.ascontiguousarray(rows[idx, 6:], dtype=np.float32),
+            nonfinite=nonfinite,
+        )
+        return candidates, protos
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "needs_nms": self.needs_nms,
+            "predictions": self.preds_index,
+            "prototypes": self.protos_index,
+            "predictions_layout": "[1, K, 6+nm]: x1, y1, x2, y2, score, class, coefficients",
             "prototypes_layout": self.protos_layout,
             "nc": self.nc,
             "nm": self.nm,

@@ -182,6 +182,11 @@ class _BackendRunner:
         layout = self.backend.output_layout
         self.spec = spec
         self.layout = layout
+        if not layout.needs_nms:
+            raise ValueError(
+                f"{path}: an end-to-end (NMS-free) model; validating one is not supported yet: validate the "
+                "checkpoint or its one-to-many export instead"
+            )
         self.nc = int(layout.nc)
         self.names = dict(self.backend.metadata.names)
         self.stride = int(self.backend.metadata.stride)
