@@ -91,22 +91,14 @@ class SingleOutputLayout(OutputLayout):
 
     def split(self, outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Check one inference's outputs and return (preds [C, N] or [N, C], protos 3-D), batch dim dropped."""
-        if len(outputs) != 2:
-            raise ModelOutputError(f"expected 2 model outputs, got {len(outputs)}")
-        preds = np.asarray(outputs[self.preds_index])
-        protos = np.asarray(outputs[self.protos_index])
+        preds, protos = _two_outputs(outputs, self.preds_index, self.protos_index, self.protos_layout, self.nm)
         if preds.ndim != 3 or preds.shape[0] != 1:
             raise ModelOutputError(f"prediction output must be [1, C, N] for batch 1, got {preds.shape}")
-        if protos.ndim != 4 or protos.shape[0] != 1:
-            raise ModelOutputError(f"prototype output must be 4-D with batch 1, got {protos.shape}")
         channels = preds.shape[1] if self.preds_layout == "cn" else preds.shape[2]
         if channels != 4 + self.nc + self.nm:
             raise ModelOutputError(
                 f"prediction output {preds.shape} has {channels} channels, expected 4 + {self.nc} + {self.nm}"
             )
-        nm = protos.shape[1] if self.protos_layout == "chw" else protos.shape[3]
-        if nm != self.nm:
-            raise ModelOutputError(f"prototype output {protos.shape} has {nm} masks, expected {self.nm}")
         return preds[0], protos[0]
 
     def decode(
@@ -144,6 +136,22 @@ class SingleOutputLayout(OutputLayout):
         }
 
 
+def _two_outputs(
+    outputs: Sequence[np.ndarray], preds_index: int, protos_index: int, protos_layout: str, nm: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (predictions, prototypes) of a two-output head, the prototypes checked (4-D, batch 1, ``nm`` masks)."""
+    if len(outputs) != 2:
+        raise ModelOutputError(f"expected 2 model outputs, got {len(outputs)}")
+    preds = np.asarray(outputs[preds_index])
+    protos = np.asarray(outputs[protos_index])
+    if protos.ndim != 4 or protos.shape[0] != 1:
+        raise ModelOutputError(f"prototype output must be 4-D with batch 1, got {protos.shape}")
+    masks = protos.shape[1] if protos_layout == "chw" else protos.shape[3]
+    if masks != nm:
+        raise ModelOutputError(f"prototype output {protos.shape} has {masks} masks, expected {nm}")
+    return preds, protos
+
+
 @dataclass(frozen=True)
 class EndToEndLayout(OutputLayout):
     """An end-to-end (NMS-free) head: final detections [1, K, 6+nm] and prototypes.
@@ -168,19 +176,11 @@ class EndToEndLayout(OutputLayout):
 
     def split(self, outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Check one inference's outputs and return (rows [K, 6+nm], protos 3-D), batch dim dropped."""
-        if len(outputs) != 2:
-            raise ModelOutputError(f"expected 2 model outputs, got {len(outputs)}")
-        rows = np.asarray(outputs[self.preds_index])
-        protos = np.asarray(outputs[self.protos_index])
+        rows, protos = _two_outputs(outputs, self.preds_index, self.protos_index, self.protos_layout, self.nm)
         if rows.ndim != 3 or rows.shape[0] != 1 or rows.shape[2] != 6 + self.nm:
             raise ModelOutputError(
                 f"end-to-end detection output must be [1, K, 6 + {self.nm}] for batch 1, got {rows.shape}"
             )
-        if protos.ndim != 4 or protos.shape[0] != 1:
-            raise ModelOutputError(f"prototype output must be 4-D with batch 1, got {protos.shape}")
-        nm = protos.shape[1] if self.protos_layout == "chw" else protos.shape[3]
-        if nm != self.nm:
-            raise ModelOutputError(f"prototype output {protos.shape} has {nm} masks, expected {self.nm}")
         return rows[0], protos[0]
 
     def decode(
