@@ -75,6 +75,11 @@ class StreamResult:
     analytics: dict[str, Any] | None = None
 
     @property
+    def captured_unix(self) -> float:
+        """When the frame was read, in Unix seconds."""
+        return time.time() - (time.perf_counter() - self.captured)
+
+    @property
     def latency_ms(self) -> float:
         """Capture to result, in milliseconds."""
         return (self.finished - self.captured) * 1e3

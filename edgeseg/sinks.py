@@ -184,12 +184,11 @@ def json_record(result: StreamResult, polygons: str | None = "largest", rle: boo
     """One JSON Lines record: where and when the frame came from (``time``: Unix seconds of the capture), then
     its detections (class, score, box, track id when tracked, polygons and, with ``rle``, a COCO RLE of each mask),
     then the result's analytics (zone and line counts, events), if any."""
-    captured_unix = time.time() - (time.perf_counter() - result.captured)
     record: dict[str, Any] = {
         "source": result.source,
         "source_id": result.source_id,
         "frame": result.index,
-        "time": round(captured_unix, 3),
+        "time": round(result.captured_unix, 3),
         "latency_ms": round(result.latency_ms, 2),
         **result.detections.to_dict(polygons=polygons),
         **(result.analytics or {}),

@@ -30,6 +30,10 @@ def unit_float(text: str) -> float:
     return checked_number(text, float, "a number between 0 and 1", lambda v: 0.0 <= v <= 1.0, "be between 0 and 1")
 
 
+def positive_float(text: str) -> float:
+    return checked_number(text, float, "a number", lambda v: v > 0 and v < float("inf"), "be positive")
+
+
 def positive_int(text: str) -> int:
     return checked_number(text, int, "a positive integer", lambda v: v >= 1, "be a positive integer")
 

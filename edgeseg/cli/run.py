@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from edgeseg.opencv import INSTALL_HINT, cv2_available, require_cv2
 from edgeseg.sources import LiveOptions
 
-from .options import add_model_arguments, checked_number, make_segmenter, positive_int
+from .options import add_model_arguments, checked_number, make_segmenter, positive_float, positive_int
 from .tracking import Tracking, add_tracking_arguments, make_zoneset, wants_tracking
 
 if TYPE_CHECKING:
@@ -135,10 +135,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def non_negative_int(text: str) -> int:
     return checked_number(text, int, "a whole number", lambda v: v >= 0, "be 0 or more")
-
-
-def positive_float(text: str) -> float:
-    return checked_number(text, float, "a number", lambda v: v > 0 and v < float("inf"), "be positive")
 
 
 def serve_address(text: str) -> tuple[str, int]:

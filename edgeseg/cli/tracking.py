@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from typing import TYPE_CHECKING, Any
 
-from .options import TRACK_CONF, checked_number
+from .options import TRACK_CONF, positive_float, unit_float
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -34,14 +33,14 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, *, zones: bool = Tru
     )
     group.add_argument(
         "--track-buffer",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="S",
         help="seconds a lost track waits to be found again before its id is retired (default 1)",
     )
     group.add_argument(
         "--track-masks",
-        type=_unit_float,
+        type=unit_float,
         default=0.5,
         metavar="W",
         help="weight of mask IoU in the association score, 0..1 (default 0.5: where boxes of different objects "
@@ -80,14 +79,6 @@ def add_tracking_arguments(parser: argparse.ArgumentParser, *, zones: bool = Tru
         help="zones and lines from a .json or .yaml file ({zones: [{name, polygon, ...}], lines: [{name, start, "
         "end, ...}]})",
     )
-
-
-def _positive_float(text: str) -> float:
-    return checked_number(text, float, "a number", lambda v: 0 < v < float("inf"), "be positive")
-
-
-def _unit_float(text: str) -> float:
-    return checked_number(text, float, "a number between 0 and 1", lambda v: 0.0 <= v <= 1.0, "be between 0 and 1")
 
 
 def wants_tracking(args: argparse.Namespace) -> bool:
@@ -141,7 +132,7 @@ class SourceTracking:
         """Video time for files (frame index / fps), capture time (Unix seconds) for live sources."""
         if not self.live and self.fps:
             return result.index / self.fps
-        return time.time() - (time.perf_counter() - result.captured)
+        return result.captured_unix
 
 
 class Tracking:
