@@ -145,6 +145,7 @@ def test_detect_scale_every_scale(arch):
 def test_detect_arch():
     assert detect_arch({"Conv", "C2f", "SPPF", "Segment"}) == "yolov8"
     assert detect_arch({"Conv", "C3k2", "C2PSA", "Segment"}) == "yolo11"
+    assert detect_arch({"Conv", "C3k2", "C2PSA", "Segment26", "Proto26"}) == "yolo26"
     with pytest.raises(CheckpointFormatError, match="architecture"):
         detect_arch({"Conv", "Segment"})
 
@@ -156,7 +157,7 @@ def test_cyclic_module_tree_refused():
         stand_in_state_dict(a)
 
 
-@pytest.mark.parametrize("arch", ["yolov8", "yolo11"])
+@pytest.mark.parametrize("arch", ["yolov8", "yolo11", "yolo26"])
 def test_bare_state_dict_file(tmp_path, arch):
     torch.manual_seed(0)
     source = build_model(arch=arch, scale="n", nc=3)

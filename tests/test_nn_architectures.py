@@ -1,4 +1,5 @@
-"""YOLOv8-seg / YOLO11-seg architectures: sizes, names, shapes and numerics."""
+"""YOLOv8-seg / YOLO11-seg / YOLO26-seg architectures: sizes, names, shapes and numerics (YOLO26 in detail:
+test_nn_yolo26.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ ULTRALYTICS_PARAMS = {
     "yolo11m-seg": 22_420_896,
     "yolo11l-seg": 27_678_368,
     "yolo11x-seg": 62_142_656,
+    # Ultralytics 8.4.190, both YOLO26 heads and the semantic branch included (../shared/models/SOURCES.md)
+    "yolo26n-seg": 3_126_280,
+    "yolo26s-seg": 11_505_800,
+    "yolo26m-seg": 27_112_072,
+    "yolo26l-seg": 31_515_528,
+    "yolo26x-seg": 70_693_800,
 }
 
 
@@ -53,8 +60,8 @@ def test_parameter_counts_match_ultralytics(name):
     assert sum(p.numel() for p in model.parameters()) == ULTRALYTICS_PARAMS[name]
 
 
-def test_registry_lists_all_ten_models():
-    # the ten Ultralytics models plus edgeseg's own tiny "t" scale (the built-in demo model)
+def test_registry_lists_all_fifteen_models():
+    # the fifteen Ultralytics models plus edgeseg's own tiny "t" scale (the built-in demo model)
     assert list_models() == sorted([*ULTRALYTICS_PARAMS, "yolov8t-seg"])
     assert set(MODEL_REGISTRY) - {"yolov8t-seg"} == set(ULTRALYTICS_PARAMS)
 
@@ -240,7 +247,7 @@ def test_c3k_forced_for_large_yolo11_scales():
     [
         ({"name": "yolov9n-seg"}, "yolo11n-seg.*yolov8x-seg"),
         ({"name": "yolov8q-seg"}, "valid names"),
-        ({"arch": "yolov5", "scale": "n"}, "yolo11, yolov8"),
+        ({"arch": "yolov5", "scale": "n"}, "yolo11, yolo26, yolov8"),
         ({"arch": "yolov8", "scale": "q"}, "n, s, m, l, x"),
         ({"arch": "yolov8"}, "arch= and scale="),
         ({"name": "yolov8n-seg", "arch": "yolov8"}, "not both"),

@@ -10,7 +10,7 @@ from torch import nn
 
 from .modules import DFL, Conv, DWConv
 
-__all__ = ["Proto", "SegmentHead", "dist2bbox", "make_anchors"]
+__all__ = ["AnchorHead", "Proto", "SegmentHead", "dist2bbox", "make_anchors"]
 
 
 class Proto(nn.Module):
@@ -99,58 +99,14 @@ def _out_bias(tower: nn.Module) -> torch.Tensor:
     return last.bias
 
 
-class SegmentHead(nn.Module):
-    """Decoupled box / class / mask-coefficient branches per level plus a prototype branch.
+class AnchorHead(nn.Module):
+    """What every YOLO head shares: its level strides and the anchor points of a feature-map shape, cached."""
 
-    Training mode returns ``(feats, mc, protos)``:
-      * feats: list of ``[B, 4*reg_max + nc, H_i, W_i]`` (box distribution logits, class logits),
-      * mc: ``[B, nm, A]`` mask coefficients,
-      * protos: ``[B, nm, H_0*2, W_0*2]``.
-    Eval mode returns ``(y, protos)`` with ``y = [B, 4 + nc + nm, A]``: boxes as (cx, cy, w, h) in
-    input pixels, sigmoid class scores, raw mask coefficients.
-    """
-
-    def __init__(
-        self,
-        nc: int,
-        ch: Sequence[int],
-        strides: Sequence[float] = (8.0, 16.0, 32.0),
-        nm: int = 32,
-        npr: int = 256,
-        reg_max: int = 16,
-        light_cls: bool = False,
-    ) -> None:
+    def __init__(self, strides: Sequence[float]) -> None:
         super().__init__()
-        if nc < 1:
-            raise ValueError(f"nc must be >= 1, got {nc}")
-        if len(ch) != len(strides):
-            raise ValueError(f"got {len(ch)} input levels but {len(strides)} strides")
-        self.nc = nc
-        self.nl = len(ch)
-        self.nm = nm
-        self.npr = npr
-        self.reg_max = reg_max
-        self.no = nc + 4 * reg_max
         self.level_strides = tuple(float(s) for s in strides)
         self.register_buffer("stride", torch.tensor(self.level_strides), persistent=False)
-        c2 = max(16, ch[0] // 4, 4 * reg_max)
-        c3 = max(ch[0], min(nc, 100))
-        c4 = max(ch[0] // 4, nm)
-        self.cv2 = nn.ModuleList(_conv_tower(x, c2, 4 * reg_max) for x in ch)
-        cls_tower = _light_cls_tower if light_cls else _conv_tower
-        self.cv3 = nn.ModuleList(cls_tower(x, c3, nc) for x in ch)
-        self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
-        self.proto = Proto(ch[0], npr, nm)
-        self.cv4 = nn.ModuleList(_conv_tower(x, c4, nm) for x in ch)
         self._anchor_cache: dict = {}
-
-    def bias_init(self) -> None:
-        """Prior biases for training from scratch, as in freshly built Ultralytics 8.4 models:
-        box-distribution logits 2.0, class logits log(5 / nc / (640 / stride)^2) (~5 objects per 640 image)."""
-        with torch.no_grad():
-            for box, cls, s in zip(self.cv2, self.cv3, self.level_strides):
-                _out_bias(box).fill_(2.0)
-                _out_bias(cls)[: self.nc].fill_(math.log(5 / self.nc / (640 / s) ** 2))
 
     def anchors_for(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(anchor points [2, A], strides [1, A]) for these feature maps, cached by shape/dtype/device."""
@@ -171,6 +127,57 @@ class SegmentHead(nn.Module):
     def _apply(self, fn, recurse=True):  # drop cached anchors on .to()/.half()/...
         self._anchor_cache = {}
         return super()._apply(fn, recurse)
+
+
+class SegmentHead(AnchorHead):
+    """Decoupled box / class / mask-coefficient branches per level plus a prototype branch.
+
+    Training mode returns ``(feats, mc, protos)``:
+      * feats: list of ``[B, 4*reg_max + nc, H_i, W_i]`` (box distribution logits, class logits),
+      * mc: ``[B, nm, A]`` mask coefficients,
+      * protos: ``[B, nm, H_0*2, W_0*2]``.
+    Eval mode returns ``(y, protos)`` with ``y = [B, 4 + nc + nm, A]``: boxes as (cx, cy, w, h) in
+    input pixels, sigmoid class scores, raw mask coefficients.
+    """
+
+    def __init__(
+        self,
+        nc: int,
+        ch: Sequence[int],
+        strides: Sequence[float] = (8.0, 16.0, 32.0),
+        nm: int = 32,
+        npr: int = 256,
+        reg_max: int = 16,
+        light_cls: bool = False,
+    ) -> None:
+        super().__init__(strides)
+        if nc < 1:
+            raise ValueError(f"nc must be >= 1, got {nc}")
+        if len(ch) != len(strides):
+            raise ValueError(f"got {len(ch)} input levels but {len(strides)} strides")
+        self.nc = nc
+        self.nl = len(ch)
+        self.nm = nm
+        self.npr = npr
+        self.reg_max = reg_max
+        self.no = nc + 4 * reg_max
+        c2 = max(16, ch[0] // 4, 4 * reg_max)
+        c3 = max(ch[0], min(nc, 100))
+        c4 = max(ch[0] // 4, nm)
+        self.cv2 = nn.ModuleList(_conv_tower(x, c2, 4 * reg_max) for x in ch)
+        cls_tower = _light_cls_tower if light_cls else _conv_tower
+        self.cv3 = nn.ModuleList(cls_tower(x, c3, nc) for x in ch)
+        self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
+        self.proto = Proto(ch[0], npr, nm)
+        self.cv4 = nn.ModuleList(_conv_tower(x, c4, nm) for x in ch)
+
+    def bias_init(self) -> None:
+        """Prior biases for training from scratch, as in freshly built Ultralytics 8.4 models:
+        box-distribution logits 2.0, class logits log(5 / nc / (640 / stride)^2) (~5 objects per 640 image)."""
+        with torch.no_grad():
+            for box, cls, s in zip(self.cv2, self.cv3, self.level_strides):
+                _out_bias(box).fill_(2.0)
+                _out_bias(cls)[: self.nc].fill_(math.log(5 / self.nc / (640 / s) ** 2))
 
     def decode(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per-level raw outputs -> ``[B, 4 + nc, A]`` (xywh pixels, sigmoid scores)."""

@@ -4,7 +4,7 @@ Recognised formats, told apart from the file's content (not its name, except ``.
 
 * ``edgeseg``: edgeseg's own checkpoint (:mod:`.checkpoint.native`), read with
   ``torch.load(weights_only=True)``;
-* ``ultralytics``: an Ultralytics YOLOv8-seg / YOLO11-seg ``.pt`` (``model``, or ``ema`` when ``model``
+* ``ultralytics``: an Ultralytics YOLOv8-seg / YOLO11-seg / YOLO26-seg ``.pt`` (``model``, or ``ema`` when ``model``
   is empty), read by edgeseg's restricted unpickler - Ultralytics is neither needed nor imported;
 * ``state_dict``: a bare ``{"model.0.conv.weight": tensor, ...}`` dict saved with ``torch.save``;
 * ``safetensors``: a ``.safetensors`` file written by :func:`~.checkpoint.native.save_safetensors`.
@@ -88,7 +88,10 @@ def _bare_state_dict_info(sd: Mapping[str, torch.Tensor], path: Path) -> tuple[s
     layers = {int(m.group(1)) for k in sd for m in [re.match(r"^model\.(\d+)\.", k)] if m}
     if not layers:
         raise CheckpointFormatError(f"{path}: a tensor dict without 'model.N.' keys is not a YOLO model")
-    arch = "yolo11" if any(".attn." in k for k in sd) else "yolov8"
+    if any(".one2one_cv2." in k or ".proto.feat_refine." in k for k in sd):
+        arch = "yolo26"
+    else:
+        arch = "yolo11" if any(".attn." in k for k in sd) else "yolov8"
     cls_out = sd.get(f"model.{max(layers)}.cv3.0.2.weight")
     if cls_out is None or cls_out.ndim != 4:
         raise CheckpointFormatError(f"{path}: no segmentation head found (model.{max(layers)}.cv3.0.2.weight)")

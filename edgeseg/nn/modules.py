@@ -189,7 +189,8 @@ class C3k(nn.Module):
 
 
 class C3k2(C2f):
-    """C2f whose inner blocks are either Bottlenecks or (``c3k=True``) C3k blocks."""
+    """C2f whose inner blocks are Bottlenecks, (``c3k=True``) C3k blocks, or (``attn=True``, YOLO26's last neck
+    block) a Bottleneck followed by a PSABlock."""
 
     def __init__(
         self,
@@ -200,28 +201,44 @@ class C3k2(C2f):
         e: float = 0.5,
         g: int = 1,
         shortcut: bool = True,
+        attn: bool = False,
     ) -> None:
         super().__init__(c1, c2, n, shortcut, g, e)
-        self.m = nn.ModuleList(
-            C3k(self.c, self.c, 2, shortcut, g) if c3k else Bottleneck(self.c, self.c, shortcut, g) for _ in range(n)
-        )
+        self.m = nn.ModuleList(self._inner(c3k, attn, shortcut, g) for _ in range(n))
+
+    def _inner(self, c3k: bool, attn: bool, shortcut: bool, g: int) -> nn.Module:
+        if attn:
+            heads = max(self.c // 64, 1)
+            return nn.Sequential(Bottleneck(self.c, self.c, shortcut, g), PSABlock(self.c, 0.5, heads))
+        if c3k:
+            return C3k(self.c, self.c, 2, shortcut, g)
+        return Bottleneck(self.c, self.c, shortcut, g)
 
 
 class SPPF(nn.Module):
-    """Spatial pyramid pooling (fast): three chained max-pools, concatenated."""
+    """Spatial pyramid pooling (fast): ``n`` chained max-pools, concatenated.
 
-    def __init__(self, c1: int, c2: int, k: int = 5) -> None:
+    YOLO26 (``shortcut=True``) adds the input back when the channel counts allow it and leaves its first 1x1
+    conv linear (no activation); YOLOv8/11 use ``shortcut=False`` with a SiLU there.
+    """
+
+    def __init__(self, c1: int, c2: int, k: int = 5, n: int = 3, shortcut: bool = False) -> None:
         super().__init__()
+        if n < 1:
+            raise ValueError(f"SPPF needs at least one pooling step, got n={n}")
         c_ = c1 // 2
-        self.cv1 = Conv(c1, c_, 1, 1)
-        self.cv2 = Conv(c_ * 4, c2, 1, 1)
+        self.cv1 = Conv(c1, c_, 1, 1, act=not shortcut)
+        self.cv2 = Conv(c_ * (n + 1), c2, 1, 1)
         self.m = nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2)
+        self.n = n
+        self.add = bool(shortcut and c1 == c2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = [self.cv1(x)]
-        for _ in range(3):
+        for _ in range(self.n):
             y.append(self.m(y[-1]))
-        return self.cv2(torch.cat(y, 1))
+        out = self.cv2(torch.cat(y, 1))
+        return out + x if self.add else out
 
 
 class Attention(nn.Module):

@@ -1,4 +1,4 @@
-"""YOLOv8-seg and YOLO11-seg architecture definitions and the ``SegmentationModel`` built from them.
+"""YOLOv8-seg, YOLO11-seg and YOLO26-seg architecture definitions and the ``SegmentationModel`` built from them.
 
 Each architecture is a flat list of :class:`Layer` records (backbone then neck then head), written
 as Python data. Layer ``i`` becomes ``model.{i}`` so that parameter names match Ultralytics
@@ -19,11 +19,13 @@ import torch
 from torch import nn
 
 from .head import SegmentHead
+from .head26 import Segment26Head
 from .modules import C2PSA, SPPF, C2f, C3k2, Concat, Conv
 
 __all__ = [
     "ARCHITECTURES",
     "YOLO11_SEG",
+    "YOLO26_SEG",
     "YOLOV8_SEG",
     "ArchSpec",
     "Layer",
@@ -69,8 +71,12 @@ def _c2f(c: int, n: int, shortcut: bool = False) -> Layer:
     return Layer("c2f", channels=c, repeats=n, options={"shortcut": shortcut})
 
 
-def _c3k2(c: int, n: int, c3k: bool = False, e: float = 0.5) -> Layer:
-    return Layer("c3k2", channels=c, repeats=n, options={"c3k": c3k, "e": e})
+def _c3k2(c: int, n: int, c3k: bool = False, e: float = 0.5, attn: bool = False) -> Layer:
+    return Layer("c3k2", channels=c, repeats=n, options={"c3k": c3k, "e": e, "attn": attn})
+
+
+def _sppf(c: int, k: int = 5, n: int = 3, shortcut: bool = False) -> Layer:
+    return Layer("sppf", channels=c, options={"k": k, "n": n, "shortcut": shortcut})
 
 
 def _up() -> Layer:
@@ -81,8 +87,8 @@ def _cat(*src: int) -> Layer:
     return Layer("concat", src=tuple(src))
 
 
-def _segment(src: tuple[int, int, int], nm: int = 32, npr: int = 256) -> Layer:
-    return Layer("segment", src=src, options={"nm": nm, "npr": npr})
+def _segment(src: tuple[int, int, int], nm: int = 32, npr: int = 256, kind: str = "segment") -> Layer:
+    return Layer(kind, src=src, options={"nm": nm, "npr": npr})
 
 
 YOLOV8_SEG = ArchSpec(
@@ -109,7 +115,7 @@ YOLOV8_SEG = ArchSpec(
         _c2f(512, 6, shortcut=True),  # 6
         _conv(1024, 3, 2),  # 7  P5/32
         _c2f(1024, 3, shortcut=True),  # 8
-        Layer("sppf", channels=1024, options={"k": 5}),  # 9
+        _sppf(1024),  # 9
         # neck (top-down then bottom-up)
         _up(),  # 10
         _cat(-1, 6),  # 11
@@ -149,7 +155,7 @@ YOLO11_SEG = ArchSpec(
         _c3k2(512, 2, c3k=True),  # 6
         _conv(1024, 3, 2),  # 7  P5/32
         _c3k2(1024, 2, c3k=True),  # 8
-        Layer("sppf", channels=1024, options={"k": 5}),  # 9
+        _sppf(1024),  # 9
         Layer("c2psa", channels=1024, repeats=2),  # 10
         # neck
         _up(),  # 11
@@ -170,7 +176,46 @@ YOLO11_SEG = ArchSpec(
     c3k_scales=("m", "l", "x"),
 )
 
-ARCHITECTURES: Mapping[str, ArchSpec] = MappingProxyType({YOLOV8_SEG.name: YOLOV8_SEG, YOLO11_SEG.name: YOLO11_SEG})
+# YOLO26: YOLO11's scales and backbone, a residual SPPF, C3k blocks in the whole neck, an attention block in the
+# last neck stage, and the two-branch NMS-free head with Proto26 (Ultralytics' yolo26-seg.yaml, 8.4).
+YOLO26_SEG = ArchSpec(
+    name="yolo26",
+    scales=YOLO11_SEG.scales,
+    layers=(
+        # backbone
+        _conv(64, 3, 2),  # 0  P1/2
+        _conv(128, 3, 2),  # 1  P2/4
+        _c3k2(256, 2, c3k=False, e=0.25),  # 2
+        _conv(256, 3, 2),  # 3  P3/8
+        _c3k2(512, 2, c3k=False, e=0.25),  # 4
+        _conv(512, 3, 2),  # 5  P4/16
+        _c3k2(512, 2, c3k=True),  # 6
+        _conv(1024, 3, 2),  # 7  P5/32
+        _c3k2(1024, 2, c3k=True),  # 8
+        _sppf(1024, 5, 3, shortcut=True),  # 9
+        Layer("c2psa", channels=1024, repeats=2),  # 10
+        # neck
+        _up(),  # 11
+        _cat(-1, 6),  # 12
+        _c3k2(512, 2, c3k=True),  # 13
+        _up(),  # 14
+        _cat(-1, 4),  # 15
+        _c3k2(256, 2, c3k=True),  # 16 P3 out
+        _conv(256, 3, 2),  # 17
+        _cat(-1, 13),  # 18
+        _c3k2(512, 2, c3k=True),  # 19 P4 out
+        _conv(512, 3, 2),  # 20
+        _cat(-1, 10),  # 21
+        _c3k2(1024, 1, c3k=True, e=0.5, attn=True),  # 22 P5 out
+        _segment((16, 19, 22), kind="segment26"),  # 23
+    ),
+    light_cls_head=True,
+    c3k_scales=("m", "l", "x"),
+)
+
+ARCHITECTURES: Mapping[str, ArchSpec] = MappingProxyType(
+    {spec.name: spec for spec in (YOLOV8_SEG, YOLO11_SEG, YOLO26_SEG)}
+)
 
 STRIDES = (8.0, 16.0, 32.0)
 
@@ -208,10 +253,10 @@ def _build_layer(
     if kind == "c3k2":
         c2 = width(layer.channels)
         c3k = opts["c3k"] or scale_name in spec.c3k_scales
-        return C3k2(c_in[0], c2, n, c3k=c3k, e=opts["e"]), c2
+        return C3k2(c_in[0], c2, n, c3k=c3k, e=opts["e"], attn=opts.get("attn", False)), c2
     if kind == "sppf":
         c2 = width(layer.channels)
-        return SPPF(c_in[0], c2, opts["k"]), c2
+        return SPPF(c_in[0], c2, opts["k"], opts["n"], opts["shortcut"]), c2
     if kind == "c2psa":
         c2 = width(layer.channels)
         return C2PSA(c_in[0], c2, n), c2
@@ -229,6 +274,8 @@ def _build_layer(
             light_cls=spec.light_cls_head,
         )
         return head, 0
+    if kind == "segment26":
+        return Segment26Head(nc, c_in, strides=STRIDES, nm=opts["nm"], npr=width(opts["npr"])), 0
     raise ValueError(f"unknown layer kind {kind!r} at index {index}")
 
 
@@ -247,10 +294,10 @@ def _normalise_names(names: Any, nc: int) -> dict[int, str]:
 
 
 class SegmentationModel(nn.Module):
-    """A YOLOv8-seg / YOLO11-seg network.
+    """A YOLOv8-seg / YOLO11-seg / YOLO26-seg network.
 
     ``model`` is a ModuleList whose i-th entry is layer i (parameter names ``model.{i}.*`` match
-    Ultralytics checkpoints). Forward:
+    Ultralytics checkpoints). Forward (YOLOv8/11; YOLO26's head is described in :mod:`.head26`):
 
     * training mode: ``(feats, mc, protos)`` - per-level ``[B, 4*16+nc, H, W]`` maps,
       ``[B, 32, A]`` mask coefficients and ``[B, 32, H/4, W/4]`` prototypes;
@@ -289,10 +336,10 @@ class SegmentationModel(nn.Module):
         self.head.bias_init()
 
     @property
-    def head(self) -> SegmentHead:
+    def head(self) -> SegmentHead | Segment26Head:
         head = self.model[-1]
-        if not isinstance(head, SegmentHead):  # pragma: no cover - the architecture ends with one
-            raise TypeError(f"the last layer is a {type(head).__name__}, not a SegmentHead")
+        if not isinstance(head, (SegmentHead, Segment26Head)):  # pragma: no cover - the architecture ends with one
+            raise TypeError(f"the last layer is a {type(head).__name__}, not a segmentation head")
         return head
 
     def forward(self, x: torch.Tensor):
@@ -320,8 +367,18 @@ class SegmentationModel(nn.Module):
                 outs[i] = x
         raise RuntimeError("model has no head")  # pragma: no cover - the architecture ends with one
 
+    @property
+    def end2end(self) -> bool:
+        """Whether the model has, and uses in eval mode, an NMS-free one-to-one head (YOLO26)."""
+        head = self.head
+        return isinstance(head, Segment26Head) and head.end2end
+
     def fuse(self) -> SegmentationModel:
-        """Fold every Conv's BatchNorm into its convolution (for inference). Returns self."""
+        """Fold every Conv's BatchNorm into its convolution (for inference); a YOLO26 head also drops the
+        branch its ``end2end`` setting does not use and the training-only semantic branch. Returns self."""
+        head = self.head
+        if isinstance(head, Segment26Head):
+            head.fuse()
         for module in self.modules():
             if isinstance(module, Conv):
                 module.fuse()

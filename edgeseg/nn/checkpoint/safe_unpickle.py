@@ -75,8 +75,9 @@ _ULTRALYTICS_CLASSES = {
         "Attention",
         "DFL",
         "Proto",
+        "Proto26",
     ),
-    "ultralytics.nn.modules.head": ("Segment",),
+    "ultralytics.nn.modules.head": ("Segment", "Segment26"),
     # Training arguments of some Ultralytics versions: plain namespaces, recorded inertly.
     "ultralytics.utils": ("IterableSimpleNamespace",),
     "types": ("SimpleNamespace",),

@@ -1,10 +1,10 @@
-"""Read Ultralytics YOLOv8-seg / YOLO11-seg ``.pt`` checkpoints without Ultralytics.
+"""Read Ultralytics YOLOv8-seg / YOLO11-seg / YOLO26-seg ``.pt`` checkpoints without Ultralytics.
 
 The file is unpickled by :mod:`.safe_unpickle`, so every module in it is an inert
 :class:`~.safe_unpickle.StandIn` holding the pickled ``__dict__``. This module walks those stand-ins
 the way ``nn.Module.state_dict`` would (``_parameters``, persistent ``_buffers``, then ``_modules``)
 to get ``model.{i}....`` tensors, and reads the class names, ``nc``, the model yaml and the training
-arguments. The architecture (``yolov8``/``yolo11``) is told from the layer types, the scale from the
+arguments. The architecture (``yolov8``/``yolo11``/``yolo26``) is told from the layer types, the scale from the
 channel width and depth of the weights. Half-precision weights are returned as float32.
 """
 
@@ -32,11 +32,12 @@ __all__ = [
 ]
 
 SEGMENTATION_MODEL = "ultralytics.nn.tasks.SegmentationModel"
-SEGMENT_HEAD = "ultralytics.nn.modules.head.Segment"
+SEGMENT_HEADS = ("ultralytics.nn.modules.head.Segment", "ultralytics.nn.modules.head.Segment26")
+_YOLO26_LAYERS = {"Segment26", "Proto26"}
 _YOLO11_LAYERS = {"C3k2", "C3k", "C2PSA", "PSABlock", "Attention"}
 _YOLOV8_LAYERS = {"C2f"}
 # Repeats of layer 2 before depth scaling: C2f x3 in YOLOv8, C3k2 x2 in YOLO11 (the published yamls).
-_LAYER2_REPEATS = {"yolov8": 3, "yolo11": 2}
+_LAYER2_REPEATS = {"yolov8": 3, "yolo11": 2, "yolo26": 2}
 _METADATA_KEYS = ("date", "version", "license", "docs", "epoch", "best_fitness")
 _MAX_DEPTH = 32
 
@@ -123,7 +124,10 @@ def _layer_types(root: StandIn) -> set:
 
 
 def detect_arch(layer_types: set) -> str:
-    """``yolo11`` if the tree has C3k2/C2PSA-family blocks, ``yolov8`` if it has C2f blocks."""
+    """``yolo26`` if the head is YOLO26's, else ``yolo11`` if the tree has C3k2/C2PSA-family blocks, ``yolov8`` if
+    it has C2f blocks."""
+    if layer_types & _YOLO26_LAYERS:
+        return "yolo26"
     if layer_types & _YOLO11_LAYERS:
         return "yolo11"
     if layer_types & _YOLOV8_LAYERS:
@@ -220,7 +224,7 @@ def parse_ultralytics_object(obj: Any, path) -> UltralyticsCheckpoint:
     if not isinstance(children, Mapping) or not children:
         raise CheckpointFormatError(f"{path}: the model has no layer list")
     head = list(children.values())[-1]
-    if not isinstance(head, StandIn) or head.global_name != SEGMENT_HEAD:
+    if not isinstance(head, StandIn) or head.global_name not in SEGMENT_HEADS:
         raise CheckpointFormatError(f"{path}: the last layer is not a Segment head; not a segmentation model")
 
     raw_state = stand_in_state_dict(model)
