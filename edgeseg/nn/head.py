@@ -10,7 +10,16 @@ from torch import nn
 
 from .modules import DFL, Conv, DWConv
 
-__all__ = ["AnchorHead", "Proto", "SegmentHead", "dist2bbox", "make_anchors"]
+__all__ = [
+    "AnchorHead",
+    "Proto",
+    "SegmentHead",
+    "conv_tower",
+    "dist2bbox",
+    "light_cls_tower",
+    "make_anchors",
+    "out_bias",
+]
 
 
 class Proto(nn.Module):
@@ -77,12 +86,12 @@ def dist2bbox(distance: torch.Tensor, anchor_points: torch.Tensor, xywh: bool = 
     return torch.cat((x1y1, x2y2), dim)
 
 
-def _conv_tower(c_in: int, c_mid: int, c_out: int) -> nn.Sequential:
+def conv_tower(c_in: int, c_mid: int, c_out: int) -> nn.Sequential:
     """Conv3x3 -> Conv3x3 -> plain Conv2d 1x1 (with bias)."""
     return nn.Sequential(Conv(c_in, c_mid, 3), Conv(c_mid, c_mid, 3), nn.Conv2d(c_mid, c_out, 1))
 
 
-def _light_cls_tower(c_in: int, c_mid: int, c_out: int) -> nn.Sequential:
+def light_cls_tower(c_in: int, c_mid: int, c_out: int) -> nn.Sequential:
     """YOLO11 class branch: (DWConv3x3 -> Conv1x1) twice -> plain Conv2d 1x1 (with bias)."""
     return nn.Sequential(
         nn.Sequential(DWConv(c_in, c_in, 3), Conv(c_in, c_mid, 1)),
@@ -91,7 +100,7 @@ def _light_cls_tower(c_in: int, c_mid: int, c_out: int) -> nn.Sequential:
     )
 
 
-def _out_bias(tower: nn.Module) -> torch.Tensor:
+def out_bias(tower: nn.Module) -> torch.Tensor:
     """The bias of a tower's last layer, its plain 1x1 Conv2d."""
     last = tower[-1] if isinstance(tower, nn.Sequential) else None
     if not isinstance(last, nn.Conv2d) or last.bias is None:
@@ -164,20 +173,20 @@ class SegmentHead(AnchorHead):
         c2 = max(16, ch[0] // 4, 4 * reg_max)
         c3 = max(ch[0], min(nc, 100))
         c4 = max(ch[0] // 4, nm)
-        self.cv2 = nn.ModuleList(_conv_tower(x, c2, 4 * reg_max) for x in ch)
-        cls_tower = _light_cls_tower if light_cls else _conv_tower
+        self.cv2 = nn.ModuleList(conv_tower(x, c2, 4 * reg_max) for x in ch)
+        cls_tower = light_cls_tower if light_cls else conv_tower
         self.cv3 = nn.ModuleList(cls_tower(x, c3, nc) for x in ch)
         self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
         self.proto = Proto(ch[0], npr, nm)
-        self.cv4 = nn.ModuleList(_conv_tower(x, c4, nm) for x in ch)
+        self.cv4 = nn.ModuleList(conv_tower(x, c4, nm) for x in ch)
 
     def bias_init(self) -> None:
         """Prior biases for training from scratch, as in freshly built Ultralytics 8.4 models:
         box-distribution logits 2.0, class logits log(5 / nc / (640 / stride)^2) (~5 objects per 640 image)."""
         with torch.no_grad():
             for box, cls, s in zip(self.cv2, self.cv3, self.level_strides):
-                _out_bias(box).fill_(2.0)
-                _out_bias(cls)[: self.nc].fill_(math.log(5 / self.nc / (640 / s) ** 2))
+                out_bias(box).fill_(2.0)
+                out_bias(cls)[: self.nc].fill_(math.log(5 / self.nc / (640 / s) ** 2))
 
     def decode(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per-level raw outputs -> ``[B, 4 + nc, A]`` (xywh pixels, sigmoid scores)."""

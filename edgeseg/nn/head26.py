@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .head import AnchorHead, _conv_tower, _light_cls_tower, _out_bias, dist2bbox
+from .head import AnchorHead, conv_tower, dist2bbox, light_cls_tower, out_bias
 from .modules import Conv
 
 __all__ = ["DEFAULT_MAX_DET", "Proto26", "Segment26Head", "select_topk"]
@@ -94,8 +94,8 @@ def select_topk(rows: torch.Tensor, nc: int, max_det: int) -> torch.Tensor:
 
 def _branch_biases(box_towers: nn.ModuleList, cls_towers: nn.ModuleList, nc: int, strides: Sequence[float]) -> None:
     for box, cls, s in zip(box_towers, cls_towers, strides):
-        _out_bias(box).fill_(2.0)
-        _out_bias(cls)[:nc].fill_(math.log(5 / nc / (640 / s) ** 2))
+        out_bias(box).fill_(2.0)
+        out_bias(cls)[:nc].fill_(math.log(5 / nc / (640 / s) ** 2))
 
 
 class Segment26Head(AnchorHead):
@@ -127,12 +127,12 @@ class Segment26Head(AnchorHead):
         c2 = max(16, ch[0] // 4, 4)
         c3 = max(ch[0], min(nc, 100))
         c4 = max(ch[0] // 4, nm)
-        self.cv2: nn.ModuleList | None = nn.ModuleList(_conv_tower(x, c2, 4) for x in ch)
-        self.cv3: nn.ModuleList | None = nn.ModuleList(_light_cls_tower(x, c3, nc) for x in ch)
+        self.cv2: nn.ModuleList | None = nn.ModuleList(conv_tower(x, c2, 4) for x in ch)
+        self.cv3: nn.ModuleList | None = nn.ModuleList(light_cls_tower(x, c3, nc) for x in ch)
         self.one2one_cv2: nn.ModuleList | None = copy.deepcopy(self.cv2)
         self.one2one_cv3: nn.ModuleList | None = copy.deepcopy(self.cv3)
         self.proto = Proto26(ch, npr, nm, nc)
-        self.cv4: nn.ModuleList | None = nn.ModuleList(_conv_tower(x, c4, nm) for x in ch)
+        self.cv4: nn.ModuleList | None = nn.ModuleList(conv_tower(x, c4, nm) for x in ch)
         self.one2one_cv4: nn.ModuleList | None = copy.deepcopy(self.cv4)
 
     def bias_init(self) -> None:
