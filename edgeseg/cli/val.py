@@ -55,6 +55,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--save-json", metavar="FILE", default=None, help="also write the predictions as a COCO results JSON file"
     )
+    parser.add_argument(
+        "--head",
+        choices=("end2end", "one2many"),
+        default=None,
+        help="YOLO26 checkpoints: validate the NMS-free one-to-one head (end2end, edgeseg's default) or the "
+        "one-to-many head with NMS (Ultralytics' val default); exports carry one head",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     parser.add_argument("--no-per-class", dest="per_class", action="store_false", help="print only the 'all' row")
@@ -78,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         mode=args.mode,
         progress=not args.quiet,
         save_json=args.save_json,
+        end2end=None if args.head is None else args.head == "end2end",
     )
     if args.json:
         print(json.dumps(result.to_json(), indent=1))

@@ -25,7 +25,7 @@ import numpy as np
 from edgeseg.errors import ModelOutputError
 from edgeseg.ops.decode import Candidates, class_keep_mask, decode
 
-__all__ = ["EndToEndLayout", "OutputLayout", "SingleOutputLayout"]
+__all__ = ["EndToEndLayout", "OutputLayout", "SingleOutputLayout", "decode_end2end_rows"]
 
 
 class OutputLayout(ABC):
@@ -196,33 +196,8 @@ class EndToEndLayout(OutputLayout):
         earlier row first), at most ``max_nms``; ``multi_label`` changes nothing (a row has one class).
         Rows with a NaN/inf box, score, class or coefficient are counted in ``nonfinite`` and dropped."""
         rows, protos = self.split(outputs)
-        keep_classes = class_keep_mask(classes, self.nc)
-        rows = rows.astype(np.float32, copy=False)
-        finite = np.isfinite(rows).all(axis=1)
-        nonfinite = int((~finite).sum())
-        scores = np.where(finite, rows[:, 4], -np.inf)
-        class_f = np.where(finite, rows[:, 5], -1.0)
-        class_ids = np.rint(class_f).astype(np.int64)
-        bad_class = finite & ((class_ids < 0) | (class_ids >= self.nc))
-        if bad_class.any():
-            raise ModelOutputError(
-                f"end-to-end output holds class id(s) {sorted(set(class_ids[bad_class].tolist()))[:5]} "
-                f"outside 0..{self.nc - 1} (the metadata names {self.nc} classes)"
-            )
-        take = finite & (scores > conf)
-        if keep_classes is not None:
-            take &= keep_classes[np.clip(class_ids, 0, self.nc - 1)].astype(bool)
-        idx = np.flatnonzero(take)
-        idx = idx[np.argsort(-scores[idx], kind="stable")][:max_nms]
-        sx, sy = self.box_scale
-        boxes = rows[idx, :4] * np.array([sx, sy, sx, sy], dtype=np.float32)
-        candidates = Candidates(
-            boxes=np.ascontiguousarray(boxes, dtype=np.float32),
-            scores=np.ascontiguousarray(rows[idx, 4], dtype=np.float32),
-            class_ids=class_ids[idx].astype(np.int32),
-            anchors=idx.astype(np.int32),
-            coefs=np.ascontiguousarray(rows[idx, 6:], dtype=np.float32),
-            nonfinite=nonfinite,
+        candidates = decode_end2end_rows(
+            rows, self.nc, conf=conf, classes=classes, max_nms=max_nms, box_scale=self.box_scale
         )
         return candidates, protos
 
@@ -237,3 +212,48 @@ class EndToEndLayout(OutputLayout):
             "nc": self.nc,
             "nm": self.nm,
         }
+
+
+def decode_end2end_rows(
+    rows: np.ndarray,
+    nc: int,
+    *,
+    conf: float = 0.25,
+    classes: Sequence[int] | None = None,
+    max_nms: int = 30000,
+    box_scale: tuple[float, float] = (1.0, 1.0),
+) -> Candidates:
+    """End-to-end rows [K, 6+nm] (x1, y1, x2, y2, score, class, coefficients) -> candidates: the rows with
+    score > ``conf`` (``classes``: only those ids), highest score first (ties: earlier row first), at most
+    ``max_nms``. Rows with a NaN/inf value are counted in ``nonfinite`` and dropped; a class id outside
+    0..nc-1 is a :class:`~edgeseg.errors.ModelOutputError`."""
+    if rows.ndim != 2 or rows.shape[1] < 6:
+        raise ModelOutputError(f"end-to-end rows must be [K, 6 + nm], got {rows.shape}")
+    keep_classes = class_keep_mask(classes, nc)
+    rows = rows.astype(np.float32, copy=False)
+    finite = np.isfinite(rows).all(axis=1)
+    nonfinite = int((~finite).sum())
+    scores = np.where(finite, rows[:, 4], -np.inf)
+    class_f = np.where(finite, rows[:, 5], -1.0)
+    class_ids = np.rint(class_f).astype(np.int64)
+    bad_class = finite & ((class_ids < 0) | (class_ids >= nc))
+    if bad_class.any():
+        raise ModelOutputError(
+            f"end-to-end output holds class id(s) {sorted(set(class_ids[bad_class].tolist()))[:5]} "
+            f"outside 0..{nc - 1} (the metadata names {nc} classes)"
+        )
+    take = finite & (scores > conf)
+    if keep_classes is not None:
+        take &= keep_classes[np.clip(class_ids, 0, nc - 1)].astype(bool)
+    idx = np.flatnonzero(take)
+    idx = idx[np.argsort(-scores[idx], kind="stable")][:max_nms]
+    sx, sy = box_scale
+    boxes = rows[idx, :4] * np.array([sx, sy, sx, sy], dtype=np.float32)
+    return Candidates(
+        boxes=np.ascontiguousarray(boxes, dtype=np.float32),
+        scores=np.ascontiguousarray(rows[idx, 4], dtype=np.float32),
+        class_ids=class_ids[idx].astype(np.int32),
+        anchors=idx.astype(np.int32),
+        coefs=np.ascontiguousarray(rows[idx, 6:], dtype=np.float32),
+        nonfinite=nonfinite,
+    )

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..opencv import require_cv2
-from ..ops.decode import decode, drop_batch
+from ..ops.decode import Candidates, decode, drop_batch
+from ..ops.layouts import decode_end2end_rows
 from ..ops.nms import nms
 
 __all__ = [
@@ -140,11 +141,17 @@ def postprocess(
 
     ``preds``: [C, N] / [N, C] (optional batch dim of 1) with boxes cx, cy, w, h (times ``box_scale``
     gives input pixels), sigmoid class scores, mask coefficients. ``preds_layout``: "cn", "nc" or
-    "auto". ``protos``: [nm, mh, mw] ("chw") or [mh, mw, nm] ("hwc"), optional batch dim of 1.
+    "auto"; or "e2e" for an end-to-end head's final rows [K, 6+nm] (x1, y1, x2, y2, score, class,
+    coefficients): those above ``conf`` are kept, at most ``max_det``, without NMS (Ultralytics' ``nms=False``).
+    ``protos``: [nm, mh, mw] ("chw") or [mh, mw, nm] ("hwc"), optional batch dim of 1.
     ``input_shape``: the model input (H, W) the image was letterboxed to.
     """
     p = _protos_chw(protos, protos_layout)
     mask_shape = p.shape[1:]
+    if preds_layout == "e2e":
+        rows = drop_batch(np.asarray(preds), 2, "end-to-end rows", "[K, 6 + nm]")
+        cands = decode_end2end_rows(rows, nc, conf=conf, max_nms=max_det, box_scale=box_scale)
+        return _with_masks(cands, p, input_shape, mask_shape)
     cands = decode(
         np.asarray(preds),
         nc,
@@ -155,6 +162,13 @@ def postprocess(
         box_scale=box_scale,
     )
     if len(cands) == 0:
+        return _with_masks(cands, p, input_shape, mask_shape)
+    keep = nms(cands.boxes, cands.scores, cands.class_ids, iou=iou, max_det=max_det)
+    return _with_masks(cands.select(keep), p, input_shape, mask_shape)
+
+
+def _with_masks(cands: Candidates, p: np.ndarray, input_shape: tuple[int, int], mask_shape) -> ValPredictions:
+    if len(cands) == 0:
         out = ValPredictions.empty(mask_shape)
         out.nonfinite = cands.nonfinite
         return out
@@ -162,8 +176,6 @@ def postprocess(
         raise ValueError(
             f"predictions carry {cands.coefs.shape[1]} mask coefficients but there are {p.shape[0]} prototypes"
         )
-    keep = nms(cands.boxes, cands.scores, cands.class_ids, iou=iou, max_det=max_det)
-    cands = cands.select(keep)
     masks = process_mask(p, cands.coefs, cands.boxes, input_shape)
     return ValPredictions(
         boxes=cands.boxes.astype(np.float32),

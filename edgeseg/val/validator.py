@@ -119,11 +119,12 @@ class _TorchRunner:
 
     dynamic = True
 
-    def __init__(self, model, source: str):
+    def __init__(self, model, source: str, end2end: bool | None = None):
         import torch
 
         self.torch = torch
         self.model = model
+        self.head_setting = _set_end2end(model, end2end)
         self.source = source
         self.was_training = bool(model.training)
         model.eval()
@@ -137,7 +138,8 @@ class _TorchRunner:
         stride = getattr(model, "stride", None)
         self.stride = int(max(stride.tolist())) if stride is not None and hasattr(stride, "tolist") else 32
         self.backend_name = "torch"
-        self.preds_layout, self.protos_layout, self.box_scale = "cn", "chw", (1.0, 1.0)
+        self.preds_layout = "e2e" if getattr(model, "end2end", False) else "cn"
+        self.protos_layout, self.box_scale = "chw", (1.0, 1.0)
         self.input_shape = None
 
     def infer(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -152,8 +154,22 @@ class _TorchRunner:
         return [(y[i], protos[i]) for i in range(len(images))]
 
     def close(self) -> None:
+        if self.head_setting is not None:
+            self.model.head.end2end = self.head_setting
         if self.was_training:
             self.model.train()
+
+
+def _set_end2end(model, end2end: bool | None) -> bool | None:
+    """Choose a YOLO26 model's head for this run; returns its previous setting (None: nothing changed)."""
+    if end2end is None:
+        return None
+    head = getattr(model, "head", None)
+    if head is None or not hasattr(head, "end2end"):
+        raise ValueError("end2end= chooses between the two heads of a YOLO26 model; this model has one head")
+    previous = bool(head.end2end)
+    head.end2end = bool(end2end)
+    return previous
 
 
 class _BackendRunner:
@@ -161,7 +177,7 @@ class _BackendRunner:
 
     dynamic = False
 
-    def __init__(self, path: Path, backend: str | None, imgsz):
+    def __init__(self, path: Path, backend: str | None, imgsz, end2end: bool | None = None):
         from ..backends import select_backend
 
         cls = select_backend(path, backend)
@@ -182,11 +198,9 @@ class _BackendRunner:
         layout = self.backend.output_layout
         self.spec = spec
         self.layout = layout
-        if not layout.needs_nms:
-            raise ValueError(
-                f"{path}: an end-to-end (NMS-free) model; validating one is not supported yet: validate the "
-                "checkpoint or its one-to-many export instead"
-            )
+        if end2end is not None and bool(end2end) == layout.needs_nms:
+            have = "an NMS-free end-to-end" if not layout.needs_nms else "a one-to-many (NMS)"
+            raise ValueError(f"{path} holds {have} head; its head is fixed at export, end2end={end2end} cannot apply")
         self.nc = int(layout.nc)
         self.names = dict(self.backend.metadata.names)
         self.stride = int(self.backend.metadata.stride)
@@ -222,7 +236,7 @@ def _is_pathlike(model) -> bool:
     return isinstance(model, (str, PathLike))
 
 
-def _make_runner(model, backend: str | None, imgsz):
+def _make_runner(model, backend: str | None, imgsz, end2end: bool | None = None):
     if not _is_pathlike(model):
         import torch  # an in-memory model: torch is needed anyway
 
@@ -230,7 +244,7 @@ def _make_runner(model, backend: str | None, imgsz):
             raise TypeError(f"model must be a path or a torch SegmentationModel, got {type(model).__name__}")
         if not hasattr(model, "nc"):
             raise TypeError("model must be an edgeseg SegmentationModel (with .nc and .names)")
-        return _TorchRunner(model, source=type(model).__name__)
+        return _TorchRunner(model, source=type(model).__name__, end2end=end2end)
     path = Path(fspath(model))
     want_torch = (backend or "auto").lower() in _TORCH_BACKENDS or (
         (backend is None or backend == "auto") and path.suffix.lower() in TORCH_SUFFIXES
@@ -239,11 +253,12 @@ def _make_runner(model, backend: str | None, imgsz):
         from ..nn.load import load_model
 
         net, _ = load_model(path)
+        _set_end2end(net, end2end)
         net.fuse()
         return _TorchRunner(net, source=str(path))
     if not path.exists():
         raise FileNotFoundError(f"model not found: {path}")
-    return _BackendRunner(path, backend, imgsz)
+    return _BackendRunner(path, backend, imgsz, end2end)
 
 
 # ---- JSON predictions (COCO results format) -------------------------------------------------------
@@ -362,6 +377,7 @@ def validate(
     progress: bool = True,
     save_json: str | PathLike | None = None,
     indices=None,
+    end2end: bool | None = None,
 ) -> ValResult:
     """Box and mask mAP of ``model`` on the ``split`` of dataset ``data`` (a yaml path or DatasetConfig).
 
@@ -371,6 +387,9 @@ def validate(
     pixels, as a COCO results list (bbox xywh, compressed RLE segmentation, category_id = class id).
     ``indices``: validate only these images of the split (sorted by path): a slice such as
     ``slice(64, 128)``, a range or a list of ints (see :func:`edgeseg.val.data.select_images`).
+    ``end2end``: for a YOLO26 model, True validates its NMS-free one-to-one head (rows above ``conf``, at most
+    ``max_det``, no NMS), False its one-to-many head with NMS; None uses the model's setting (edgeseg's default
+    for YOLO26 is end-to-end; Ultralytics' ``val`` default is the one-to-many head). An export's head is fixed.
     """
     imgsz = _imgsz(imgsz)
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
@@ -384,7 +403,7 @@ def validate(
         raise ValueError(f"mode must be 'ultralytics' or 'coco', got {mode!r}")
 
     cfg, _ = load_split(data, split)  # fails early and clearly on a missing split
-    runner = _make_runner(model, backend, imgsz)
+    runner = _make_runner(model, backend, imgsz, end2end)
     try:
         if runner.nc != cfg.nc:
             raise ValueError(
