@@ -28,7 +28,7 @@ from edgeseg.nn.head import dist2bbox, make_anchors
 from .assigner import TaskAlignedAssigner
 from .boxes import bbox2dist, bbox_iou, xywh2xyxy, xyxy2xywh
 
-__all__ = ["SegmentationLoss", "crop_to_boxes", "dfl_loss"]
+__all__ = ["SegmentationLoss", "crop_to_boxes", "dfl_loss", "gt_masks_at", "mask_loss", "padded_targets"]
 
 
 def dfl_loss(pred_dist: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -127,7 +127,7 @@ class SegmentationLoss:
         img_hw = torch.tensor(feats[0].shape[2:], device=device, dtype=dtype) * self.strides[0]  # (h, w) px
         anchors, stride_t = make_anchors(feats, self.strides, 0.5)
 
-        gt_labels, gt_bboxes, mask_gt = self._targets(batch, bs, img_hw, device, dtype)
+        gt_labels, gt_bboxes, mask_gt = padded_targets(batch, bs, img_hw, device, dtype)
         pred_bboxes = self._decode(anchors, pred_distri)  # xyxy, grid units
 
         res = self.assigner(
@@ -149,8 +149,8 @@ class SegmentationLoss:
             loss_box, loss_dfl = self._box_losses(
                 pred_distri, pred_bboxes, anchors, target_bboxes / stride_t, target_scores, score_sum, fg
             )
-            masks = self._gt_masks(batch, proto)
-            loss_seg = self._seg_loss(fg, masks, gt_idx, target_bboxes, batch, proto, pred_coef, img_hw)
+            masks = gt_masks_at(batch, proto)
+            loss_seg = mask_loss(fg, masks, gt_idx, target_bboxes, batch, proto, pred_coef, img_hw, self.overlap_mask)
         else:
             loss_box, loss_dfl = zero, zero
             loss_seg = (proto * 0).sum() + (pred_masks * 0).sum()
@@ -179,35 +179,6 @@ class SegmentationLoss:
             raise ValueError(f"proto must be (B, nm={pred_masks.shape[1]}, Hm, Wm), got {tuple(proto.shape)}")
         return feats, pred_masks.float(), proto.float()
 
-    def _targets(self, batch, bs, img_hw, device, dtype):
-        """Padded per-image gts: labels (B, M, 1), xyxy pixel boxes (B, M, 4), validity (B, M, 1)."""
-        for key in ("batch_idx", "cls", "bboxes"):
-            if key not in batch:
-                raise ValueError(f"batch is missing '{key}'")
-        img_idx = batch["batch_idx"].to(device).reshape(-1).long()
-        cls = batch["cls"].to(device=device, dtype=dtype).reshape(-1, 1)
-        boxes = batch["bboxes"].to(device=device, dtype=dtype).reshape(-1, 4)
-        if not (len(img_idx) == len(cls) == len(boxes)):
-            raise ValueError(f"batch_idx, cls, bboxes lengths differ: {len(img_idx)}, {len(cls)}, {len(boxes)}")
-        if len(img_idx) and (img_idx.min() < 0 or img_idx.max() >= bs):
-            raise ValueError(f"batch_idx values must be in [0, {bs}), got range [{img_idx.min()}, {img_idx.max()}]")
-        counts = (
-            torch.bincount(img_idx, minlength=bs) if len(img_idx) else torch.zeros(bs, dtype=torch.long, device=device)
-        )
-        n_max = int(counts.max()) if bs else 0
-        labels = torch.zeros((bs, n_max, 1), dtype=dtype, device=device)
-        xywh = torch.zeros((bs, n_max, 4), dtype=dtype, device=device)
-        valid = torch.zeros((bs, n_max, 1), dtype=dtype, device=device)
-        for i in range(bs):
-            sel = img_idx == i
-            n = int(counts[i])
-            if n:
-                labels[i, :n] = cls[sel]
-                xywh[i, :n] = boxes[sel]
-                valid[i, :n] = 1
-        scale = img_hw[[1, 0, 1, 0]]
-        return labels, xywh2xyxy(xywh * scale), valid
-
     def _decode(self, anchors, pred_distri):
         bs, n_anchors, _ = pred_distri.shape
         bins = torch.arange(self.reg_max, device=pred_distri.device, dtype=pred_distri.dtype)
@@ -222,32 +193,67 @@ class SegmentationLoss:
         dfl = dfl_loss(pred_distri[fg].view(-1, 4, self.reg_max), target_ltrb[fg]) * weight
         return loss_box, dfl.sum() / score_sum
 
-    def _gt_masks(self, batch, proto):
-        if "masks" not in batch:
-            raise ValueError("batch is missing 'masks'")
-        masks = batch["masks"].to(proto.device).float()
-        hm, wm = proto.shape[-2:]
-        if masks.ndim != 3:
-            raise ValueError(f"masks must be 3-D ((B or N), H, W), got shape {tuple(masks.shape)}")
-        if tuple(masks.shape[-2:]) != (hm, wm):
-            masks = F.interpolate(masks[None], (hm, wm), mode="nearest")[0]
-        return masks
 
-    def _seg_loss(self, fg, masks, gt_idx, target_bboxes, batch, proto, pred_coef, img_hw):
-        _, _, hm, wm = proto.shape
-        norm_boxes = target_bboxes / img_hw[[1, 0, 1, 0]]
-        area = xyxy2xywh(norm_boxes)[..., 2:].prod(-1)  # (B, A) normalised box area
-        mask_boxes = norm_boxes * torch.tensor([wm, hm, wm, hm], device=proto.device, dtype=norm_boxes.dtype)
-        img_idx = batch["batch_idx"].to(proto.device).reshape(-1).long()
+def padded_targets(batch: Mapping, bs: int, img_hw: torch.Tensor, device, dtype):
+    """Padded per-image gts of a batch: labels (B, M, 1), xyxy pixel boxes (B, M, 4), validity (B, M, 1)."""
+    for key in ("batch_idx", "cls", "bboxes"):
+        if key not in batch:
+            raise ValueError(f"batch is missing '{key}'")
+    img_idx = batch["batch_idx"].to(device).reshape(-1).long()
+    cls = batch["cls"].to(device=device, dtype=dtype).reshape(-1, 1)
+    boxes = batch["bboxes"].to(device=device, dtype=dtype).reshape(-1, 4)
+    if not (len(img_idx) == len(cls) == len(boxes)):
+        raise ValueError(f"batch_idx, cls, bboxes lengths differ: {len(img_idx)}, {len(cls)}, {len(boxes)}")
+    if len(img_idx) and (img_idx.min() < 0 or img_idx.max() >= bs):
+        raise ValueError(f"batch_idx values must be in [0, {bs}), got range [{img_idx.min()}, {img_idx.max()}]")
+    counts = torch.bincount(img_idx, minlength=bs) if len(img_idx) else torch.zeros(bs, dtype=torch.long, device=device)
+    n_max = int(counts.max()) if bs else 0
+    labels = torch.zeros((bs, n_max, 1), dtype=dtype, device=device)
+    xywh = torch.zeros((bs, n_max, 4), dtype=dtype, device=device)
+    valid = torch.zeros((bs, n_max, 1), dtype=dtype, device=device)
+    for i in range(bs):
+        sel = img_idx == i
+        n = int(counts[i])
+        if n:
+            labels[i, :n] = cls[sel]
+            xywh[i, :n] = boxes[sel]
+            valid[i, :n] = 1
+    scale = img_hw[[1, 0, 1, 0]]
+    return labels, xywh2xyxy(xywh * scale), valid
 
-        total = (proto * 0).sum() + (pred_coef * 0).sum()
-        for i in range(fg.shape[0]):
-            fg_i = fg[i]
-            if not fg_i.any():
-                continue
-            idx = gt_idx[i][fg_i]
-            gt = (masks[i] == (idx + 1).view(-1, 1, 1)).float() if self.overlap_mask else masks[img_idx == i][idx]
-            logits = torch.einsum("in,nhw->ihw", pred_coef[i][fg_i], proto[i])
-            bce = F.binary_cross_entropy_with_logits(logits, gt, reduction="none")
-            total = total + (crop_to_boxes(bce, mask_boxes[i][fg_i]).mean(dim=(1, 2)) / area[i][fg_i]).sum()
-        return total / fg.sum()
+
+def gt_masks_at(batch: Mapping, proto: torch.Tensor) -> torch.Tensor:
+    """The batch's ``masks`` (overlap index maps (B, H, W) or per-instance masks (N, H, W)) as float at the
+    prototype resolution (nearest)."""
+    if "masks" not in batch:
+        raise ValueError("batch is missing 'masks'")
+    masks = batch["masks"].to(proto.device).float()
+    hm, wm = proto.shape[-2:]
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be 3-D ((B or N), H, W), got shape {tuple(masks.shape)}")
+    if tuple(masks.shape[-2:]) != (hm, wm):
+        masks = F.interpolate(masks[None], (hm, wm), mode="nearest")[0]
+    return masks
+
+
+def mask_loss(fg, masks, gt_idx, target_bboxes, batch, proto, pred_coef, img_hw, overlap_mask: bool) -> torch.Tensor:
+    """Prototype mask loss over foreground anchors: per anchor, the mean over the prototype plane of the BCE of
+    ``coef @ proto`` against its gt mask, inside the gt box, divided by the normalised box area; summed, divided
+    by the number of foreground anchors."""
+    _, _, hm, wm = proto.shape
+    norm_boxes = target_bboxes / img_hw[[1, 0, 1, 0]]
+    area = xyxy2xywh(norm_boxes)[..., 2:].prod(-1)  # (B, A) normalised box area
+    mask_boxes = norm_boxes * torch.tensor([wm, hm, wm, hm], device=proto.device, dtype=norm_boxes.dtype)
+    img_idx = batch["batch_idx"].to(proto.device).reshape(-1).long()
+
+    total = (proto * 0).sum() + (pred_coef * 0).sum()
+    for i in range(fg.shape[0]):
+        fg_i = fg[i]
+        if not fg_i.any():
+            continue
+        idx = gt_idx[i][fg_i]
+        gt = (masks[i] == (idx + 1).view(-1, 1, 1)).float() if overlap_mask else masks[img_idx == i][idx]
+        logits = torch.einsum("in,nhw->ihw", pred_coef[i][fg_i], proto[i])
+        bce = F.binary_cross_entropy_with_logits(logits, gt, reduction="none")
+        total = total + (crop_to_boxes(bce, mask_boxes[i][fg_i]).mean(dim=(1, 2)) / area[i][fg_i]).sum()
+    return total / fg.sum()
