@@ -51,10 +51,34 @@ py::array_t<std::int64_t> py_nms(const py::array& boxes_in, const py::array& sco
     return out;
 }
 
+py::array_t<std::int64_t> py_topk_pairs(const py::array& anchors_in, const py::array& scores_in, std::int64_t k) {
+    auto anchors = require<std::int32_t>(anchors_in, "anchors");
+    auto scores = require<float>(scores_in, "scores");
+    if (anchors.ndim() != 1) fail("anchors must have shape [n], got " + shape_str(anchors));
+    const std::int64_t n = anchors.shape(0);
+    if (scores.ndim() != 1 || scores.shape(0) != n)
+        fail("scores must have shape [" + std::to_string(n) + "] to match anchors, got " + shape_str(scores));
+    if (k < 1) fail("k must be >= 1, got " + std::to_string(k));
+    const float* sc = scores.data();
+    for (std::int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(sc[i])) fail("scores must be finite; scores[" + std::to_string(i) + "] is not");
+    thread_local std::vector<std::int64_t> keep;
+    {
+        py::gil_scoped_release nogil;
+        topk_pairs(anchors.data(), sc, n, k, keep);
+    }
+    py::array_t<std::int64_t> out(static_cast<py::ssize_t>(keep.size()));
+    std::copy(keep.begin(), keep.end(), out.mutable_data());
+    return out;
+}
+
 }  // namespace
 
 void bind_nms(py::module_& m) {
     m.def("nms", &py_nms, py::arg("boxes"), py::arg("scores"), py::arg("class_ids") = py::none(),
           py::arg("iou") = 0.7, py::arg("max_det") = 300,
           "Greedy NMS (torchvision semantics, class-aware when class_ids is given). Returns int64 kept indices.");
+    m.def("topk_pairs", &py_topk_pairs, py::arg("anchors"), py::arg("scores"), py::arg("k"),
+          "YOLO26's one-to-one selection of (anchor, class) pairs: the k anchors with the best scores, then the k "
+          "best pairs of them. Returns int64 indices of the kept pairs, by score descending.");
 }

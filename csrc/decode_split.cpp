@@ -53,6 +53,10 @@ bool box_of(const SplitLevel& L, const SplitOptions& o, std::int64_t a, float* x
         v = big.data();
     }
     for (int s = 0; s < 4; ++s) {
+        if (o.reg_max == 1) {  // no distribution (YOLO26): the channel is the distance itself
+            d[s] = deq<T>(at(p, a, s, C, HW, o.cn), L.box);
+            continue;
+        }
         float mx = -std::numeric_limits<float>::infinity();
         for (int j = 0; j < o.reg_max; ++j) {
             v[j] = deq<T>(at(p, a, s * o.reg_max + j, C, HW, o.cn), L.box);

@@ -2,6 +2,7 @@
 // (4*reg_max channels), class logits (nc) and mask coefficients (nm), float or int8/uint8 with a
 // scale and zero point each. Class logits are thresholded in their own (quantised) domain; only
 // candidates are dequantised and decoded (DFL expectation, anchors at cell centres, stride, sigmoid).
+// reg_max 1 (YOLO26, no DFL): the 4 box channels are the distances themselves.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <limits>
 #include <numeric>
+#include <unordered_map>
+#include <utility>
 
 namespace edgeseg {
 namespace {
@@ -74,6 +76,47 @@ void nms_greedy(const float* boxes, const float* scores, const std::int32_t* cls
             sup[j] |= m & 1;
         }
     }
+}
+
+}  // namespace edgeseg
+
+namespace edgeseg {
+
+void topk_pairs(const std::int32_t* anchors, const float* scores, std::int64_t n, std::int64_t k,
+                std::vector<std::int64_t>& keep) {
+    keep.clear();
+    if (n <= 0 || k <= 0) return;
+    // best score per anchor, anchors in order of first appearance
+    std::unordered_map<std::int32_t, std::size_t> slot;
+    slot.reserve(static_cast<std::size_t>(n));
+    std::vector<std::pair<std::int32_t, float>> best;  // (anchor, best score)
+    for (std::int64_t i = 0; i < n; ++i) {
+        auto it = slot.find(anchors[i]);
+        if (it == slot.end()) {
+            slot.emplace(anchors[i], best.size());
+            best.emplace_back(anchors[i], scores[i]);
+        } else if (scores[i] > best[it->second].second) {
+            best[it->second].second = scores[i];
+        }
+    }
+    std::vector<std::uint8_t> kept(best.size(), 1);
+    if (static_cast<std::int64_t>(best.size()) > k) {
+        std::vector<std::size_t> order(best.size());
+        for (std::size_t j = 0; j < order.size(); ++j) order[j] = j;
+        std::nth_element(order.begin(), order.begin() + k, order.end(), [&](std::size_t a, std::size_t b) {
+            if (best[a].second != best[b].second) return best[a].second > best[b].second;
+            return best[a].first < best[b].first;
+        });
+        std::fill(kept.begin(), kept.end(), 0);
+        for (std::int64_t j = 0; j < k; ++j) kept[order[j]] = 1;
+    }
+    std::vector<std::int64_t> pairs;
+    pairs.reserve(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i)
+        if (kept[slot[anchors[i]]]) pairs.push_back(i);
+    std::stable_sort(pairs.begin(), pairs.end(), [&](std::int64_t a, std::int64_t b) { return scores[a] > scores[b]; });
+    if (static_cast<std::int64_t>(pairs.size()) > k) pairs.resize(static_cast<std::size_t>(k));
+    keep = std::move(pairs);
 }
 
 }  // namespace edgeseg

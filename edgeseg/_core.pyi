@@ -91,6 +91,9 @@ def nms(
 ) -> NDArray[np.int64]:
     """Greedy NMS (torchvision semantics, class-aware when class_ids is given). Returns int64 kept indices."""
 
+def topk_pairs(anchors: NDArray[np.int32], scores: NDArray[np.float32], k: int) -> NDArray[np.int64]:
+    """YOLO26's one-to-one selection of (anchor, class) pairs. Returns int64 indices, by score descending."""
+
 def mask_rows(
     rects: NDArray[np.int32], data: NDArray[np.uint8], offsets: NDArray[np.int64], rows: NDArray[np.int64]
 ) -> tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.int64]]:

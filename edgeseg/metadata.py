@@ -61,6 +61,17 @@ class ModelMetadata:
             return value.strip().lower() == "true"
         return None
 
+    @property
+    def end2end_topk(self) -> int | None:
+        """edgeseg's ``end2end_topk`` key: the export ends before its end-to-end head's top-k selection (YOLO26's
+        one-to-one branch in a format that cannot hold it) and the runtime selects this many; None when absent."""
+        value = self.extras.get("end2end_topk")
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        return int(value) if isinstance(value, Integral) and int(value) > 0 else None
+
     def require_segment_task(self, source: str = "model") -> None:
         """Raise :class:`ModelLoadError` when the metadata says the model is not a segmentation model."""
         if self.task is not None and self.task != SEGMENT_TASK:

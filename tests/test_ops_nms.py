@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeseg.ops.nms import nms
+from edgeseg.ops.nms import nms, topk_pairs
 from reference import nms as ref
 
 FAST = settings(max_examples=50, deadline=None)
@@ -137,3 +137,61 @@ def test_threads_give_identical_results():
         got = list(pool.map(lambda i: nms(*cases[i % 4], max_det=2000), range(16)))
     for i, g in enumerate(got):
         np.testing.assert_array_equal(g, want[i % 4])
+
+
+# ---- YOLO26's one-to-one selection -------------------------------------------------------------------
+
+
+@FAST
+@given(
+    n_anchors=st.integers(1, 60),
+    nc=st.integers(1, 6),
+    k=st.integers(1, 80),
+    seed=st.integers(0, 2**32 - 1),
+    coarse=st.booleans(),
+)
+def test_topk_pairs_matches_the_reference(n_anchors, nc, k, seed, coarse):
+    rng = np.random.default_rng(seed)
+    scores = rng.random((n_anchors, nc)).astype(np.float32)
+    if coarse:  # many ties
+        scores = np.round(scores * 4) / 4
+    keep = rng.random((n_anchors, nc)) < 0.6
+    anchors, classes = np.nonzero(keep)
+    pair_scores = scores[anchors, classes]
+    got = topk_pairs(anchors, pair_scores, k)
+    want = ref.topk_pairs(anchors, pair_scores, k)
+    if coarse:  # ties may be ordered differently between equal scores: same scores in the same order
+        np.testing.assert_array_equal(pair_scores[got], pair_scores[want])
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_topk_pairs_equals_the_end_to_end_heads_own_selection():
+    """On the pairs above a threshold, the native selection gives the rows of the torch head's in-graph top-k
+    (edgeseg.nn.head26.select_topk) that are above that threshold."""
+    torch = pytest.importorskip("torch")
+    from edgeseg.nn.head26 import select_topk
+
+    rng = np.random.default_rng(3)
+    n_anchors, nc, k, conf = 500, 4, 30, 0.5
+    scores = rng.random((n_anchors, nc)).astype(np.float32)
+    rows = np.concatenate(
+        [rng.random((n_anchors, 4)).astype(np.float32), scores, np.zeros((n_anchors, 2), np.float32)], 1
+    )
+    e2e = select_topk(torch.from_numpy(rows)[None], nc, k)[0].numpy()
+    e2e = e2e[e2e[:, 4] > conf]
+    anchors, classes = np.nonzero(scores > conf)
+    got = topk_pairs(anchors, scores[anchors, classes], k)
+    np.testing.assert_array_equal(scores[anchors[got], classes[got]], e2e[:, 4])
+    np.testing.assert_array_equal(classes[got], e2e[:, 5].astype(int))
+    np.testing.assert_allclose(rows[anchors[got], :4], e2e[:, :4])
+
+
+def test_topk_pairs_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="k must be"):
+        topk_pairs(np.zeros(2, np.int32), np.zeros(2, np.float32), 0)
+    with pytest.raises(ValueError, match="to match anchors"):
+        topk_pairs(np.zeros(2, np.int32), np.zeros(3, np.float32), 1)
+    with pytest.raises(ValueError, match="finite"):
+        topk_pairs(np.zeros(1, np.int32), np.array([np.nan], np.float32), 1)
+    assert topk_pairs(np.zeros(0, np.int32), np.zeros(0, np.float32), 5).shape == (0,)

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from ..errors import ModelLoadError, ModelOutputError
 from ..metadata import ModelMetadata, parse_imgsz
-from ..ops.layouts import EndToEndLayout, OutputLayout, SingleOutputLayout
+from ..ops.layouts import EndToEndLayout, OutputLayout, SingleOutputLayout, TopKLayout
 
 Shape = Sequence[Optional[int]]  # None marks a dynamic dimension
 
@@ -90,6 +90,7 @@ def identify_outputs(
     box_scale: tuple[float, float] = (1.0, 1.0),
     source: str = "model",
     end2end: bool | None = None,
+    end2end_topk: int | None = None,
 ) -> SingleOutputLayout | EndToEndLayout:
     """Work out which output is which from their shapes (by rank, not order) and check them.
 
@@ -100,6 +101,9 @@ def identify_outputs(
     predictions [1, K, 6+nm] (:class:`EndToEndLayout`): True requires that shape, False rules it out, and
     without the key a prediction output [1, K, 6+nm] with K <= 1000 reads as end-to-end when the metadata
     names the classes and the shape does not also read as a dense head of that many classes.
+
+    ``end2end_topk`` (edgeseg's metadata key) marks an end-to-end head exported without its top-k selection:
+    dense predictions read as :class:`TopKLayout` (the selection of ``end2end_topk`` pairs, no NMS).
     """
     described = ", ".join(_fmt(s) for s in shapes) or "none"
     ranks = [len(s) for s in shapes]
@@ -124,7 +128,7 @@ def identify_outputs(
     if nm is None or nm <= 0:
         raise ModelOutputError(f"{source}: prototype output {_fmt(protos)} has no static mask count")
 
-    e2e = _end_to_end(preds, nm, nc_hint, end2end, source)
+    e2e = end2end_topk is None and _end_to_end(preds, nm, nc_hint, end2end, source)
     if e2e:
         if not nc_hint:
             raise ModelOutputError(
@@ -152,15 +156,10 @@ def identify_outputs(
     if len(candidates) == 2:  # both axes could be channels: pick the smaller, as C << N in YOLO heads
         candidates.sort(key=lambda c: c[1])
     layout, channels = candidates[0]
-    return SingleOutputLayout(
-        preds_index=preds_index,
-        protos_index=protos_index,
-        preds_layout=layout,
-        protos_layout=protos_layout,
-        nc=channels - 4 - nm,
-        nm=nm,
-        box_scale=box_scale,
-    )
+    nc = channels - 4 - nm
+    if end2end_topk is not None:
+        return TopKLayout(preds_index, protos_index, layout, protos_layout, nc, nm, box_scale, topk=int(end2end_topk))
+    return SingleOutputLayout(preds_index, protos_index, layout, protos_layout, nc, nm, box_scale)
 
 
 MAX_END_TO_END_ROWS = 1000  # an end-to-end head keeps max_det rows (300 by default); dense heads have more anchors

@@ -110,7 +110,13 @@ class NcnnBackend(Backend):
         self.input_spec = InputSpec(name=self._input_name, shape=size, layout="nchw", dtype="float32")
         probe = self.infer(np.zeros(self.input_spec.blob_shape, dtype=np.float32))
         self._output_shapes = [tuple(int(d) for d in o.shape) for o in probe]
-        self.output_layout = identify_outputs(self._output_shapes, nc_hint=metadata.nc or None, source=source)
+        self.output_layout = identify_outputs(
+            self._output_shapes,
+            nc_hint=metadata.nc or None,
+            source=source,
+            end2end=metadata.end2end,
+            end2end_topk=metadata.end2end_topk,
+        )
         metadata.check_class_count(self.output_layout.nc, source)
         self.metadata = metadata.with_default_names(self.output_layout.nc)
 

@@ -179,6 +179,7 @@ class OpenVINOBackend(Backend):
             nc_hint=metadata.nc or None,
             source=source,
             end2end=metadata.end2end,
+            end2end_topk=metadata.end2end_topk,
         )
         metadata.check_class_count(self.output_layout.nc, source)
         self.metadata = metadata.with_default_names(self.output_layout.nc)

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from ..errors import BackendNotInstalledError, ModelLoadError, ModelOutputError
 from ..formats import read_tflite_metadata
 from ..metadata import ModelMetadata, from_mapping, from_yaml
-from ..ops.decode_split import LevelSpec, SplitLayout
+from ..ops.decode_split import LevelSpec, SplitLayout, SplitTopKLayout
 from ..ops.layouts import OutputLayout
 from ..ops.quant import dequantize
 from .base import Backend, InputSpec, identify_outputs, image_input_layout, resolve_input_size
@@ -160,7 +160,13 @@ class TFLiteBackend(Backend):
         normalised = meta.extras.get("boxes_normalized", True)
         box_scale = (float(w), float(h)) if normalised else (1.0, 1.0)
         return identify_outputs(
-            shapes, nc_hint=meta.nc or None, protos_layout=protos_layout, box_scale=box_scale, source=source
+            shapes,
+            nc_hint=meta.nc or None,
+            protos_layout=protos_layout,
+            box_scale=box_scale,
+            source=source,
+            end2end=meta.end2end,
+            end2end_topk=meta.end2end_topk,
         )
 
     # ---- running ------------------------------------------------------------------------------
@@ -488,16 +494,20 @@ def _split_layout(
     if nc is None or nm is None or channels(p) != nm:  # None only without levels: channels(p) != None
         raise ModelOutputError(f"{source}: prototypes {p} do not have {nm} channels")
     pq = _q_or_unit(details[protos_index])
-    return SplitLayout(
-        levels=tuple(levels),
-        protos_index=protos_index,
-        nc=int(nc),
-        nm=int(nm),
-        reg_max=reg_max,
-        layout=layout,
-        protos_layout=protos_layout,
-        protos_q=None if np.dtype(details[protos_index]["dtype"]) == np.float32 else pq,
-    )
+    fields: dict[str, Any] = {
+        "levels": tuple(levels),
+        "protos_index": protos_index,
+        "nc": int(nc),
+        "nm": int(nm),
+        "reg_max": reg_max,
+        "layout": layout,
+        "protos_layout": protos_layout,
+        "protos_q": None if np.dtype(details[protos_index]["dtype"]) == np.float32 else pq,
+    }
+    topk = meta.end2end_topk
+    if topk is not None:  # YOLO26's one-to-one branch: the selection of its end-to-end graph, no NMS
+        return SplitTopKLayout(**fields, topk=topk)
+    return SplitLayout(**fields)
 
 
 def _q_or_unit(detail: Mapping[str, Any]) -> tuple[float, int]:

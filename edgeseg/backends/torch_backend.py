@@ -108,9 +108,14 @@ class TorchBackend(Backend):
         self.input_spec = InputSpec(name="images", shape=size, layout="nchw", dtype="float32")
         h, w = size
         anchors = sum((h // s) * (w // s) for s in (8, 16, 32))
-        nm = int(model.model[-1].nm)
+        self._preds_shape: tuple[int, int, int]
+        head = model.model[-1]
+        nm = int(head.nm)
+        end2end = bool(model.end2end)  # YOLO26: the NMS-free rows [1, K, 6 + nm] of its one-to-one head
+        preds = (1, min(int(head.max_det), anchors), 6 + nm) if end2end else (1, 4 + info.nc + nm, anchors)
+        self._preds_shape = preds
         self.output_layout = identify_outputs(
-            [(1, 4 + info.nc + nm, anchors), (1, nm, h // 4, w // 4)], nc_hint=info.nc, source=source
+            [preds, (1, nm, h // 4, w // 4)], nc_hint=info.nc, source=source, end2end=end2end
         )
 
     def _device(self, device: str | None) -> TorchDevice:
@@ -154,11 +159,7 @@ class TorchBackend(Backend):
             "outputs": [
                 {
                     "name": "output0",
-                    "shape": [
-                        1,
-                        4 + self.output_layout.nc + self.output_layout.nm,
-                        sum((h // s) * (w // s) for s in (8, 16, 32)),
-                    ],
+                    "shape": list(self._preds_shape),
                 },
                 {"name": "output1", "shape": [1, self.output_layout.nm, h // 4, w // 4]},
             ],

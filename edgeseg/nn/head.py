@@ -197,6 +197,14 @@ class SegmentHead(AnchorHead):
         dbox = dist2bbox(self.dfl(box), anchors.unsqueeze(0), xywh=True, dim=1) * strides
         return torch.cat((dbox, cls.sigmoid()), 1)
 
+    def inference_towers(self) -> tuple[nn.ModuleList, nn.ModuleList, nn.ModuleList]:
+        """The (box, class, mask-coefficient) convolution towers that inference runs, one per level."""
+        return self.cv2, self.cv3, self.cv4
+
+    def prototypes(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The mask prototypes [B, nm, H0*2, W0*2] from the head's input maps."""
+        return self.proto(xs[0])
+
     def forward(self, xs: Sequence[torch.Tensor]):
         if len(xs) != self.nl:
             raise ValueError(f"expected {self.nl} feature maps, got {len(xs)}")

@@ -17,7 +17,8 @@ Outputs:
 * eval mode, ``end2end`` False: ``([B, 4 + nc + nm, A], prototypes)`` from the one-to-many branch, boxes as
   cx, cy, w, h: the YOLOv8/11 layout, which needs NMS.
 * eval mode, ``end2end`` True and ``topk_in_graph`` False: ``([B, 4 + nc + nm, A], prototypes)`` from the
-  one-to-one branch with xyxy boxes, for formats that cannot hold the top-k selection (the runtime does it).
+  one-to-one branch in the one-to-many layout (cx, cy, w, h), for formats that cannot hold the top-k selection:
+  the runtime makes it (:func:`edgeseg.ops.layouts.one2one_select`), no NMS.
 """
 
 from __future__ import annotations
@@ -81,14 +82,15 @@ def select_topk(rows: torch.Tensor, nc: int, max_det: int) -> torch.Tensor:
     if c < 4 + nc:
         raise ValueError(f"rows have {c} channels, fewer than 4 + nc = {4 + nc}")
     k = min(max_det, a)
-    boxes, scores, coefs = rows.split((4, nc, c - 4 - nc), dim=-1)
+    scores = rows[..., 4 : 4 + nc]
     anchor_idx = scores.amax(dim=-1).topk(k, dim=1).indices.unsqueeze(-1)  # [B, K, 1]
     candidates = scores.gather(1, anchor_idx.expand(-1, -1, nc))  # [B, K, nc]
     top_scores, flat = candidates.flatten(1).topk(k, dim=1)  # [B, K]
     labels = flat % nc
     picked = anchor_idx.squeeze(-1).gather(1, flat // nc).unsqueeze(-1)  # [B, K, 1] anchor indices
-    out_boxes = boxes.gather(1, picked.expand(-1, -1, 4))
-    out_coefs = coefs.gather(1, picked.expand(-1, -1, coefs.shape[-1]))
+    # one gather of whole rows (OpenVINO's GatherElements wants the index and data shapes to agree but on the axis)
+    out = rows.gather(1, picked.expand(-1, -1, c))
+    out_boxes, out_coefs = out[..., :4], out[..., 4 + nc :]
     return torch.cat((out_boxes, top_scores.unsqueeze(-1), labels.unsqueeze(-1).to(rows.dtype), out_coefs), -1)
 
 
@@ -151,6 +153,15 @@ class Segment26Head(AnchorHead):
             raise RuntimeError(f"the {name} branch was removed by fuse(); this fused head cannot run it")
         return box, cls, mask
 
+    def inference_towers(self) -> tuple[nn.ModuleList, nn.ModuleList, nn.ModuleList]:
+        """The (box, class, mask-coefficient) towers of the branch that ``end2end`` selects for inference."""
+        return self._towers(one2one=self.end2end)
+
+    def prototypes(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The mask prototypes [B, nm, H0*2, W0*2] (in training mode too; the semantic logits are dropped)."""
+        out = self.proto(xs)
+        return out[0] if isinstance(out, tuple) else out
+
     def branch(self, xs: Sequence[torch.Tensor], one2one: bool) -> dict[str, Any]:
         """Raw outputs of one branch: ``boxes`` [B, 4, A] (ltrb, stride units), ``scores`` [B, nc, A] (logits),
         ``mask_coefficient`` [B, nm, A], and the input ``feats``."""
@@ -184,10 +195,10 @@ class Segment26Head(AnchorHead):
         protos = self.proto(xs)
         if not self.end2end:
             return self.decode(self.branch(xs, one2one=False), xyxy=False), protos
-        y = self.decode(self.branch(xs, one2one=True), xyxy=True)
+        one2one = self.branch(xs, one2one=True)
         if not self.topk_in_graph:
-            return y, protos
-        return select_topk(y.permute(0, 2, 1), self.nc, self.max_det), protos
+            return self.decode(one2one, xyxy=False), protos
+        return select_topk(self.decode(one2one, xyxy=True).permute(0, 2, 1), self.nc, self.max_det), protos
 
     def fuse(self) -> None:
         """Remove what inference does not use: the branch not selected by ``end2end`` and the semantic branch.

@@ -26,10 +26,10 @@ from numpy.typing import ArrayLike, NDArray
 from edgeseg.errors import ModelOutputError
 from edgeseg.ops._native import core
 from edgeseg.ops.decode import Candidates, class_keep_mask, drop_batch
-from edgeseg.ops.layouts import OutputLayout
+from edgeseg.ops.layouts import ALL_PAIRS, OutputLayout, one2one_select
 from edgeseg.ops.quant import dequantize
 
-__all__ = ["LevelSpec", "SplitLayout", "decode_split", "decode_split_dense", "quantised_threshold"]
+__all__ = ["LevelSpec", "SplitLayout", "SplitTopKLayout", "decode_split", "decode_split_dense", "quantised_threshold"]
 
 Quant = tuple[float, int]
 # _common's checked arguments, in core.decode_split's order: box, cls, coef, box_q, cls_q, coef_q, sizes,
@@ -292,3 +292,31 @@ class SplitLayout(OutputLayout):
             "nc": self.nc,
             "nm": self.nm,
         }
+
+
+@dataclass(frozen=True)
+class SplitTopKLayout(SplitLayout):
+    """Split outputs of YOLO26's one-to-one branch (edgeseg's full-int8 TFLite and Edge TPU exports of a YOLO26
+    model; ``reg_max`` 1): decoded in the core like :class:`SplitLayout`, then the one-to-one selection the
+    end-to-end graph would make (:func:`~edgeseg.ops.layouts.one2one_select`, ``topk`` = the export's
+    ``max_det``) instead of NMS."""
+
+    kind: ClassVar[str] = "split-one2one"
+    needs_nms: ClassVar[bool] = False
+
+    topk: int = 300
+
+    def decode(
+        self,
+        outputs: Sequence[NDArray[Any]],
+        *,
+        conf: float = 0.25,
+        multi_label: bool = False,
+        max_nms: int = 30000,
+        classes: Sequence[int] | None = None,
+    ) -> tuple[Candidates, NDArray[np.float32]]:
+        pairs, protos = super().decode(outputs, conf=conf, multi_label=True, max_nms=ALL_PAIRS)
+        return one2one_select(pairs, self.topk, classes=classes, nc=self.nc, max_nms=max_nms), protos
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "selection": f"one-to-one top {self.topk} in the core (no NMS)"}

@@ -11,6 +11,9 @@ Every backend describes its model's outputs with one :class:`OutputLayout`; the 
 - :class:`EndToEndLayout`: an end-to-end (NMS-free) head such as YOLO26's one-to-one branch: rows
   [1, K, 6+nm] of x1, y1, x2, y2 (input pixels), score, class, mask coefficients, and the prototypes.
   Its detections are final: :attr:`OutputLayout.needs_nms` is False.
+- :class:`TopKLayout`: YOLO26's one-to-one branch exported without its in-graph top-k (formats that cannot hold
+  it: ncnn, full-int8 TFLite, Edge TPU): dense predictions as :class:`SingleOutputLayout`, and the selection the
+  graph would have made (:func:`one2one_select`, native) instead of NMS.
 """
 
 from __future__ import annotations
@@ -24,8 +27,19 @@ import numpy as np
 
 from edgeseg.errors import ModelOutputError
 from edgeseg.ops.decode import Candidates, class_keep_mask, decode
+from edgeseg.ops.nms import topk_pairs
 
-__all__ = ["EndToEndLayout", "OutputLayout", "SingleOutputLayout", "decode_end2end_rows"]
+__all__ = [
+    "ALL_PAIRS",
+    "EndToEndLayout",
+    "OutputLayout",
+    "SingleOutputLayout",
+    "TopKLayout",
+    "decode_end2end_rows",
+    "one2one_select",
+]
+
+ALL_PAIRS = 2**31 - 1  # no cap on a multi-label decode's candidates before the one-to-one selection
 
 
 class OutputLayout(ABC):
@@ -257,3 +271,46 @@ def decode_end2end_rows(
         coefs=np.ascontiguousarray(rows[idx, 6:], dtype=np.float32),
         nonfinite=nonfinite,
     )
+
+
+def one2one_select(
+    candidates: Candidates, k: int, *, classes: Sequence[int] | None = None, nc: int, max_nms: int = 30000
+) -> Candidates:
+    """YOLO26's one-to-one selection on a multi-label decode's candidates (every (anchor, class) pair above the
+    threshold): the ``k`` anchors with the best scores, then their ``k`` best pairs (native
+    :func:`edgeseg.ops.nms.topk_pairs`), by score; then ``classes`` (as the end-to-end head's rows are
+    filtered) and at most ``max_nms``. These are the rows the in-graph top-k of an end-to-end export keeps above
+    the threshold: final detections, no NMS."""
+    picked = candidates.select(topk_pairs(candidates.anchors, candidates.scores, k))
+    keep = class_keep_mask(classes, nc)
+    if keep is not None:
+        picked = picked.select(keep[picked.class_ids].astype(bool))
+    return picked.select(slice(0, max_nms)) if len(picked) > max_nms else picked
+
+
+@dataclass(frozen=True)
+class TopKLayout(SingleOutputLayout):
+    """YOLO26's one-to-one head ending before its top-k: dense predictions [1, 4+nc+nm, N] (or [1, N, C]) from
+    the one-to-one branch (cx, cy, w, h, sigmoid scores, coefficients) and the prototypes. :meth:`decode`
+    selects as the graph would (:func:`one2one_select`, ``topk`` = the export's ``max_det``): no NMS."""
+
+    kind: ClassVar[str] = "one2one"
+    needs_nms: ClassVar[bool] = False
+
+    topk: int = 300
+
+    def decode(
+        self,
+        outputs: Sequence[np.ndarray],
+        *,
+        conf: float = 0.25,
+        classes: Sequence[int] | None = None,
+        multi_label: bool = False,
+        max_nms: int = 30000,
+    ) -> tuple[Candidates, np.ndarray]:
+        """The selected pairs above ``conf`` (``multi_label`` changes nothing: the selection is over pairs)."""
+        pairs, protos = super().decode(outputs, conf=conf, multi_label=True, max_nms=ALL_PAIRS)
+        return one2one_select(pairs, self.topk, classes=classes, nc=self.nc, max_nms=max_nms), protos
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "selection": f"one-to-one top {self.topk} in the core (no NMS)"}

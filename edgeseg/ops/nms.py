@@ -1,4 +1,5 @@
-"""Greedy non-maximum suppression (torchvision.ops.nms semantics), native."""
+"""Greedy non-maximum suppression (torchvision.ops.nms semantics) and YOLO26's NMS-free one-to-one selection
+(:func:`topk_pairs`), native."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from edgeseg.ops._native import core
 
-__all__ = ["nms"]
+__all__ = ["nms", "topk_pairs"]
 
 _I32 = np.iinfo(np.int32)
 
@@ -62,3 +63,24 @@ def nms(
             c = c.astype(np.int32)
         c = np.ascontiguousarray(c)
     return core.nms(b, s, c, float(iou), int(max_det))
+
+
+def topk_pairs(anchors: ArrayLike, scores: ArrayLike, k: int) -> NDArray[np.int64]:
+    """YOLO26's one-to-one selection (what its end-to-end head does in the graph), for (anchor, class) pairs:
+    the ``k`` anchors with the highest best score are kept (ties: lower anchor first), then the ``k``
+    highest-scoring pairs of those anchors (ties: input order). Returns int64 indices into the pairs, by score
+    descending. Pairs are typically a multi-label decode's candidates (every pair above the threshold), which
+    gives the end-to-end head's rows above that threshold."""
+    s = _floats(scores, "scores")
+    a = np.asarray(anchors)
+    if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"anchors must be a 1-D integer array, got {a.dtype} {a.shape}")
+    if s.shape != a.shape:
+        raise ValueError(f"scores must have shape {a.shape} to match anchors, got {s.shape}")
+    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if a.dtype != np.int32:
+        if a.size and (a.min() < _I32.min or a.max() > _I32.max):
+            raise ValueError("anchors must fit in int32")
+        a = a.astype(np.int32)
+    return core.topk_pairs(np.ascontiguousarray(a), s, int(k))

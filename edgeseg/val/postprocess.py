@@ -28,7 +28,7 @@ import numpy as np
 
 from ..opencv import require_cv2
 from ..ops.decode import Candidates, decode, drop_batch
-from ..ops.layouts import decode_end2end_rows
+from ..ops.layouts import decode_end2end_rows, one2one_select
 from ..ops.nms import nms
 
 __all__ = [
@@ -136,6 +136,7 @@ def postprocess(
     preds_layout: str = "auto",
     protos_layout: str = "chw",
     box_scale: tuple[float, float] = (1.0, 1.0),
+    topk: int | None = None,
 ) -> ValPredictions:
     """Decode + NMS + masks for one image, the way ``yolo val`` does it (see the module docstring).
 
@@ -145,6 +146,8 @@ def postprocess(
     coefficients): those above ``conf`` are kept, at most ``max_det``, without NMS (Ultralytics' ``nms=False``).
     ``protos``: [nm, mh, mw] ("chw") or [mh, mw, nm] ("hwc"), optional batch dim of 1.
     ``input_shape``: the model input (H, W) the image was letterboxed to.
+    ``topk``: dense predictions of YOLO26's one-to-one branch exported without its top-k: the end-to-end
+    selection of ``topk`` pairs (:func:`edgeseg.ops.layouts.one2one_select`) instead of NMS, at most ``max_det``.
     """
     p = _protos_chw(protos, protos_layout)
     mask_shape = p.shape[1:]
@@ -163,6 +166,8 @@ def postprocess(
     )
     if len(cands) == 0:
         return _with_masks(cands, p, input_shape, mask_shape)
+    if topk is not None:
+        return _with_masks(one2one_select(cands, topk, nc=nc, max_nms=max_det), p, input_shape, mask_shape)
     keep = nms(cands.boxes, cands.scores, cands.class_ids, iou=iou, max_det=max_det)
     return _with_masks(cands.select(keep), p, input_shape, mask_shape)
 

@@ -140,6 +140,7 @@ class _TorchRunner:
         self.backend_name = "torch"
         self.preds_layout = "e2e" if getattr(model, "end2end", False) else "cn"
         self.protos_layout, self.box_scale = "chw", (1.0, 1.0)
+        self.topk = None
         self.input_shape = None
 
     def infer(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -206,6 +207,7 @@ class _BackendRunner:
         self.stride = int(self.backend.metadata.stride)
         self.backend_name = self.backend.name
         self.preds_layout, self.protos_layout = layout.preds_layout, layout.protos_layout
+        self.topk = getattr(layout, "topk", None)  # YOLO26's one-to-one head without its in-graph top-k
         self.box_scale = tuple(layout.box_scale)
         self.input_shape = tuple(spec.shape)
 
@@ -459,6 +461,7 @@ def validate(
                     preds_layout=runner.preds_layout,
                     protos_layout=runner.protos_layout,
                     box_scale=runner.box_scale,
+                    topk=runner.topk,
                 )
                 nonfinite += pred.nonfinite
                 mask_shape = pred.masks.shape[1:]

@@ -62,8 +62,11 @@ def decode_split(
         qc = _hwc(cls[lv], hw, nc, cn)
         qm = _hwc(coef[lv], hw, nm, cn)
         b = _deq(qb, box_q[lv]).reshape(hw, 4, reg_max)
-        e = np.exp(b - b.max(-1, keepdims=True))
-        d = (e * np.arange(reg_max, dtype=np.float32)).sum(-1) / e.sum(-1)  # [hw, 4]
+        if reg_max == 1:  # YOLO26: the distances themselves
+            d = b[..., 0]
+        else:
+            e = np.exp(b - b.max(-1, keepdims=True))
+            d = (e * np.arange(reg_max, dtype=np.float32)).sum(-1) / e.sum(-1)  # [hw, 4]
         ay, ax = np.divmod(np.arange(hw), w)
         ax = ax.astype(np.float32) + 0.5
         ay = ay.astype(np.float32) + 0.5

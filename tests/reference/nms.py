@@ -35,3 +35,16 @@ def nms(boxes, scores, class_ids=None, *, iou=0.7, max_det=300):
         hit = (iou_one(boxes[i], boxes[rest]) > np.float32(iou)) & (cls[rest] == cls[i])
         suppressed[rest[hit]] = True
     return np.array(keep, dtype=np.int64)
+
+
+def topk_pairs(anchors, scores, k):
+    """YOLO26's one-to-one selection, as its head does it in the graph (torch's select_topk on the pairs)."""
+    anchors = np.asarray(anchors, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float32)
+    uniq = np.unique(anchors)
+    best = np.array([scores[anchors == u].max() for u in uniq], np.float32)
+    order = np.lexsort((uniq, -best))  # best score descending, then lower anchor
+    kept = set(uniq[order[:k]].tolist())
+    idx = np.array([i for i in range(len(anchors)) if anchors[i] in kept], np.int64)
+    idx = idx[np.argsort(-scores[idx], kind="stable")]
+    return idx[:k]
