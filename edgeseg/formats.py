@@ -91,7 +91,7 @@ class ModelFormat:
         return f"{stem}{tag}_{self.name}_model"
 
 
-_COMMON_EXPORT = frozenset({"imgsz", "output", "check_image"})
+_COMMON_EXPORT = frozenset({"imgsz", "output", "check_image", "head"})
 
 FORMATS: dict[str, ModelFormat] = {
     fmt.name: fmt

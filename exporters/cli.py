@@ -31,6 +31,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim")
     parser.add_argument(
+        "--head",
+        choices=("end2end", "one2one", "one2many"),
+        default=None,
+        help="YOLO26 models: end2end = the NMS-free head with its top-k in the graph (default where the format "
+        "holds it: onnx, openvino), one2one = the NMS-free head ending before the top-k, which edgeseg's core "
+        "makes (default for ncnn, tflite, edgetpu), one2many = the head that needs NMS (Ultralytics' default)",
+    )
+    parser.add_argument(
         "--int8",
         action="store_true",
         help="int8 post-training quantisation, calibrated on --data (formats that support it)",
@@ -78,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         f"{', simplified' if result.simplified else ''}"
     )
     print("  outputs " + "; ".join(f"{k} {list(v)}" for k, v in result.output_shapes.items()))
+    print(f"  head: {result.head}")
     print(f"  check against torch on {result.check_image}:")
     for name, diff in result.max_abs_diff.items():
         print(f"    {name}: max abs difference {diff:.3g}")
@@ -100,6 +109,7 @@ _OPTIONAL = {
     "fraction": "--fraction",
     "check_image": "--check-image",
     "output": "--output",
+    "head": "--head",
 }
 
 

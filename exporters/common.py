@@ -26,6 +26,7 @@ from edgeseg.version import __version__ as EDGESEG_VERSION
 
 __all__ = [
     "DYNAMIC_AXES",
+    "HEADS",
     "INPUT_NAME",
     "OUTPUT_NAMES",
     "ExportError",
@@ -40,6 +41,7 @@ __all__ = [
     "max_abs_diff",
     "metadata_strings",
     "normalise_imgsz",
+    "resolve_head",
     "torch_outputs",
 ]
 
@@ -55,6 +57,11 @@ DYNAMIC_AXES = {
 DEFAULT_IMGSZ = 640
 STRIDE = 32
 SUPPORTED_TASK = "segment"
+# Which head a YOLO26 export carries: "end2end" its one-to-one branch with the top-k selection in the graph
+# (rows [1, K, 6+nm], no NMS); "one2one" the same branch ending before the top-k (dense [1, 4+nc+nm, A]; the
+# runtime makes the selection, still no NMS: formats that cannot hold TopK/GatherElements); "one2many" the
+# other branch (NMS needed, Ultralytics' default export). YOLOv8/11 have the one-to-many head only.
+HEADS = ("end2end", "one2one", "one2many")
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -89,6 +96,7 @@ class ExportResult:
     output_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    head: str = "one2many"  # the head the file carries (HEADS); YOLO26 exports choose, v8/11 have one2many
 
     @property
     def size_mb(self) -> float:
@@ -112,6 +120,23 @@ class SourceModel:
     imgsz: Any = None  # the size the checkpoint was trained at, if known
     train_args: dict | None = None
     license: str | None = None
+    head: str = "one2many"  # one of HEADS: what the export carries (YOLO26 can carry any)
+
+    @property
+    def yolo26(self) -> bool:
+        return hasattr(self.model.head, "end2end")
+
+    @property
+    def needs_nms(self) -> bool:
+        return self.head == "one2many"
+
+    def head_summary(self) -> str:
+        """What the export's head is, in words (for results and reports)."""
+        return {
+            "end2end": "end-to-end one-to-one head, top-k selection in the graph (no NMS)",
+            "one2one": "one-to-one head ending before its top-k; edgeseg's core selects (no NMS)",
+            "one2many": "one-to-many head (NMS in the runtime)",
+        }[self.head]
 
     @property
     def pretty_name(self) -> str:
@@ -124,10 +149,27 @@ class SourceModel:
         return f"{self.model.arch}{self.model.scale}-seg"
 
 
-def load_source_model(model_path_or_module) -> SourceModel:
+def resolve_head(model, head: str | None, default: str = "end2end") -> str:
+    """The head an export of ``model`` carries: ``head`` if given (checked), else ``default`` for a YOLO26
+    model and "one2many" for YOLOv8/11 (which have no other)."""
+    yolo26 = hasattr(model.head, "end2end")
+    if head is None:
+        return default if yolo26 else "one2many"
+    if head not in HEADS:
+        raise ExportError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+    if not yolo26 and head != "one2many":
+        raise ExportError(
+            f"head={head!r} needs a YOLO26 model (its NMS-free one-to-one branch); {model.arch} has the "
+            "one-to-many head only"
+        )
+    return head
+
+
+def load_source_model(model_path_or_module, head: str | None = None, default_head: str = "end2end") -> SourceModel:
     """A checkpoint path (Ultralytics .pt or edgeseg's own) or a SegmentationModel -> fused fp32 copy.
 
-    The caller's module is never modified (it is deep-copied).
+    ``head`` (YOLO26 only; see :data:`HEADS`): which head the export carries, ``default_head`` when None (the
+    format's choice). The caller's module is never modified (it is deep-copied).
     """
     import torch
 
@@ -162,10 +204,20 @@ def load_source_model(model_path_or_module) -> SourceModel:
     model = model.float().cpu().eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    chosen = resolve_head(model, head, default_head)
+    if hasattr(model.head, "end2end"):  # before fuse(), which drops the branch not chosen
+        model.head.end2end = chosen != "one2many"
+        model.head.topk_in_graph = chosen == "end2end"
     model.fuse()
     _reset_anchor_cache(model)
     return SourceModel(
-        model=model, path=path, names=dict(model.names), imgsz=imgsz, train_args=train_args, license=license_
+        model=model,
+        path=path,
+        names=dict(model.names),
+        imgsz=imgsz,
+        train_args=train_args,
+        license=license_,
+        head=chosen,
     )
 
 
@@ -190,6 +242,9 @@ def build_metadata(
     """
     data = (source.train_args or {}).get("data")
     description = f"edgeseg {source.pretty_name} model" + (f" trained on {data}" if data else "")
+    extra: dict[str, Any] = {}
+    if source.head == "one2one":  # edgeseg's key: the runtime makes the top-k selection (no NMS)
+        extra["end2end_topk"] = int(source.model.head.max_det)
     return {
         "description": description,
         "author": "edgeseg",
@@ -199,13 +254,16 @@ def build_metadata(
         "docs": "https://github.com/edgeseg/edgeseg",
         "stride": int(max(float(s) for s in source.model.stride)),
         "task": SUPPORTED_TASK,
-        "head": "Segment",
+        "head": "Segment26" if source.yolo26 else "Segment",
         "batch": int(batch),
         "imgsz": [int(imgsz[0]), int(imgsz[1])],
         "names": {int(k): str(v) for k, v in source.names.items()},
         "args": dict(args or {}),
         "channels": 3,
-        "end2end": False,
+        # Ultralytics' key: rows [1, K, 6+nm] (no NMS). A "one2one" export stays False here so that Ultralytics
+        # (which knows no runtime selection) reads its dense output as it reads a one-to-many one, with NMS.
+        "end2end": source.head == "end2end",
+        **extra,
         "architecture": source.architecture,
         "edgeseg_version": EDGESEG_VERSION,
     }

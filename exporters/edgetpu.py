@@ -438,6 +438,7 @@ def export(
     simplify: bool = True,
     threads: int = 2,
     compiler: str | None = None,
+    head: str | None = None,
 ):
     """Full-int8 split-output TFLite export (:func:`edgeseg.exporters.tflite.export`; ``data`` is required),
     the static check, then edgetpu_compiler. Returns the ExportResult (path: the ``*_edgetpu.tflite``)
@@ -459,6 +460,7 @@ def export(
         check_image=check_image,
         simplify=simplify,
         threads=threads,
+        head=head,  # YOLO26: the one-to-one head without its top-k by default (the core selects, no NMS)
     )
     check = static_check(result.path)
     notes = [*list(result.notes), check.summary().splitlines()[0]]

@@ -98,6 +98,7 @@ def export(
     opset: int | None = None,
     data: Any = None,
     fraction: Any = None,
+    head: str | None = None,
 ) -> ExportResult:
     """Export a segmentation checkpoint (Ultralytics or edgeseg ``.pt``, or a SegmentationModel) to an
     ncnn model folder and verify it against the torch model.
@@ -113,6 +114,8 @@ def export(
         check_image: image path or BGR array for the verification (default: bus.jpg when available).
         dynamic, simplify, opset: ONNX options; only their defaults are accepted here.
         data, fraction: calibration options for int8 (ignored without int8, as in Ultralytics).
+        head: YOLO26 models: "one2one" (default: the NMS-free one-to-one branch ending before its top-k, which
+            edgeseg's core makes; ncnn has no TopK layer), or "one2many" (NMS); "end2end" is refused.
 
     Raises:
         ExportError: bad option, unsupported input, a missing package, or pnnx failed.
@@ -126,7 +129,12 @@ def export(
     yaml = _import_yaml()
     _check_runtime()
 
-    source = load_source_model(model_path_or_module)
+    if head == "end2end":
+        raise ExportError(
+            "head='end2end' needs a TopK layer, which ncnn does not have: export head='one2one' (the default for "
+            "YOLO26: the same NMS-free head, its top-k made by edgeseg's core) or head='one2many'"
+        )
+    source = load_source_model(model_path_or_module, head, default_head="one2one")
     destination = _destination(output, source)
     _check_replaceable(destination)
 
@@ -184,6 +192,7 @@ def export(
         output_shapes={name: tuple(int(d) for d in out.shape) for name, out in zip(OUTPUT_NAMES, exported)},
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
+        head=source.head,
     )
 
 

@@ -86,9 +86,15 @@ def export(
     simplify: bool = False,
     output: str | PathLike | None = None,
     check_image: Any = None,
+    head: str | None = None,
 ) -> ExportResult:
     """Export a segmentation checkpoint (path to an Ultralytics or edgeseg ``.pt``, or an
     :class:`edgeseg.nn.SegmentationModel`) to ONNX and verify it against the torch model.
+
+    A YOLO26 model is exported end to end by default (``head="end2end"``: its one-to-one branch and the top-k
+    selection in the graph, ``output0`` [1, K, 6+nm] of x1, y1, x2, y2, score, class, coefficients, no NMS, as
+    Ultralytics' ``nms=False``); ``head="one2many"`` gives Ultralytics' default layout (NMS needed) and
+    ``head="one2one"`` the one-to-one branch without the top-k (dense, the runtime selects).
 
     Args:
         imgsz: input size, int or (h, w), multiples of 32. With ``dynamic`` it is the size stored in
@@ -114,7 +120,7 @@ def export(
     ort = _import_onnxruntime()
     slim = _import_onnxslim() if simplify else None
 
-    source = load_source_model(model_path_or_module)
+    source = load_source_model(model_path_or_module, head)
     destination = _destination(output, source)
 
     module = _export_module(source.model, half=half, dynamic=dynamic)
@@ -127,12 +133,12 @@ def export(
         except Exception as exc:  # onnxslim raises assorted errors
             raise ExportError(f"onnxslim could not simplify the model: {exc}") from exc
     _rename_io(proto)
-    _set_output_shapes(proto, source.model, size, dynamic)
+    _set_output_shapes(proto, source.model, size, dynamic, end2end=source.head == "end2end")
     args = {
         "data": (source.train_args or {}).get("data"),
         "batch": 1,
         "half": half,
-        "nms": None,
+        "nms": False if not source.needs_nms else None,  # Ultralytics' spelling: False = NMS-free head
         "dynamic": dynamic,
         "simplify": simplify,
         "opset": opset,
@@ -171,6 +177,7 @@ def export(
         output_shapes={name: tuple(int(d) for d in out.shape) for name, out in zip(OUTPUT_NAMES, exported)},
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
+        head=source.head,
     )
 
 
@@ -315,20 +322,24 @@ def _rename_io(proto) -> None:
         node.output[:] = [renames.get(n, n) for n in node.output]
 
 
-def _set_output_shapes(proto, model, size, dynamic: bool) -> None:
+def _set_output_shapes(proto, model, size, dynamic: bool, end2end: bool = False) -> None:
     """Declare the output shapes as Ultralytics' files do: static channel counts, and Ultralytics'
     axis names for the dynamic axes (the tracer leaves a dynamic export's channel axis unknown, which
-    runtimes would then have to guess)."""
+    runtimes would then have to guess). An end-to-end head's rows: [1, K, 6+nm], K = min(max_det, anchors)."""
     head = model.model[-1]
     h, w = size
     anchors = sum((h // int(s)) * (w // int(s)) for s in head.level_strides)
     shapes = {
-        "output0": [1, 4 + head.nc + head.nm, anchors],
+        "output0": [1, min(int(head.max_det), anchors), 6 + head.nm]
+        if end2end
+        else [1, 4 + head.nc + head.nm, anchors],
         "output1": [1, head.nm, h // 4, w // 4],
     }
     for output in proto.graph.output:
         dims = shapes[output.name]
         axes = DYNAMIC_AXES[output.name] if dynamic else {}
+        if end2end and output.name == "output0":
+            axes = {0: "batch"}  # K rows whatever the input size (at most max_det)
         shape = output.type.tensor_type.shape
         del shape.dim[:]
         for axis, value in enumerate(dims):

@@ -125,6 +125,7 @@ def export(
     split: str = "train",
     output: str | PathLike | None = None,
     check_image: Any = None,
+    head: str | None = None,
 ) -> OpenVINOExportResult:
     """Export a segmentation checkpoint (``.pt`` path or :class:`edgeseg.nn.SegmentationModel`) to an
     OpenVINO IR folder and verify it.
@@ -140,6 +141,9 @@ def export(
             ``_int8_openvino_model/`` for int8); an existing folder not named ``*_openvino_model``
             receives ``<name>_openvino_model/`` inside it.
         check_image: image for the verification (default bus.jpg when available).
+        head: YOLO26 models: "end2end" (default: the one-to-one head with its top-k in the graph, no NMS),
+            "one2one" (the top-k made by the runtime) or "one2many" (NMS); see :data:`edgeseg.exporters.common.HEADS`.
+            int8 keeps the top-k and the score path in float with the rest of the decode.
 
     Raises:
         ExportError: a bad option, missing packages (names the ``edgeseg[export-openvino]`` extra).
@@ -167,7 +171,7 @@ def export(
 
         calibration = calibration_images(data, fraction=fraction, max_images=max_images, split=split)
 
-    source = load_source_model(model)
+    source = load_source_model(model, head)
     destination, stem = _destination(output, source, int8)
     blob, described = check_image_blob(check_image, size)
     reference = torch_outputs(source.model, blob)
@@ -176,7 +180,9 @@ def export(
         onnx_path = Path(work) / f"{stem}{FORMATS['onnx'].suffix}"
         from .onnx import export as export_onnx
 
-        export_onnx(source.model, imgsz=size, opset=ONNX_OPSET, output=onnx_path, check_image=check_image)
+        export_onnx(
+            source.model, imgsz=size, opset=ONNX_OPSET, output=onnx_path, check_image=check_image, head=source.head
+        )
         try:
             ov_model = ov.convert_model(fspath(onnx_path))
         except Exception as exc:  # openvino raises its own exception types
@@ -193,7 +199,7 @@ def export(
         "half": half,
         "int8": int8,
         "dynamic": False,
-        "nms": False,
+        "nms": False if not source.needs_nms else None,
         "data": fspath(data) if isinstance(data, (str, PathLike)) else None,
         "fraction": float(fraction) if int8 else None,
         "imgsz": list(size),
@@ -246,6 +252,7 @@ def export(
         xml=destination / f"{stem}{_XML}",
         calibration_images=len(calibration),
         ignored_nodes=ignored,
+        head=source.head,
     )
 
 

@@ -117,6 +117,7 @@ def export(
     opset: int = OPSET,
     threads: int = 2,
     silu_floor: float | None = SILU_FLOOR,
+    head: str | None = None,
 ) -> TFLiteExportResult:
     """Export a segmentation checkpoint (or SegmentationModel) to a .tflite file and check it.
 
@@ -135,6 +136,9 @@ def export(
         silu_floor: int8 only: cut the range of conv outputs that feed a SiLU to [-silu_floor, max]
             (:mod:`edgeseg.exporters.tflite_ranges`; about 1.2 mask mAP50-95 points on yolov8n-seg). None keeps
             the quantiser's calibration ranges as they are.
+        head: YOLO26 models: "one2one" (default: the NMS-free one-to-one branch ending before its top-k, which
+            edgeseg's core makes; the graph stays plain convolutions for the int8 quantiser and the Edge TPU) or
+            "one2many" (NMS); "end2end" (TopK in the graph) is refused.
 
     Raises:
         ExportError: bad option, missing package or failed conversion.
@@ -151,7 +155,12 @@ def export(
     torch, onnx, slim = _import_torch_onnx()
     _require_converter()
 
-    source = load_source_model(model_path_or_module)
+    if head == "end2end":
+        raise ExportError(
+            "head='end2end' (the top-k selection inside the graph) is not exported to TFLite: use head='one2one' "
+            "(the default for YOLO26: the same NMS-free head, its top-k made by edgeseg's core) or head='one2many'"
+        )
+    source = load_source_model(model_path_or_module, head, default_head="one2one")
     destination = _destination(output, source, precision, kind)
     images = calibration_images(data, fraction=fraction, indices=calib_indices) if precision == "int8" else []
 
@@ -186,7 +195,7 @@ def export(
         "half": precision == "fp16",
         "int8": precision == "int8",
         "fraction": fraction,
-        "nms": None,
+        "nms": False if not source.needs_nms else None,
         "dynamic": False,
     }
     metadata = build_metadata(source, imgsz=size, batch=1, args=args)
@@ -232,6 +241,7 @@ def export(
         notes=tuple(notes),
         precision=precision,
         outputs=kind,
+        head=source.head,
     )
     return result
 

@@ -53,16 +53,13 @@ class SplitOutputModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         head = self.model.head
+        box_t, cls_t, mask_t = head.inference_towers()  # YOLO26: the branch its end2end setting picks
         xs = self.model.head_inputs(x)
         outs = []
         for i in range(self.nl):
-            cls = (
-                torch.clamp(head.cv3[i](xs[i]), min=self.cls_floor)
-                if self.cls_floor is not None
-                else head.cv3[i](xs[i])
-            )
-            outs += [head.cv2[i](xs[i]), cls, head.cv4[i](xs[i])]
-        outs.append(head.proto(xs[0]))
+            cls = torch.clamp(cls_t[i](xs[i]), min=self.cls_floor) if self.cls_floor is not None else cls_t[i](xs[i])
+            outs += [box_t[i](xs[i]), cls, mask_t[i](xs[i])]
+        outs.append(head.prototypes(xs))
         return tuple(outs)
 
 
@@ -93,17 +90,21 @@ class NormalisedOutputModel(nn.Module):
 
     def forward(self, x: torch.Tensor):
         head = self.model.head
+        box_t, cls_t, mask_t = head.inference_towers()
         xs = self.model.head_inputs(x)
         boxes, scores, coefs = [], [], []
         for i in range(self.nl):
-            box = head.cv2[i](xs[i])
+            box = box_t[i](xs[i])
             b, _, gh, gw = box.shape
-            dist = (box.view(b, 4, self.reg_max, gh * gw).softmax(2) * self.bins).sum(2)  # [b, 4, HW] grid units
+            if self.reg_max == 1:  # YOLO26: the distances themselves
+                dist = box.view(b, 4, gh * gw)
+            else:
+                dist = (box.view(b, 4, self.reg_max, gh * gw).softmax(2) * self.bins).sum(2)  # [b, 4, HW] grid units
             norm, anchors = getattr(self, f"norm{i}"), getattr(self, f"anchors{i}")
             lt, rb = dist[:, :2] * norm, dist[:, 2:] * norm
             x1y1, x2y2 = anchors - lt, anchors + rb
             boxes.append(torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), 1))
-            scores.append(head.cv3[i](xs[i]).view(b, self.nc, gh * gw).sigmoid())
-            coefs.append(head.cv4[i](xs[i]).view(b, self.nm, gh * gw))
+            scores.append(cls_t[i](xs[i]).view(b, self.nc, gh * gw).sigmoid())
+            coefs.append(mask_t[i](xs[i]).view(b, self.nm, gh * gw))
         y = torch.cat((torch.cat(boxes, 2), torch.cat(scores, 2), torch.cat(coefs, 2)), 1)
-        return y, head.proto(xs[0])
+        return y, head.prototypes(xs)
