@@ -405,7 +405,7 @@ def test_param_groups_and_auto_optimizer():
     small = choose_optimizer("auto", 0.01, 0.937, nc=80, iterations=6)
     assert (small.name, small.lr, small.momentum) == ("AdamW", round(0.002 * 5 / 84, 6), 0.9)
     big = choose_optimizer("auto", 0.01, 0.937, nc=80, iterations=10001)
-    assert (big.name, big.lr, big.momentum) == ("SGD", 0.01, 0.9)
+    assert (big.name, big.lr, big.momentum) == ("MuSGD", 0.01, 0.9)  # Ultralytics 8.4
     assert choose_optimizer("adam", 0.003, 0.9, 2, 5).name == "Adam"
     opt = build_optimizer(model, choose_optimizer("SGD", 0.01, 0.937, 2, 5), decay=1e-3)
     assert [g["param_group"] for g in opt.param_groups] == ["bias", "weight", "bn"]

@@ -55,7 +55,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers", type=_non_negative_int, help="dataloader workers per process (default 8)")
     parser.add_argument(
-        "--optimizer", choices=["auto", "SGD", "Adam", "AdamW"], type=_optimizer_name, help="optimizer (default auto)"
+        "--optimizer",
+        choices=["auto", "SGD", "Adam", "AdamW", "MuSGD"],
+        type=_optimizer_name,
+        help="optimizer (default auto)",
     )
     parser.add_argument("--lr0", type=_positive_float, help="initial learning rate (default 0.01)")
     parser.add_argument("--lrf", type=_fraction, help="final lr as a fraction of lr0 (default 0.01)")
@@ -64,6 +67,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         type=_non_negative_float,
         metavar="N",
         help="warmup epochs (at least 100 iterations when > 0; default 3)",
+    )
+    parser.add_argument(
+        "--nbs",
+        type=positive_int,
+        metavar="N",
+        help="nominal batch size: gradients are summed over batches up to N images per optimizer step (default "
+        "64; set it to --batch for a step every batch, as short runs on small datasets want)",
     )
     parser.add_argument("--cos-lr", action="store_true", default=None, help="cosine lr schedule")
     parser.add_argument(
@@ -99,7 +109,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _optimizer_name(text: str) -> str:
-    return {"auto": "auto", "sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}.get(text.lower(), text)
+    return {"auto": "auto", "sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "musgd": "MuSGD"}.get(text.lower(), text)
 
 
 OPTION_KEYS = (
@@ -114,6 +124,7 @@ OPTION_KEYS = (
     "lr0",
     "lrf",
     "warmup_epochs",
+    "nbs",
     "cos_lr",
     "close_mosaic",
     "patience",

@@ -20,7 +20,7 @@ __all__ = ["AUG_KEYS", "OPTIMIZERS", "TrainConfig"]
 
 LOGGER = logging.getLogger("edgeseg.train")
 
-OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW")
+OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "MuSGD")
 # augmentation hyperparameters handed to the dataset (names as in Ultralytics and edgeseg.data.augment)
 AUG_KEYS = (
     "hsv_h",
@@ -52,7 +52,7 @@ class TrainConfig:
     patience: int = 100  # epochs without fitness improvement before stopping early
     fraction: float = 1.0  # fraction of the training images to use
     # optimiser
-    optimizer: str = "auto"  # auto, SGD, Adam, AdamW
+    optimizer: str = "auto"  # auto, SGD, Adam, AdamW, MuSGD
     lr0: float = 0.01
     lrf: float = 0.01  # final lr = lr0 * lrf
     momentum: float = 0.937  # SGD momentum / Adam beta1

@@ -188,8 +188,9 @@ def _predict_images(model, images: Sequence[np.ndarray], nc: int, conf: float, i
     finally:
         model.train(was_training)
     y, protos = y.float().cpu().numpy(), protos.float().cpu().numpy()
+    layout = "e2e" if getattr(model, "end2end", False) else "cn"  # YOLO26's NMS-free rows, else [4+nc+nm, A]
     for i, im in enumerate(images):
-        yield postprocess(y[i], protos[i], nc, im.shape[:2], conf=conf, iou=iou, max_det=100, preds_layout="cn")
+        yield postprocess(y[i], protos[i], nc, im.shape[:2], conf=conf, iou=iou, max_det=100, preds_layout=layout)
 
 
 def _draw(img: np.ndarray, pred, names) -> np.ndarray:

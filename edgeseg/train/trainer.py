@@ -103,6 +103,17 @@ def transfer_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -
     return len(matched), len(own)
 
 
+def _to_float(x: Any) -> Any:
+    """Every tensor in a (nested) training output as float32: the loss runs in fp32 under AMP."""
+    if isinstance(x, torch.Tensor):
+        return x.float()
+    if isinstance(x, dict):
+        return {k: _to_float(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_float(v) for v in x)
+    return x
+
+
 def _increment_dir(project: Path, name: str, exist_ok: bool) -> Path:
     path = project / name
     if exist_ok or not path.exists():
@@ -317,7 +328,9 @@ class Trainer:
 
     def _setup(self) -> dict:
         from edgeseg.data.dataset_yaml import load_dataset_yaml
+        from edgeseg.nn.head26 import Segment26Head
         from edgeseg.train.loss import SegmentationLoss
+        from edgeseg.train.loss26 import EndToEndSegLoss
 
         ckpt = self._load_resume() if self.cfg.resume else None
         cfg = self.cfg
@@ -403,9 +416,22 @@ class Trainer:
         self.amp = bool(cfg.amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         strides = [float(s) for s in self.model.stride.tolist()]
-        self.criterion = SegmentationLoss(
-            nc, strides=strides, box=cfg.box, cls=cfg.cls, dfl=cfg.dfl, overlap_mask=cfg.overlap_mask
-        )
+        self.criterion: Any
+        if isinstance(self.model.head, Segment26Head):  # both branches, their weights set per epoch
+            self.criterion = EndToEndSegLoss(
+                nc,
+                strides=strides,
+                epochs=cfg.epochs,
+                box=cfg.box,
+                cls=cfg.cls,
+                dfl=cfg.dfl,
+                overlap_mask=cfg.overlap_mask,
+            )
+        else:
+            self.criterion = SegmentationLoss(
+                nc, strides=strides, box=cfg.box, cls=cfg.cls, dfl=cfg.dfl, overlap_mask=cfg.overlap_mask
+            )
+        self.loss_names = tuple(getattr(self.criterion, "names", LOSS_NAMES))
         self.ema = ModelEMA(self.model) if dist.is_main else None
         self.train_model: nn.Module = self.model
         if dist.distributed:
@@ -666,11 +692,13 @@ class Trainer:
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
         self._reseed_data(epoch)
+        if hasattr(self.criterion, "set_epoch"):  # YOLO26: the branch weights of this epoch (resumes too)
+            self.criterion.set_epoch(epoch)
         if cfg.close_mosaic and 0 <= cfg.epochs - cfg.close_mosaic <= epoch and self.train_set.mosaic:
             LOGGER.info("Closing dataloader mosaic")
             self.train_set.close_mosaic()
         if dist.is_main and cfg.verbose:
-            LOGGER.info("\n%s", header(LOSS_NAMES))
+            LOGGER.info("\n%s", header(self.loss_names))
         bar = EpochProgress(nb, epoch, cfg.epochs, enabled=dist.is_main and cfg.verbose)
         tloss = None
         pending = 0
@@ -696,8 +724,7 @@ class Trainer:
                 with autocast:
                     preds = self.train_model(batch["img"])
                 if self.amp:  # the loss in fp32
-                    feats, coefs, protos = preds
-                    preds = ([f.float() for f in feats], coefs.float(), protos.float())
+                    preds = _to_float(preds)
                 loss, items = self.criterion(preds, batch)
                 if dist.distributed:
                     loss = loss * dist.world_size
@@ -746,7 +773,7 @@ class Trainer:
     def _end_epoch(self, epoch: int, tloss: torch.Tensor | None, lrs: list[float], seconds: float) -> bool:
         cfg = self.cfg
         final = epoch + 1 == cfg.epochs
-        losses = tloss.tolist() if tloss is not None else [float("nan")] * len(LOSS_NAMES)
+        losses = tloss.tolist() if tloss is not None else [float("nan")] * len(self.loss_names)
         metrics = {k: float("nan") for k in METRIC_KEYS}
         if cfg.val or final:
             val = self._validate()
@@ -764,7 +791,7 @@ class Trainer:
             if val is not None:
                 self.best_val = val
         row = {"epoch": epoch + 1, "time": round(self.time_offset + time.time() - self.train_start, 3)}
-        row.update({f"train/{n}": v for n, v in zip(LOSS_NAMES, losses)})
+        row.update({f"train/{n}": v for n, v in zip(self.loss_names, losses)})
         row.update(metrics)
         row["fitness"] = fitness
         row.update({f"lr/pg{j}": v for j, v in enumerate(lrs)})
