@@ -42,7 +42,15 @@ import numpy as np
 from .formats import FORMATS, PRECISIONS, format_named, guess_precision, is_checkpoint, model_size
 from .metadata import parse_imgsz
 
-__all__ = ["FORMAT_NAMES", "BenchmarkResult", "FormatResult", "benchmark", "parse_formats", "time_segmenter"]
+__all__ = [
+    "FORMAT_NAMES",
+    "BenchmarkResult",
+    "FormatResult",
+    "benchmark",
+    "head_kind",
+    "parse_formats",
+    "time_segmenter",
+]
 
 # every format edgeseg exports except the Edge TPU's (its compiler runs only on x86-64 Linux), then torch
 FORMAT_NAMES = (*(n for n, f in FORMATS.items() if f.exporter is not None and n != "edgetpu"), "torch")
@@ -69,6 +77,7 @@ class FormatResult:
     mask_map50_95: float | None = None
     box_map50: float | None = None
     mask_map50: float | None = None
+    head: str | None = None  # what follows the network: "nms", "end2end" (top-k in the graph) or "core top-k"
     error: str | None = None
 
     @property
@@ -162,6 +171,9 @@ class BenchmarkResult:
             "(pre+post: preprocess + postprocess as % of inference; cpu: process CPU time per image; "
             "mAP: mAP50-95 in %)"
         )
+        heads = [f"{r.name} {r.head}" for r in self.rows if r.error is None and r.head not in (None, "nms")]
+        if heads:  # YOLO26: which rows run without NMS, and where their top-k selection is made
+            lines.append("NMS-free heads: " + ", ".join(heads))
         lines.append(self.summary_line())
         return "\n".join(lines)
 
@@ -173,6 +185,14 @@ class BenchmarkResult:
         out["fastest"] = best.name if best else None
         out["summary"] = self.summary_line()
         return out
+
+
+def head_kind(layout: Any) -> str:
+    """ "nms" (a one-to-many head), "end2end" (top-k selection in the graph) or "core top-k" (a one-to-one head
+    exported without its top-k, which the native core makes)."""
+    if layout.needs_nms:
+        return "nms"
+    return "end2end" if layout.preds_layout == "e2e" else "core top-k"
 
 
 def _pct(v: float | None) -> str:
@@ -346,6 +366,7 @@ def benchmark(
                 t0 = time.perf_counter()
                 seg = Segmenter(path, imgsz=size if fmt == "torch" else None, conf=float(conf), **options)
                 row.load_s = time.perf_counter() - t0
+                row.head = head_kind(seg.backend.output_layout)
                 if fmt == _EXPORTED:
                     row.format, row.precision = seg.backend.name, guess_precision(path)
                 say(f"[{row.name}] timing {runs} runs ...")

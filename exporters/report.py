@@ -110,12 +110,15 @@ def _image(item) -> tuple[np.ndarray, str]:
 
 
 def _common_outputs(seg, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Raw outputs for ``image`` as (preds [C, N] with boxes in input pixels, protos [nm, h, w])."""
+    """Raw outputs for ``image`` as (predictions, protos [nm, h, w]): a dense head's predictions as [C, N] with
+    boxes in input pixels; an end-to-end head's rows as they are, [K, 6 + nm] (x1, y1, x2, y2, score, class,
+    coefficients)."""
     blob, _ = seg.preprocess(image)
     layout = seg.backend.output_layout
     preds, protos = layout.split(seg.backend.infer(blob))
     preds = np.asarray(preds, dtype=np.float32)
     protos = np.asarray(protos, dtype=np.float32)
+    rows = layout.preds_layout == "e2e"
     if layout.preds_layout == "nc":
         preds = preds.T
     if layout.protos_layout == "hwc":
@@ -123,11 +126,36 @@ def _common_outputs(seg, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     preds = np.array(preds, dtype=np.float32)  # a copy: box scaling must not touch the backend's buffer
     sx, sy = layout.box_scale
     if (sx, sy) != (1.0, 1.0):
-        preds[0] *= sx
-        preds[2] *= sx
-        preds[1] *= sy
-        preds[3] *= sy
+        if rows:
+            preds[:, [0, 2]] *= sx
+            preds[:, [1, 3]] *= sy
+        else:
+            preds[0] *= sx
+            preds[2] *= sx
+            preds[1] *= sy
+            preds[3] *= sy
     return preds, protos
+
+
+def _kind(seg) -> str:
+    """'rows' for an end-to-end head's final rows, 'dense' for per-anchor predictions."""
+    return "rows" if seg.backend.output_layout.preds_layout == "e2e" else "dense"
+
+
+def _match_rows(rows: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``rows`` reordered to follow ``ref``: each reference row takes the unused row of the same class with the
+    nearest box (rows of near-equal score may come in another order, which is not an error of the export)."""
+    if rows.shape != ref.shape or not len(ref):
+        return rows
+    free = np.ones(len(rows), bool)
+    order = np.empty(len(ref), np.int64)
+    for i in np.argsort(-ref[:, 4], kind="stable"):
+        cost = np.abs(rows[:, :4] - ref[i, :4]).sum(1) + np.abs(rows[:, 4] - ref[i, 4]) * 1e3
+        cost = np.where(free & (np.rint(rows[:, 5]) == np.rint(ref[i, 5])), cost, np.inf)
+        j = int(np.argmin(cost)) if np.isfinite(cost).any() else int(np.flatnonzero(free)[0])
+        order[i] = j
+        free[j] = False
+    return rows[order]
 
 
 def _diff_stats(a: np.ndarray, b: np.ndarray) -> dict:
@@ -138,14 +166,27 @@ def _diff_stats(a: np.ndarray, b: np.ndarray) -> dict:
     return {"max_abs": float(d.max()) if d.size else 0.0, "mean_abs": float(d.mean()) if d.size else 0.0}
 
 
-def _output_error(pairs: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]], nc: int) -> dict:
-    """Per output (and per part of the predictions), max/mean abs difference over all images."""
-    parts = {
-        "output0": lambda p: p,
-        "output0.boxes": lambda p: p[:4],
-        "output0.scores": lambda p: p[4 : 4 + nc],
-        "output0.mask_coefs": lambda p: p[4 + nc :],
-    }
+def _output_error(
+    pairs: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]], nc: int, kind: str = "dense"
+) -> dict:
+    """Per output (and per part of the predictions), max/mean abs difference over all images. ``kind`` "rows":
+    end-to-end rows [K, 6+nm] on both sides, compared row by row (both sorted by score)."""
+    if kind == "rows":
+        pairs = [((_match_rows(ep, rp), epr), (rp, rpr)) for (ep, epr), (rp, rpr) in pairs]
+        parts = {
+            "output0": lambda p: p,
+            "output0.boxes": lambda p: p[:, :4],
+            "output0.scores": lambda p: p[:, 4],
+            "output0.classes": lambda p: p[:, 5],
+            "output0.mask_coefs": lambda p: p[:, 6:],
+        }
+    else:
+        parts = {
+            "output0": lambda p: p,
+            "output0.boxes": lambda p: p[:4],
+            "output0.scores": lambda p: p[4 : 4 + nc],
+            "output0.mask_coefs": lambda p: p[4 + nc :],
+        }
     out: dict[str, dict] = {}
     for key, take in [*list(parts.items()), ("output1", None)]:
         maxes, sums, count = [], 0.0, 0
@@ -155,9 +196,7 @@ def _output_error(pairs: list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndar
             maxes.append(s["max_abs"])
             sums += s["mean_abs"] * a.size
             count += a.size
-        shape = list(pairs[0][0][0].shape if key.startswith("output0") else pairs[0][0][1].shape)
-        if key != "output0" and take is not None:  # a part of output0
-            shape = list(take(pairs[0][0][0]).shape)
+        shape = list(take(pairs[0][0][0]).shape) if take is not None else list(pairs[0][0][1].shape)
         out[key] = {"shape": shape, "max_abs": float(max(maxes)), "mean_abs": float(sums / max(count, 1))}
     return out
 
@@ -281,6 +320,12 @@ def build_report(
     loaded = [_image(item) for item in images]
     pairs, notes = [], []
     same_input = tuple(exp.input_spec.shape) == tuple(ref.input_spec.shape)
+    same_kind = _kind(exp) == _kind(ref)  # a YOLO26 export ending before its top-k gives dense outputs
+    if same_input and not same_kind:
+        notes.append(
+            f"raw predictions not compared: the export gives {_kind(exp)} predictions, the reference {_kind(ref)} "
+            "(a YOLO26 export that ends before its top-k, made by the core); prototypes compared"
+        )
     metrics = SegmentMetrics(names=ref.names)
     baseline = SegmentMetrics(names=ref.names)  # the reference against itself: the agreement ceiling
     n_ref_det = n_exp_det = 0
@@ -304,7 +349,12 @@ def build_report(
             f"reference {list(ref.input_spec.shape)})"
         )
     agreement, ceiling = metrics.compute(), baseline.compute()
-    output_error = _output_error(pairs, len(ref.names)) if pairs else None
+    output_error = None
+    if pairs and same_kind:
+        output_error = _output_error(pairs, len(ref.names), _kind(ref))
+    elif pairs:  # the prototypes alone (the predictions are of different kinds)
+        same_preds = [((ep, epr), (ep, rpr)) for (ep, epr), (_, rpr) in pairs]
+        output_error = {"output1": _output_error(same_preds, len(ref.names))["output1"]}
 
     timing_image = loaded[0][0]
     latency = {
@@ -400,7 +450,18 @@ def _describe_model(seg, path: Path, load_s: float, *, fmt: str | None, precisio
         "size_bytes": size,
         "size_mb": round(size / 1e6, 3),
         "load_s": round(load_s, 4),
+        "head": _head_of(seg),
     }
+
+
+def _head_of(seg) -> str:
+    """Which head the model carries, in words: what its detections go through after the network."""
+    layout = seg.backend.output_layout
+    if layout.needs_nms:
+        return "one-to-many (NMS)"
+    if layout.preds_layout == "e2e":
+        return "end-to-end (top-k in the graph, no NMS)"
+    return f"one-to-one, top-{getattr(layout, 'topk', '?')} selection in the core (no NMS)"
 
 
 def _warnings(report: dict, max_drop: float) -> list[str]:
@@ -441,6 +502,7 @@ def format_report(report: dict) -> str:
     lines = [
         f"Export report: {e['path']}",
         f"  reference: {r['path']} ({r['backend']}, input {'x'.join(map(str, r['input']))})",
+        f"  head: {e.get('head', '?')} (reference: {r.get('head', '?')})",
         (
             f"  images: {len(report['images'])} ({', '.join(Path(i).name for i in report['images'][:4])}"
             f"{', ...' if len(report['images']) > 4 else ''})"

@@ -151,3 +151,23 @@ def test_a_v8_model_has_no_other_head(tmp_path):
         export(str(v8), imgsz=64, output=tmp_path / "v8.onnx", head="end2end")
     with pytest.raises(ExportError, match="head must be one of"):
         export(str(CKPT), imgsz=64, output=tmp_path / "x.onnx", head="nms")
+
+
+def test_export_report_compares_rows_and_names_each_head(tmp_path):
+    from edgeseg.exporters.onnx import export
+    from edgeseg.exporters.report import build_report
+
+    images = sorted(VAL.glob("*.jpg"))[4:6]  # 000004.jpg, 000005.jpg: images with detections at conf 0.05
+    e2e = export(str(CKPT), imgsz=320, output=tmp_path / "e2e.onnx").path
+    report = build_report(e2e, CKPT, images=images, imgsz=320, runs=1, warmup=0)
+    err = report["output_error"]
+    assert err["output0"]["shape"] == [300, 38]
+    # rows matched by class and box before comparing (near-tied rows may come in another order)
+    assert err["output0.scores"]["max_abs"] < 1e-4 and err["output0.boxes"]["max_abs"] < 0.01
+    assert err["output0.classes"]["max_abs"] == 0
+    assert report["exported"]["head"].startswith("end-to-end") and report["reference"]["head"].startswith("end-to-end")
+    o2o = export(str(CKPT), imgsz=320, output=tmp_path / "o2o.onnx", head="one2one").path
+    report = build_report(o2o, CKPT, images=images, imgsz=320, runs=1, warmup=0)
+    assert list(report["output_error"]) == ["output1"] and report["output_error"]["output1"]["max_abs"] < 1e-3
+    assert "top-300 selection in the core" in report["exported"]["head"]
+    assert any("raw predictions not compared" in n for n in report["notes"])
