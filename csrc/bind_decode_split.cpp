@@ -72,7 +72,9 @@ void prepare(Prepared& p, const std::vector<py::array>& box, const std::vector<p
         SplitLevel L;
         L.h = sizes[i].first;
         L.w = sizes[i].second;
-        if (L.h < 1 || L.w < 1) fail("level sizes must be positive");
+        // Bounded so that h * w * 4 * reg_max cannot overflow (and wrap to the size of a small array).
+        if (L.h < 1 || L.w < 1 || L.h > (1 << 20) || L.w > (1 << 20))
+            fail("level sizes must be in 1..1048576, got " + std::to_string(L.h) + "x" + std::to_string(L.w));
         if (!(strides[i] > 0.0) || !std::isfinite(strides[i])) fail("strides must be positive");
         L.stride = static_cast<float>(strides[i]);
         const std::int64_t HW = L.h * L.w;

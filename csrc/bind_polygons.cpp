@@ -28,6 +28,7 @@ void bind_polygons(py::module_& m) {
             for (py::ssize_t i = 0; i < n; ++i) {
                 const int64_t w = int64_t(r[4 * i + 2]) - r[4 * i], h = int64_t(r[4 * i + 3]) - r[4 * i + 1];
                 if (w < 0 || h < 0) fail("rect " + std::to_string(i) + " has negative size");
+                if (w > (1 << 30) || h > (1 << 30)) fail("rect " + std::to_string(i) + " is implausibly large");
                 if (off[i] < 0 || off[i + 1] - off[i] != w * h || off[i + 1] > data.shape(0))
                     fail("offsets do not match rect " + std::to_string(i) + " and the data length");
             }
@@ -37,8 +38,8 @@ void bind_polygons(py::module_& m) {
                 py::gil_scoped_release release;
                 const uint8_t* d = data.data();
                 for (py::ssize_t i = 0; i < n; ++i) {
-                    auto cs = polygons::external_contours(d + off[i], r[4 * i + 3] - r[4 * i + 1],
-                                                          r[4 * i + 2] - r[4 * i], r[4 * i], r[4 * i + 1]);
+                    auto cs = polygons::external_contours(d + off[i], int(int64_t(r[4 * i + 3]) - r[4 * i + 1]),
+                                                          int(int64_t(r[4 * i + 2]) - r[4 * i]), r[4 * i], r[4 * i + 1]);
                     if (!all && cs.size() > 1) {
                         const int k = polygons::largest_contour(cs);
                         std::vector<polygons::Contour> one;

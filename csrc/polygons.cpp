@@ -8,6 +8,8 @@
 #include "polygons.hpp"
 
 #include <cstdlib>
+#include <limits>
+#include <stdexcept>
 
 namespace edgeseg {
 namespace polygons {
@@ -96,6 +98,12 @@ Contour follow(std::vector<uint8_t>& img, int stride, int64_t start, int sx, int
 std::vector<Contour> external_contours(const uint8_t* bits, int h, int w, int ox, int oy) {
     std::vector<Contour> out;
     if (h <= 0 || w <= 0) return out;
+    // Every emitted coordinate (x + ox in [ox, ox + w), likewise y) must be an int32; found by fuzzing
+    // (tests/fuzz/core/fuzz_polygons.cpp): a rect at x0 = 2^31 - 1 overflowed.
+    constexpr int64_t kMax = std::numeric_limits<int32_t>::max(), kMin = std::numeric_limits<int32_t>::min();
+    if (h > (1 << 30) || w > (1 << 30) || int64_t(ox) + w > kMax || int64_t(oy) + h > kMax || ox < kMin + 1 ||
+        oy < kMin + 1)
+        throw std::invalid_argument("bitmap offset and size do not fit 32-bit pixel coordinates");
     const int stride = w + 2, rows = h + 2;
     std::vector<uint8_t> img(size_t(stride) * rows, kBackground);
     bool any = false;

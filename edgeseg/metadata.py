@@ -20,6 +20,9 @@ from .errors import ModelLoadError, ModelOutputError
 
 SEGMENT_TASK = "segment"
 _KNOWN_KEYS = ("names", "imgsz", "stride", "task")
+# YOLO models have strides 8..64; a larger value is a damaged file (found by tests/fuzz/model_files.py: a
+# metadata.yaml with stride 4294967296 got as far as the input-size check).
+MAX_STRIDE = 1024
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,8 @@ class ModelMetadata:
         object.__setattr__(self, "names", names)
         if self.imgsz is not None:
             object.__setattr__(self, "imgsz", parse_imgsz(self.imgsz))
-        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride <= 0:
-            raise ValueError(f"stride must be a positive int, got {self.stride!r}")
+        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or not 0 < self.stride <= MAX_STRIDE:
+            raise ValueError(f"stride must be an int in 1..{MAX_STRIDE}, got {self.stride!r}")
 
     @property
     def nc(self) -> int:
