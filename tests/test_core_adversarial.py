@@ -69,8 +69,17 @@ def test_letterbox(img, th, tw, flags, stride, fill, layout, dtype, view, thread
 
 
 @SETTINGS
-@given(out=f32(shapes(1, 3, 40)), nc=INTS, conf=FLOATS, ml=st.booleans(), max_nms=INTS, cn=st.booleans(),
-       sx=FLOATS, sy=FLOATS, keep=st.none() | hnp.arrays(np.uint8, st.integers(0, 9)))
+@given(
+    out=f32(shapes(1, 3, 40)),
+    nc=INTS,
+    conf=FLOATS,
+    ml=st.booleans(),
+    max_nms=INTS,
+    cn=st.booleans(),
+    sx=FLOATS,
+    sy=FLOATS,
+    keep=st.none() | hnp.arrays(np.uint8, st.integers(0, 9)),
+)
 def test_decode(out, nc, conf, ml, max_nms, cn, sx, sy, keep):
     call(core.decode, out, nc, conf, ml, max_nms, keep, cn, sx, sy)
 
@@ -102,14 +111,21 @@ def test_masks(data, hwc, threads, geo):
 
 def _mask_set(data):
     n = data.draw(st.integers(0, 4))
-    rects = data.draw(hnp.arrays(np.int32, st.sampled_from([(n, 4), (n, 3)]), elements=st.one_of(
-        st.integers(-5, 20), st.sampled_from([2**31 - 1, -(2**31), 2**30, -(2**30)]))))
+    rects = data.draw(
+        hnp.arrays(
+            np.int32,
+            st.sampled_from([(n, 4), (n, 3)]),
+            elements=st.one_of(st.integers(-5, 20), st.sampled_from([2**31 - 1, -(2**31), 2**30, -(2**30)])),
+        )
+    )
     nbytes = data.draw(st.integers(0, 400))
     bits = data.draw(hnp.arrays(np.uint8, (nbytes,)))
-    offsets = data.draw(st.one_of(
-        hnp.arrays(np.int64, st.sampled_from([(n + 1,), (n,)]), elements=st.integers(-5, 450)),
-        st.just(np.array([0] + [min(nbytes, 10 * i) for i in range(1, n + 1)], np.int64)),
-    ))
+    offsets = data.draw(
+        st.one_of(
+            hnp.arrays(np.int64, st.sampled_from([(n + 1,), (n,)]), elements=st.integers(-5, 450)),
+            st.just(np.array([0] + [min(nbytes, 10 * i) for i in range(1, n + 1)], np.int64)),
+        )
+    )
     return n, rects, bits, offsets
 
 
@@ -123,9 +139,16 @@ def test_polygons_and_mask_rows(data, all_):
 
 
 @SETTINGS
-@given(data=st.data(), levels=st.integers(0, 3), nc=st.integers(-1, 4), nm=st.integers(-1, 3),
-       reg_max=st.sampled_from([0, 1, 2, 16, 1025]), cn=st.booleans(), conf=FLOATS,
-       dtype=st.sampled_from([np.float32, np.int8, np.uint8]))
+@given(
+    data=st.data(),
+    levels=st.integers(0, 3),
+    nc=st.integers(-1, 4),
+    nm=st.integers(-1, 3),
+    reg_max=st.sampled_from([0, 1, 2, 16, 1025]),
+    cn=st.booleans(),
+    conf=FLOATS,
+    dtype=st.sampled_from([np.float32, np.int8, np.uint8]),
+)
 def test_decode_split(data, levels, nc, nm, reg_max, cn, conf, dtype):
     sizes = [data.draw(st.tuples(st.integers(0, 4), st.integers(0, 4))) for _ in range(levels)]
     if data.draw(st.booleans()) and sizes:
@@ -152,8 +175,12 @@ def test_decode_split(data, levels, nc, nm, reg_max, cn, conf, dtype):
 
 
 @SETTINGS
-@given(q=hnp.arrays(st.sampled_from([np.int8, np.uint8, np.int16]), shapes(0, 3, 20)), scale=FLOATS, zp=FLOATS,
-       transpose=st.booleans())
+@given(
+    q=hnp.arrays(st.sampled_from([np.int8, np.uint8, np.int16]), shapes(0, 3, 20)),
+    scale=FLOATS,
+    zp=FLOATS,
+    transpose=st.booleans(),
+)
 def test_dequantize(q, scale, zp, transpose):
     call(core.dequantize, q.T if transpose else q, scale, zp)
 
@@ -200,5 +227,6 @@ def test_decode_split_level_sizes_that_overflow_are_rejected(size):
     """h * w * 4 * reg_max could overflow int64 and wrap to the size of a small array."""
     one = [np.zeros(1, np.float32)]
     with pytest.raises(ValueError, match="level sizes"):
-        core.decode_split(one, one, one, [(1.0, 0)], [(1.0, 0)], [(1.0, 0)], [size], [8.0], 1, 0, 1, False,
-                          0.25, False, 300)
+        core.decode_split(
+            one, one, one, [(1.0, 0)], [(1.0, 0)], [(1.0, 0)], [size], [8.0], 1, 0, 1, False, 0.25, False, 300
+        )

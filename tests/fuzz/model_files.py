@@ -17,6 +17,7 @@ Prints a table of mutants and outcomes per format, and a one-line summary last.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -78,7 +79,7 @@ def mutate(data: bytes, rng: random.Random, text: bool) -> tuple[bytes, str]:
     if op == "header" and n >= 8:
         width = rng.choice([4, 8])
         at = rng.randrange(min(n - width, 512) + 1) if rng.random() < 0.7 else rng.randrange(n - width + 1)
-        value = rng.choice(INTERESTING + [n, 2 * n, rng.getrandbits(32)]) % (1 << (8 * width))
+        value = rng.choice([*INTERESTING, n, 2 * n, rng.getrandbits(32)]) % (1 << (8 * width))
         b[at : at + width] = value.to_bytes(width, "little")
         return bytes(b), f"header: {width}-byte field at {at} = {value:#x}"
     if text:
@@ -90,7 +91,7 @@ def mutate(data: bytes, rng: random.Random, text: bool) -> tuple[bytes, str]:
         if op == "line-del":
             del lines[i]
             return b"\n".join(lines), f"line {i + 1} deleted"
-        numbers = [m for m in re.finditer(rb"-?\d+(\.\d+)?", data)]
+        numbers = list(re.finditer(rb"-?\d+(\.\d+)?", data))
         if numbers:
             m = rng.choice(numbers)
             new = rng.choice([b"0", b"-1", b"999999999999", b"-2147483648", b"4294967296", b"nan", b"1e308", b"-0"])
@@ -140,10 +141,8 @@ class Worker:
 
     def stop(self) -> None:
         if self.proc is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.proc.wait()
             self.proc = None
         if self.answers is not None:
@@ -346,17 +345,24 @@ def main(argv: list[str] | None = None) -> int:
                         f"replay: echo '{json.dumps({'kind': run_seed.kind, 'path': str(opened), 'options': run_seed.options})}'"
                         f" | python {WORKER} 1\n\n{answer.get('traceback', '')}"
                     )
-                    print(f"FINDING {name} #{t.mutants} {outcome}: {answer.get('type', '')} "
-                          f"{answer.get('message', '')[:160]} ({what}) -> {keep}", flush=True)
+                    print(
+                        f"FINDING {name} #{t.mutants} {outcome}: {answer.get('type', '')} "
+                        f"{answer.get('message', '')[:160]} ({what}) -> {keep}",
+                        flush=True,
+                    )
     finally:
         worker.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"{'format':<10} {'mutants':>8} {'results':>8} {'errors':>7} {'crashes':>8} {'hangs':>6} {'uncaught':>9}  error types")
+    print(
+        f"{'format':<10} {'mutants':>8} {'results':>8} {'errors':>7} {'crashes':>8} {'hangs':>6} {'uncaught':>9}  error types"
+    )
     for name in names:
         t = tallies[name]
         o = t.outcomes
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(t.errors.items(), key=lambda kv: -kv[1]))
-        print(f"{name:<10} {t.mutants:>8} {o['result']:>8} {o['error']:>7} {o['crash']:>8} {o['hang']:>6} {o['uncaught']:>9}  {kinds}")
+        print(
+            f"{name:<10} {t.mutants:>8} {o['result']:>8} {o['error']:>7} {o['crash']:>8} {o['hang']:>6} {o['uncaught']:>9}  {kinds}"
+        )
     for note in notes:
         print(note)
     total = sum(t.mutants for t in tallies.values())
@@ -364,8 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     hangs = sum(t.outcomes["hang"] for t in tallies.values())
     uncaught = sum(t.outcomes["uncaught"] for t in tallies.values())
     per = ", ".join(f"{n} {tallies[n].mutants}" for n in names)
-    print(f"model-file fuzz: {total} mutants ({per}); crashes {crashes}, hangs {hangs}, uncaught {uncaught}"
-          + (f"; findings in {artifacts}" if findings else ""))
+    print(
+        f"model-file fuzz: {total} mutants ({per}); crashes {crashes}, hangs {hangs}, uncaught {uncaught}"
+        + (f"; findings in {artifacts}" if findings else "")
+    )
     return 1 if findings else 0
 
 
